@@ -1,0 +1,208 @@
+"""``python -m crawler``: a thin shell around :class:`Crawler` for a terminal user.
+
+Only here do we touch process-wide things: logging output, the SIGINT handler, exit codes.
+Ctrl-C once stops scheduling and lets requests in flight finish (every item is flushed, the
+summary printed, exit 130); twice cancels at once, still with every written item whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import inspect
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ._crawler import Crawler
+from ._exceptions import SettingsError, SpiderLoadError
+from ._log import STDLIB_LOGGER
+from ._settings import Settings
+from ._spider import Spider
+from ._stats import CrawlStats
+from ._version import __version__
+
+__all__ = ["load_spider_class", "main"]
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m crawler", description="Run crawler spiders.")
+    parser.add_argument("--version", action="version", version=f"crawler {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="run the spider in a Python file")
+    run.add_argument("spider_file", help="a .py file defining a Spider subclass")
+    out = run.add_mutually_exclusive_group()
+    out.add_argument("-o", "--output", metavar="FILE", help="append items to FILE (.jsonl or .csv)")
+    out.add_argument("-O", "--overwrite-output", metavar="FILE", help="write items to FILE, replacing it")
+    run.add_argument("-a", dest="spider_args", action="append", default=[], metavar="NAME=VALUE",
+                     help="spider argument, set as an attribute of the spider")
+    run.add_argument("-s", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                     help="setting override; the value is JSON if it parses, else a string")
+    run.add_argument("--spider", metavar="NAME", help="which spider, when the file defines several")
+    run.add_argument("--log-level", default="INFO", type=str.upper,
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+    run.add_argument("--log-format", choices=["console", "json"], default=None,
+                     help="default: console on a terminal, json otherwise")
+    run.add_argument("--stats", metavar="FILE", help="write the final stats as JSON to FILE")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        spider_cls = load_spider_class(args.spider_file, args.spider)
+        spider = spider_cls(**dict(_pair(a, "-a") for a in args.spider_args))
+        overrides = dict(Settings.parse_assignment(s) for s in args.settings)
+        exporters = _exporters(args)
+        crawler = Crawler(spider, overrides, exporters=exporters)
+    except (SpiderLoadError, SettingsError, ValueError) as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _configure_logging(args.log_level, args.log_format)
+    interrupted = asyncio.run(_run(crawler))
+    stats = crawler.statistics()
+    if args.stats:
+        Path(args.stats).write_text(json.dumps(stats.as_dict(), indent=2) + "\n")
+    print(summary(stats), file=sys.stderr)
+    return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _pair(text: str, flag: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"{flag} expects NAME=VALUE, got {text!r}")
+    return name.strip(), value
+
+
+
+
+def _exporters(args: argparse.Namespace) -> list[Any]:
+    path = args.output or args.overwrite_output
+    if not path:
+        return []
+    from crawler_plugins.exporters import exporter_for
+
+    return [exporter_for(path, overwrite=bool(args.overwrite_output))]
+
+
+def load_spider_class(path: str, name: str | None = None) -> type[Spider]:
+    """The Spider subclass defined in the file at ``path`` (chosen by ``name`` if several)."""
+    file = Path(path)
+    if not file.is_file():
+        raise SpiderLoadError(f"spider file not found: {path}")
+    module_name = f"_crawler_spider_{file.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise SpiderLoadError(f"cannot load {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(file.resolve().parent))
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise SpiderLoadError(f"cannot load {path}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        sys.path.pop(0)
+    spiders = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, Spider) and obj is not Spider and obj.__module__ == module_name
+    ]
+    if not spiders:
+        raise SpiderLoadError(f"no Spider subclass in {path}")
+    if name is not None:
+        chosen = [s for s in spiders if name in (s.name, s.__name__)]
+        if not chosen:
+            names = ", ".join(s.name or s.__name__ for s in spiders)
+            raise SpiderLoadError(f"no spider named {name!r} in {path} (found: {names})")
+        return chosen[0]
+    if len(spiders) > 1:
+        names = ", ".join(s.name or s.__name__ for s in spiders)
+        raise SpiderLoadError(f"{path} defines several spiders ({names}): choose one with --spider NAME")
+    return spiders[0]
+
+
+async def _run(crawler: Crawler) -> bool:
+    """Run the crawl with Ctrl-C handling; True if it was interrupted."""
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    interrupts = 0
+    async with asyncio.TaskGroup() as tasks:
+        crawl = tasks.create_task(crawler.run())
+
+        async def stop_when_asked() -> None:
+            await stop_requested.wait()
+            await crawler.stop()
+
+        watcher = tasks.create_task(stop_when_asked())
+        crawl.add_done_callback(lambda _: watcher.cancel())
+
+        def on_sigint() -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts == 1:
+                print("\nstopping: finishing requests in flight (Ctrl-C again to stop now)", file=sys.stderr)
+                stop_requested.set()
+            else:
+                crawl.cancel()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            await asyncio.wait([crawl])
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+    return interrupts > 0
+
+
+def _configure_logging(level: str, fmt: str | None) -> None:
+    if fmt is None:
+        fmt = "console" if sys.stderr.isatty() else "json"
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso"),
+                structlog.stdlib.ExtraAdder(),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    STDLIB_LOGGER.handlers[:] = [handler]
+    STDLIB_LOGGER.setLevel(level)
+    STDLIB_LOGGER.propagate = False
+
+
+def summary(stats: CrawlStats) -> str:
+    """A short human summary of a finished crawl."""
+    lines = [
+        f"crawl {stats.close_reason}: {stats.pages} pages, {stats.items} items in {stats.elapsed_s:.1f}s "
+        f"({stats.pages_per_second:.1f} pages/s), {stats.requests} requests, {stats.retries} retries"
+    ]
+    if stats.failures:
+        lines.append("failures: " + ", ".join(f"{k}={v}" for k, v in sorted(stats.failures.items())))
+    if stats.filtered:
+        lines.append("filtered: " + ", ".join(f"{k}={v}" for k, v in sorted(stats.filtered.items())))
+    if stats.items_dropped:
+        lines.append("items dropped: " + ", ".join(f"{k}={v}" for k, v in sorted(stats.items_dropped.items())))
+    if stats.callback_errors:
+        lines.append(f"callback errors: {stats.callback_errors}")
+    return "\n".join(lines)

@@ -1,0 +1,369 @@
+"""The Crawler: runs one spider's crawl inside the caller's event loop.
+
+It owns everything the crawl opens (the HTTP session unless one was passed in, the item
+pipelines and exporters, every task, in one ``TaskGroup``) and closes it all on the way out,
+whether the crawl finished, was stopped, or its task was cancelled. It installs no signal
+handlers and configures no logging: that is the CLI's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+
+from ._downloader import Downloader
+from ._exceptions import CrawlStateError, DropItem, IgnoreRequest, RequestFailed
+from ._failure import Failure
+from ._frontier import Frontier
+from ._log import debug_enabled, get_logger
+from ._middleware import DefaultHeadersMiddleware, Middleware, MiddlewareChain
+from ._pipeline import ItemPipeline, is_item
+from ._request import Request
+from ._response import Response
+from ._retry import RetryMiddleware
+from ._settings import Settings
+from ._spider import Spider
+from ._stats import CrawlStats, StatsCollector
+
+__all__ = ["Crawler"]
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_END = object()  # end-of-stream marker for items() subscribers
+
+
+class Crawler:
+    """Run ``spider`` with ``settings`` (a :class:`Settings` or a mapping of overrides).
+
+    Settings layer as: defaults < ``spider.settings`` < ``settings``. ``session`` lets a host
+    program share its own ``aiohttp.ClientSession`` (then the crawler does not close it).
+    ``pipelines`` run after the spider's own; ``exporters`` (pipelines too) run last.
+
+    A Crawler runs once: ``await crawler.run()`` returns the final :class:`CrawlStats`.
+    """
+
+    def __init__(
+        self,
+        spider: Spider,
+        settings: Settings | Mapping[str, Any] | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        middlewares: Sequence[Middleware] = (),
+        pipelines: Sequence[ItemPipeline] = (),
+        exporters: Sequence[ItemPipeline] = (),
+    ) -> None:
+        self.spider = spider
+        self.settings = Settings().merge(spider.settings).merge(settings)
+        self._session = session
+        self._extra_middlewares = (*spider.middlewares, *middlewares)
+        self._pipelines: tuple[ItemPipeline, ...] = (*spider.pipelines, *pipelines, *exporters)
+        for pipeline in self._pipelines:
+            if not isinstance(pipeline, ItemPipeline):
+                raise TypeError(
+                    f"{pipeline!r} is not an item pipeline: it needs async open, process_item "
+                    "and close (subclass crawler.Pipeline)"
+                )
+        self._stats = StatsCollector()
+        self._log = get_logger(spider=spider.name)
+        self._state = "new"  # new -> running -> closed
+        self._subscribers: list[asyncio.Queue[Any]] = []
+        self._frontier: Frontier | None = None
+        self._downloader: Downloader | None = None
+        self._items_accepted = 0
+
+    # -- public API ------------------------------------------------------------------------
+
+    def statistics(self) -> CrawlStats:
+        """A frozen snapshot of the counters, at any time during or after the crawl."""
+        return self._stats.snapshot()
+
+    async def items(self) -> AsyncIterator[Any]:
+        """Stream items as they are produced, from now until the crawl ends."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        if self._state == "closed":
+            return
+        self._subscribers.append(queue)
+        try:
+            while (item := await queue.get()) is not _END:
+                yield item
+        finally:
+            self._subscribers.remove(queue)
+
+    async def stop(self) -> None:
+        """Stop scheduling; requests in flight finish, queued ones are recorded as ``stopped``."""
+        if self._frontier is not None:
+            self._frontier.close("stopped")
+
+    async def run(self) -> CrawlStats:
+        if self._state != "new":
+            raise CrawlStateError("a Crawler runs once; make a new one for another crawl")
+        self._state = "running"
+        self._stats.start()
+        loop = asyncio.get_running_loop()
+        self._frontier = frontier = Frontier(
+            self.settings, self._stats, allowed_domains=self.spider.allowed_domains, clock=loop.time
+        )
+        self._downloader = Downloader(self.settings, self._session)
+        self._chain = MiddlewareChain(
+            [
+                DefaultHeadersMiddleware({"User-Agent": self.settings.user_agent}),
+                RetryMiddleware(self.settings, pause_domain=frontier.pause, clock=loop.time),
+                *self._extra_middlewares,
+            ]
+        )
+        self._log.info("crawl_started", settings=self.settings.explicit() or None)
+        reason = "finished"
+        opened: list[ItemPipeline] = []
+        try:
+            await self._downloader.open()
+            for pipeline in self._pipelines:
+                await pipeline.open(self.spider)
+                opened.append(pipeline)
+            await self.spider.opened()
+            async with asyncio.TaskGroup() as tasks:
+                frontier.hold()
+                tasks.create_task(self._feed_start_requests())
+                await self._dispatch(tasks)
+            reason = frontier.close_reason or "finished"
+        except asyncio.CancelledError:
+            reason = "cancelled"
+            raise
+        except BaseException:
+            reason = "error"
+            raise
+        finally:
+            await self._finish(reason, opened)
+        return self._stats.snapshot()
+
+    async def aclose(self) -> None:
+        """Stop the crawl if it runs; safe to call twice."""
+        await self.stop()
+
+    async def __aenter__(self) -> Crawler:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- the crawl -------------------------------------------------------------------------
+
+    async def _feed_start_requests(self) -> None:
+        frontier = self._frontier
+        assert frontier is not None
+        try:
+            async for request in self.spider.start():
+                if frontier.closed:
+                    break
+                if isinstance(request, Request):
+                    frontier.add(request)
+                else:
+                    self._log.error("bad_start_request", reason=f"not a Request: {request!r}"[:200])
+        except Exception as exc:
+            self._stats.callback_errors += 1
+            self._log.error("start_requests_error", reason=repr(exc), exc_info=exc)
+        finally:
+            frontier.release()
+
+    async def _dispatch(self, tasks: asyncio.TaskGroup) -> None:
+        frontier = self._frontier
+        assert frontier is not None
+        slots = asyncio.Semaphore(self.settings.concurrency)
+        while True:
+            await slots.acquire()
+            request = await frontier.next()
+            if request is None:
+                slots.release()
+                return
+            frontier.hold()
+            tasks.create_task(self._process(request, slots))
+
+    async def _process(self, request: Request, slots: asyncio.Semaphore) -> None:
+        frontier = self._frontier
+        assert frontier is not None
+        try:
+            try:
+                outcome = await self._download(request)
+            finally:
+                frontier.download_done(request)
+            if isinstance(outcome, Request):
+                if outcome.redirects > request.redirects:
+                    self._stats.redirected += 1
+                    frontier.refund_page()
+                    frontier.add(outcome)
+                else:
+                    self._stats.retries += 1
+                    frontier.requeue(outcome)
+            elif isinstance(outcome, Failure):
+                frontier.refund_page()
+                self._stats.failed(request, outcome.reason, error=_describe(outcome.exception))
+                if request.errback is not None:
+                    await self._run_callback(request.errback, outcome, request, None)
+            else:
+                self._stats.pages += 1
+                callback = request.callback or self.spider.parse
+                await self._run_callback(callback, outcome, request, outcome)
+        finally:
+            frontier.release()
+            slots.release()
+
+    async def _download(self, request: Request) -> Request | Response | Failure:
+        """One attempt: middlewares, the download, and the verdict on what came back."""
+        downloader = self._downloader
+        assert downloader is not None
+        chain = self._chain
+        started = time.monotonic()
+        try:
+            try:
+                sent = await chain.process_request(request)
+            except IgnoreRequest as exc:
+                return Failure(request, exc.reason, exc)
+            if isinstance(sent, Response):
+                response = sent
+            else:
+                request = sent
+                self._stats.requests += 1
+                response = await downloader.fetch(request)
+                self._stats.bytes += len(response.body)
+                self._stats.responses[response.status] += 1
+                if debug_enabled():
+                    self._log.debug(
+                        "response",
+                        url=request.url,
+                        domain=request.domain,
+                        status=response.status,
+                        attempt=request.attempt,
+                        elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+                    )
+            result = await chain.process_response(request, response)
+        except RequestFailed as exc:
+            try:
+                handled = await chain.process_exception(request, exc)
+            except RequestFailed as final:
+                return Failure(request, final.reason, final)
+            return handled if handled is not None else Failure(request, exc.reason, exc)
+        if isinstance(result, Request):
+            return result
+        return self._judge(request, result)
+
+    def _judge(self, request: Request, response: Response) -> Request | Response | Failure:
+        status = response.status
+        if status in self.settings.handle_statuses or 200 <= status < 300:
+            return response
+        if status in _REDIRECT_STATUSES and "Location" in response.headers:
+            return self._redirect(request, response)
+        return Failure(request, f"http_{status}", response=response)
+
+    def _redirect(self, request: Request, response: Response) -> Request | Failure:
+        if request.redirects >= self.settings.max_redirects:
+            return Failure(request, "max_redirects", response=response)
+        target = response.urljoin(response.headers["Location"])
+        method, body = request.method, request.body
+        if response.status in (301, 302, 303) and method != "HEAD":
+            method, body = "GET", None
+        hop = request.replace(url=target, method=method, body=body, redirects=request.redirects + 1, attempt=1)
+        hop.meta.setdefault("redirect_urls", []).append(request.url)
+        return hop
+
+    async def _run_callback(
+        self, callback: Any, argument: Response | Failure, request: Request, response: Response | None
+    ) -> None:
+        frontier = self._frontier
+        assert frontier is not None
+        try:
+            result = callback(argument, **request.cb_kwargs)
+            if inspect.isasyncgen(result):
+                async for output in result:
+                    await self._handle_output(output, request, response)
+                return
+            if inspect.isawaitable(result):
+                result = await result
+            if result is None:
+                return
+            for output in result:
+                await self._handle_output(output, request, response)
+        except Exception as exc:
+            self._stats.callback_errors += 1
+            self._log.error(
+                "callback_error",
+                url=request.url,
+                callback=getattr(callback, "__qualname__", repr(callback)),
+                reason=f"{type(exc).__name__}: {exc}",
+                exc_info=exc,
+            )
+
+    async def _handle_output(self, output: Any, request: Request, response: Response | None) -> None:
+        if isinstance(output, Request):
+            output.depth = request.depth + 1
+            self._frontier.add(output)  # type: ignore[union-attr]
+        elif is_item(output):
+            await self._process_item(output)
+        elif output is not None:
+            self._stats.callback_errors += 1
+            self._log.error(
+                "bad_callback_output",
+                url=request.url,
+                reason=f"neither an item nor a Request: {type(output).__name__}",
+            )
+
+    async def _process_item(self, item: Any) -> None:
+        max_items = self.settings.max_items
+        if max_items is not None:
+            if self._items_accepted >= max_items:
+                self._stats.items_dropped["max_items"] += 1
+                return
+            self._items_accepted += 1
+        try:
+            for pipeline in self._pipelines:
+                item = await pipeline.process_item(item, self.spider)
+        except DropItem as exc:
+            self._items_accepted -= 1
+            reason = str(exc) or "dropped"
+            self._stats.items_dropped[reason] += 1
+            self._log.debug("item_dropped", reason=reason)
+            return
+        self._stats.items += 1
+        for queue in self._subscribers:
+            queue.put_nowait(item)
+        if max_items is not None and self._stats.items >= max_items:
+            self._frontier.close("max_items")  # type: ignore[union-attr]
+
+    async def _finish(self, reason: str, opened: list[ItemPipeline]) -> None:
+        """Close everything the crawl opened, even when cancelled; items already out are kept."""
+        self._state = "closed"
+        if self._frontier is not None:
+            self._frontier.close(reason)
+        self._stats.finish(reason)
+        for pipeline in reversed(opened):
+            try:
+                await pipeline.close(self.spider)
+            except Exception as exc:
+                self._log.error("pipeline_close_error", reason=repr(exc), exc_info=exc)
+        if self._downloader is not None:
+            await self._downloader.aclose()
+        try:
+            await self.spider.closed(reason)
+        except Exception as exc:
+            self._log.error("spider_closed_error", reason=repr(exc), exc_info=exc)
+        for queue in self._subscribers:
+            queue.put_nowait(_END)
+        self._log.info("crawl_finished", reason=reason, **_summary_fields(self._stats.snapshot()))
+
+
+def _describe(exc: BaseException | None) -> str | None:
+    if exc is None:
+        return None
+    cause = exc.__cause__
+    return f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+
+
+def _summary_fields(stats: CrawlStats) -> dict[str, Any]:
+    return {
+        "pages": stats.pages,
+        "items": stats.items,
+        "failures": stats.failures or None,
+        "elapsed_s": stats.elapsed_s,
+    }

@@ -1,0 +1,89 @@
+"""The downloader: one aiohttp session per crawl, bodies streamed under a size cap.
+
+Redirects are not followed here (``allow_redirects=False``): the engine follows them hop by
+hop so each hop passes the offsite check, dedupe and its domain's limiter. The body is read
+in chunks *after* decompression and the read stops as soon as it passes
+``max_response_bytes``, so a gzip bomb costs about the cap in memory, never its inflated
+size. A body shorter than its Content-Length is an ``incomplete_body`` failure, never a page.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from yarl import URL
+
+from ._exceptions import RequestFailed, ResponseTooLarge
+from ._request import Request
+from ._response import Response
+from ._settings import Settings
+
+__all__ = ["Downloader"]
+
+
+class Downloader:
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession | None = None) -> None:
+        self._settings = settings
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
+        self._max_bytes = settings.max_response_bytes
+
+    async def open(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._settings.concurrency, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+
+    async def aclose(self) -> None:
+        """Close the session if this downloader made it; safe to call twice."""
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    async def fetch(self, request: Request) -> Response:
+        session = self._session
+        if session is None:
+            raise RequestFailed("closed", "downloader is closed", request=request)
+        try:
+            async with session.request(
+                request.method,
+                URL(request.url, encoded=True),
+                headers=request.headers,
+                data=request.body,
+                allow_redirects=False,
+                timeout=self._timeout,
+            ) as resp:
+                body = await self._read(resp, request)
+                return Response(request.url, resp.status, resp.headers, body, request)
+        except RequestFailed:
+            raise
+        except TimeoutError as exc:
+            message = f"no complete answer within {self._settings.timeout}s"
+            raise RequestFailed("timeout", message, request=request) from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise RequestFailed("incomplete_body", str(exc), request=request) from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            raise RequestFailed("server_disconnected", str(exc), request=request) from exc
+        except (aiohttp.ClientConnectionError, aiohttp.ClientOSError) as exc:
+            raise RequestFailed("connection_error", str(exc), request=request) from exc
+        except aiohttp.InvalidURL as exc:
+            raise RequestFailed("bad_url", str(exc), request=request) from exc
+        except aiohttp.ClientResponseError as exc:
+            raise RequestFailed("bad_response", str(exc), request=request) from exc
+        except aiohttp.ClientError as exc:
+            raise RequestFailed("client_error", f"{type(exc).__name__}: {exc}", request=request) from exc
+
+    async def _read(self, resp: aiohttp.ClientResponse, request: Request) -> bytes:
+        limit = self._max_bytes
+        length = resp.content_length
+        if length is not None and length > limit and "Content-Encoding" not in resp.headers:
+            resp.close()
+            raise ResponseTooLarge(limit, request=request)
+        chunks = []
+        size = 0
+        async for chunk in resp.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                resp.close()  # drop the connection rather than drain the rest
+                raise ResponseTooLarge(limit, request=request)
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)

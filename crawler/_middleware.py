@@ -1,0 +1,93 @@
+"""The middleware chain between the engine and the downloader.
+
+A middleware is a plain object matching :class:`Middleware`; the chain runs every hook of
+every middleware in list order (the built-ins first, then the spider's). Each hook may pass
+its argument on, or answer instead:
+
+* ``process_request`` returns ``None`` (go on), a changed ``Request`` (go on with it), or a
+  ``Response`` (skip the download, e.g. a cache); raising ``IgnoreRequest`` drops the request.
+* ``process_response`` returns the ``Response`` (possibly another one) or a ``Request`` to
+  schedule instead (a retry); a ``Request`` stops the chain.
+* ``process_exception`` returns ``None`` (not handled), a ``Response`` or a ``Request``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from ._request import Request
+from ._response import Response
+
+__all__ = ["BaseMiddleware", "DefaultHeadersMiddleware", "Middleware", "MiddlewareChain"]
+
+
+@runtime_checkable
+class Middleware(Protocol):
+    async def process_request(self, request: Request) -> Request | Response | None: ...
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response: ...
+
+    async def process_exception(self, request: Request, exc: Exception) -> Request | Response | None: ...
+
+
+class BaseMiddleware:
+    """Pass-through hooks; subclass and override the ones you need."""
+
+    async def process_request(self, request: Request) -> Request | Response | None:
+        return None
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
+        return response
+
+    async def process_exception(self, request: Request, exc: Exception) -> Request | Response | None:
+        return None
+
+
+class DefaultHeadersMiddleware(BaseMiddleware):
+    """Sets the User-Agent (and any other default header) unless the request has its own."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self._headers = headers
+
+    async def process_request(self, request: Request) -> None:
+        headers = request.headers
+        for name, value in self._headers.items():
+            if name not in headers:
+                headers[name] = value
+
+
+class MiddlewareChain:
+    def __init__(self, middlewares: Sequence[Middleware]) -> None:
+        for mw in middlewares:
+            if not isinstance(mw, Middleware):
+                raise TypeError(
+                    f"{mw!r} is not a Middleware: it needs async process_request, "
+                    "process_response and process_exception (subclass BaseMiddleware)"
+                )
+        self.middlewares = tuple(middlewares)
+
+    async def process_request(self, request: Request) -> Request | Response:
+        for mw in self.middlewares:
+            result = await mw.process_request(request)
+            if result is None:
+                continue
+            if isinstance(result, Response):
+                return result
+            request = result
+        return request
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
+        result: Request | Response = response
+        for mw in self.middlewares:
+            result = await mw.process_response(request, result)
+            if isinstance(result, Request):
+                return result
+        return result
+
+    async def process_exception(self, request: Request, exc: Exception) -> Request | Response | None:
+        for mw in self.middlewares:
+            result = await mw.process_exception(request, exc)
+            if result is not None:
+                return result
+        return None

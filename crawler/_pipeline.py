@@ -1,0 +1,52 @@
+"""Item pipelines: plain objects run in list order on every item."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ._spider import Spider
+
+__all__ = ["ItemPipeline", "Pipeline", "is_item", "item_to_dict"]
+
+
+@runtime_checkable
+class ItemPipeline(Protocol):
+    """Transforms or drops items. Return the (possibly changed) item, or raise ``DropItem``.
+
+    ``open``/``close`` bracket the crawl (open files, flush buffers); ``close`` is called
+    even when the crawl is cancelled, so what was processed is kept.
+    """
+
+    async def open(self, spider: Spider) -> None: ...
+
+    async def process_item(self, item: Any, spider: Spider) -> Any: ...
+
+    async def close(self, spider: Spider) -> None: ...
+
+
+def item_to_dict(item: Any) -> dict[str, Any]:
+    """A plain dict for an item (a dict, a dataclass instance, or a mapping-like object)."""
+    if isinstance(item, dict):
+        return item
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return dataclasses.asdict(item)
+    return dict(item)
+
+
+def is_item(obj: Any) -> bool:
+    return isinstance(obj, dict) or (dataclasses.is_dataclass(obj) and not isinstance(obj, type))
+
+
+class Pipeline:
+    """A convenient base: no-op ``open``/``close``, identity ``process_item``. Override what you need."""
+
+    async def open(self, spider: Spider) -> None:
+        return None
+
+    async def process_item(self, item: Any, spider: Spider) -> Any:
+        return item
+
+    async def close(self, spider: Spider) -> None:
+        return None

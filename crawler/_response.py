@@ -1,0 +1,204 @@
+"""The Response a spider callback receives, with lazy text decoding and selectors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import urljoin
+
+from multidict import CIMultiDict, CIMultiDictProxy
+from parsel import Selector, SelectorList
+from w3lib.encoding import html_to_unicode
+
+from ._request import Request
+
+__all__ = ["Response"]
+
+_MARKUP_TYPES = ("text/html", "application/xhtml", "text/xml", "application/xml", "+xml")
+
+
+class Response:
+    """An HTTP response handed to a spider callback.
+
+    ``text`` decodes ``body`` on first use: a BOM first, then the Content-Type charset, then a
+    ``<meta>`` charset, then detection; it never raises on bad bytes (they become U+FFFD).
+    ``css()`` / ``xpath()`` build a parsel selector on first use; on non-markup content
+    (images, PDF, JSON) they return an empty list instead of failing.
+    """
+
+    __slots__ = ("_encoding", "_selector", "_text", "body", "headers", "request", "status", "url")
+
+    def __init__(
+        self,
+        url: str,
+        status: int,
+        headers: Mapping[str, str] | CIMultiDictProxy[str] | None,
+        body: bytes,
+        request: Request,
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.headers: CIMultiDictProxy[str] = (
+            headers
+            if isinstance(headers, CIMultiDictProxy)
+            else CIMultiDictProxy(CIMultiDict(headers or {}))
+        )
+        self.body = body
+        self.request = request
+        self._text: str | None = None
+        self._encoding: str | None = None
+        self._selector: Selector | None = None
+
+    @classmethod
+    def from_html(
+        cls,
+        url: str,
+        html: str | bytes,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        request: Request | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Response:
+        """Build a response without a network, e.g. to unit-test a spider callback."""
+        if headers is None:
+            headers = {"Content-Type": "text/html; charset=utf-8"}
+        body = html.encode("utf-8") if isinstance(html, str) else html
+        return cls(url, status, headers, body, request or Request(url, meta=meta))
+
+    # -- request-derived -------------------------------------------------------------------
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.request.meta
+
+    @property
+    def depth(self) -> int:
+        return self.request.depth
+
+    # -- body ------------------------------------------------------------------------------
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+    @property
+    def is_markup(self) -> bool:
+        """True for HTML/XML (or an unlabelled body), the content that selectors and links apply to."""
+        ctype = self.content_type
+        return not ctype or any(marker in ctype for marker in _MARKUP_TYPES)
+
+    @property
+    def encoding(self) -> str:
+        if self._encoding is None:
+            self._decode()
+        return self._encoding  # type: ignore[return-value]
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._decode()
+        return self._text  # type: ignore[return-value]
+
+    def _decode(self) -> None:
+        try:
+            self._encoding, self._text = html_to_unicode(
+                self.headers.get("Content-Type"), self.body, auto_detect_fun=_detect
+            )
+        except Exception:  # a lying or unknown charset must not cost the page
+            self._encoding, self._text = "utf-8", self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+    # -- selectors -------------------------------------------------------------------------
+
+    @property
+    def selector(self) -> Selector:
+        if self._selector is None:
+            if self.is_markup:
+                kind = "xml" if "xml" in self.content_type and "html" not in self.content_type else "html"
+                self._selector = Selector(text=self.text, type=kind, base_url=self.url)
+            else:
+                self._selector = Selector(text="<html></html>", type="html")
+        return self._selector
+
+    def css(self, query: str) -> SelectorList[Selector]:
+        if not self.is_markup:
+            return SelectorList()
+        return self.selector.css(query)
+
+    def xpath(self, query: str, **kwargs: Any) -> SelectorList[Selector]:
+        if not self.is_markup:
+            return SelectorList()
+        return self.selector.xpath(query, **kwargs)
+
+    # -- following links -------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        base = self.css("base::attr(href)").get() if self.is_markup and b"<base" in self.body else None
+        return urljoin(self.url, base.strip()) if base else self.url
+
+    def urljoin(self, url: str) -> str:
+        return urljoin(self.base_url, url)
+
+    def follow(self, href: str | Selector, callback: Callable[..., Any] | None = None, **kwargs: Any) -> Request:
+        """A Request for ``href`` (a string, or an ``<a>``/``<link>`` selector) resolved against this page."""
+        url = _href_of(href) if isinstance(href, Selector) else href
+        return Request(self.urljoin(url.strip()), callback=callback, **kwargs)
+
+    def follow_all(
+        self,
+        urls: Iterable[str | Selector] | None = None,
+        callback: Callable[..., Any] | None = None,
+        *,
+        css: str | None = None,
+        xpath: str | None = None,
+        **kwargs: Any,
+    ) -> list[Request]:
+        """Requests for many links at once: from ``urls``, or the ``href``/``src`` of ``css``/``xpath`` matches.
+
+        Links are resolved and deduplicated (ignoring ``#fragments``) as one batch before any
+        Request is built; a page lists the same product many times and each copy would
+        otherwise cost an object and a trip through the frontier.
+        """
+        if sum(x is not None for x in (urls, css, xpath)) != 1:
+            raise ValueError("follow_all needs exactly one of urls, css or xpath")
+        if urls is None:
+            selected = self.css(css) if css is not None else self.xpath(xpath)  # type: ignore[arg-type]
+            urls = selected
+        base = self.base_url
+        seen: set[str] = set()
+        requests = []
+        for href in urls:
+            raw = _href_of(href) if isinstance(href, Selector) else href
+            if not raw:
+                continue
+            url = urljoin(base, raw.strip()).partition("#")[0]
+            if url in seen:
+                continue
+            seen.add(url)
+            requests.append(Request(url, callback=callback, **kwargs))
+        return requests
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.url}>"
+
+
+def _href_of(sel: Selector) -> str:
+    """The link a selector stands for: itself if it is text/an attribute, else its href or src."""
+    root = sel.root
+    if isinstance(root, str):
+        return root
+    return sel.attrib.get("href") or sel.attrib.get("src") or ""
+
+
+def _detect(body: bytes) -> str:
+    """Last resort when neither BOM, header nor <meta> names a charset."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8"

@@ -1,0 +1,187 @@
+"""Crawl settings: one typed, frozen value object with documented, polite defaults.
+
+Layers, lowest first: the defaults below < a spider's ``settings`` dict < what the caller
+passes (the CLI's ``-s name=value``, or ``Crawler(spider, settings=...)``). Unknown names
+and bad values raise :class:`SettingsError` naming the setting, so a typo never silently
+does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ._exceptions import SettingsError
+from ._version import __version__
+
+__all__ = ["DEFAULT_USER_AGENT", "Settings"]
+
+DEFAULT_USER_AGENT = f"crawler/{__version__} (+https://pypi.org/project/crawler/; polite bot)"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Settings:
+    """How a crawl behaves. Defaults are polite to a real site; turn them up for your own.
+
+    ``None`` or ``0`` for a limit (``rate_limit``, ``max_depth``, ``max_pages``, ``max_items``)
+    means "no limit".
+    """
+
+    #: Requests in flight across all domains.
+    concurrency: int = 16
+    #: Requests in flight to one domain (host).
+    domain_concurrency: int = 2
+    #: Requests per second to one domain, evenly spaced (no burst at start). 0/None: unlimited.
+    rate_limit: float | None = 2.0
+    #: Retries after the first attempt for connection errors, timeouts, 5xx, 408 and 429.
+    retries: int = 3
+    #: First backoff delay in seconds; doubles each attempt, with jitter.
+    backoff_base: float = 0.5
+    #: Upper bound of one backoff delay, seconds.
+    backoff_max: float = 30.0
+    #: Longest Retry-After honoured, seconds; a longer one fails the request (the domain rests this long).
+    retry_after_max: float = 120.0
+    #: Whole-request timeout, seconds.
+    timeout: float = 30.0
+    #: Cap on a body after decompression, bytes; checked while streaming.
+    max_response_bytes: int = 10 * 1024 * 1024
+    #: Redirect hops followed for one request.
+    max_redirects: int = 10
+    #: Deepest link depth followed (start requests are depth 0). 0/None: unlimited.
+    max_depth: int | None = None
+    #: Stop after this many responses handed to callbacks. 0/None: unlimited.
+    max_pages: int | None = None
+    #: Stop after this many items. 0/None: unlimited.
+    max_items: int | None = None
+    #: User-Agent header sent with every request unless the request sets its own.
+    user_agent: str = DEFAULT_USER_AGENT
+    #: Non-2xx statuses that are handed to the callback instead of the errback.
+    handle_statuses: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            checked = _VALIDATORS[field.name](field.name, value)
+            if checked is not value:
+                object.__setattr__(self, field.name, checked)
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The names of every setting."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def merge(self, overrides: Mapping[str, Any] | Settings | None) -> Settings:
+        """A copy with ``overrides`` applied; a ``Settings`` contributes its non-default values."""
+        if overrides is None:
+            return self
+        if isinstance(overrides, Settings):
+            overrides = overrides.explicit()
+        unknown = [name for name in overrides if name not in _VALIDATORS]
+        if unknown:
+            raise SettingsError(unknown[0], f"unknown setting (known: {', '.join(self.names())})")
+        return dataclasses.replace(self, **overrides)
+
+    def explicit(self) -> dict[str, Any]:
+        """The settings whose values differ from the defaults."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != f.default
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @staticmethod
+    def parse_assignment(text: str) -> tuple[str, Any]:
+        """Parse ``name=value`` from the command line; the value is JSON if it parses, else a string."""
+        name, sep, raw = text.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise SettingsError(text, "expected name=value")
+        if name not in _VALIDATORS:
+            raise SettingsError(name, f"unknown setting (known: {', '.join(Settings.names())})")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        return name, value
+
+
+# -- validators: each returns the (possibly normalised) value or raises SettingsError ------
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SettingsError(name, f"must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SettingsError(name, f"must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _optional_limit(name: str, value: Any) -> int | None:
+    if value is None or value == 0:
+        return None
+    return _positive_int(name, value)
+
+
+def _positive_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise SettingsError(name, f"must be a number > 0, got {value!r}")
+    return value
+
+
+def _non_negative_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise SettingsError(name, f"must be a number >= 0, got {value!r}")
+    return value
+
+
+def _rate(name: str, value: Any) -> float | None:
+    if value is None or value == 0:
+        return None
+    return _positive_float(name, value)
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(name, f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _statuses(name: str, value: Any) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, list | tuple | set | frozenset):
+        raise SettingsError(name, f"must be a list of HTTP status codes, got {value!r}")
+    for status in value:
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise SettingsError(name, f"{status!r} is not an HTTP status code")
+    return tuple(sorted(set(value)))
+
+
+_VALIDATORS = {
+    "concurrency": _positive_int,
+    "domain_concurrency": _positive_int,
+    "rate_limit": _rate,
+    "retries": _non_negative_int,
+    "backoff_base": _non_negative_float,
+    "backoff_max": _non_negative_float,
+    "retry_after_max": _non_negative_float,
+    "timeout": _positive_float,
+    "max_response_bytes": _positive_int,
+    "max_redirects": _non_negative_int,
+    "max_depth": _optional_limit,
+    "max_pages": _optional_limit,
+    "max_items": _optional_limit,
+    "user_agent": _text,
+    "handle_statuses": _statuses,
+}

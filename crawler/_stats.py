@@ -1,0 +1,107 @@
+"""Crawl statistics: counters kept while crawling and a frozen snapshot to read them."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from typing import Any
+
+from ._log import debug_enabled, get_logger
+from ._request import Request
+
+__all__ = ["CrawlStats", "StatsCollector"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CrawlStats:
+    """A snapshot of a crawl's counters. Every request is in exactly one of ``pages``
+    (handed to a callback), ``failures`` (by reason), ``filtered`` (by reason) or
+    ``redirected``; ``retries`` counts extra attempts.
+    """
+
+    requests: int  #: downloads attempted (retries and redirect hops included)
+    responses: dict[int, int]  #: responses by HTTP status
+    pages: int  #: responses handed to a spider callback
+    retries: int
+    redirected: int
+    failures: dict[str, int]
+    filtered: dict[str, int]
+    items: int
+    items_dropped: dict[str, int]
+    callback_errors: int
+    bytes: int  #: decompressed body bytes received
+    queued: int  #: requests waiting in the frontier at the time of the snapshot
+    elapsed_s: float
+    pages_per_second: float
+    close_reason: str | None  #: ``finished``, ``stopped``, ``cancelled``, ``max_pages``, ``max_items``, ``error``
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["responses"] = {str(k): v for k, v in sorted(self.responses.items())}
+        return data
+
+
+class StatsCollector:
+    """Mutable counters owned by one crawl; also logs each recorded outcome."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.responses: Counter[int] = Counter()
+        self.pages = 0
+        self.retries = 0
+        self.redirected = 0
+        self.failures: Counter[str] = Counter()
+        self.filtered_by: Counter[str] = Counter()
+        self.items = 0
+        self.items_dropped: Counter[str] = Counter()
+        self.callback_errors = 0
+        self.bytes = 0
+        self.queued = 0
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.close_reason: str | None = None
+        self._log = get_logger()
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+
+    def finish(self, reason: str) -> None:
+        self.finished = time.monotonic()
+        self.close_reason = reason
+
+    def filtered(self, request: Request, reason: str, *, detail: str | None = None) -> None:
+        self.filtered_by[reason] += 1
+        if debug_enabled():
+            self._log.debug("filtered", url=request.url, reason=reason, detail=detail)
+
+    def failed(self, request: Request, reason: str, *, error: str | None = None) -> None:
+        self.failures[reason] += 1
+        self._log.warning(
+            "request_failed",
+            url=request.url,
+            domain=request.domain,
+            reason=reason,
+            attempt=request.attempt,
+            error=error,
+        )
+
+    def snapshot(self) -> CrawlStats:
+        elapsed = 0.0 if self.started is None else (self.finished or time.monotonic()) - self.started
+        return CrawlStats(
+            requests=self.requests,
+            responses=dict(self.responses),
+            pages=self.pages,
+            retries=self.retries,
+            redirected=self.redirected,
+            failures=dict(self.failures),
+            filtered=dict(self.filtered_by),
+            items=self.items,
+            items_dropped=dict(self.items_dropped),
+            callback_errors=self.callback_errors,
+            bytes=self.bytes,
+            queued=self.queued,
+            elapsed_s=round(elapsed, 3),
+            pages_per_second=round(self.pages / elapsed, 2) if elapsed > 0 else 0.0,
+            close_reason=self.close_reason,
+        )

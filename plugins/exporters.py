@@ -1,0 +1,102 @@
+"""Item exporters: JSON Lines and CSV, each item written whole and flushed as it comes.
+
+An exporter is an item pipeline that runs last. Each item is serialised first and written
+with a single ``write`` followed by ``flush``, so a crash or a second Ctrl-C can cut the crawl
+between items but never leaves half a line, and nothing already exported is lost.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from crawler import Pipeline, Spider
+
+__all__ = ["CsvExporter", "JsonLinesExporter", "exporter_for"]
+
+
+def _as_dict(item: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return dataclasses.asdict(item)
+    return dict(item)
+
+
+class _FileExporter(Pipeline):
+    def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.overwrite = overwrite
+        self._file: IO[str] | None = None
+
+    async def open(self, spider: Spider) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Held open for the whole crawl and closed in close(), which the crawler always calls.
+        self._file = open(self.path, "w" if self.overwrite else "a", encoding="utf-8", newline="")  # noqa: SIM115
+
+    async def close(self, spider: Spider) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
+
+    def _write(self, text: str) -> None:
+        assert self._file is not None, "exporter used before open()"
+        self._file.write(text)
+        self._file.flush()
+
+
+class JsonLinesExporter(_FileExporter):
+    """One JSON object per line (UTF-8, non-ASCII kept as is)."""
+
+    async def process_item(self, item: Any, spider: Spider) -> Any:
+        self._write(json.dumps(_as_dict(item), ensure_ascii=False, default=str) + "\n")
+        return item
+
+
+class CsvExporter(_FileExporter):
+    """CSV with a header row; columns are the first item's fields (later new fields are dropped).
+
+    When appending to a file that already has a header, its columns are reused.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        super().__init__(path, overwrite=overwrite)
+        self._fields: list[str] | None = None
+
+    async def open(self, spider: Spider) -> None:
+        if not self.overwrite and self.path.exists() and self.path.stat().st_size:
+            with open(self.path, encoding="utf-8", newline="") as existing:
+                self._fields = next(csv.reader(existing), None)
+        await super().open(spider)
+
+    async def process_item(self, item: Any, spider: Spider) -> Any:
+        row = _as_dict(item)
+        buffer = io.StringIO()
+        if self._fields is None:
+            self._fields = list(row)
+            csv.writer(buffer).writerow(self._fields)
+        writer = csv.DictWriter(buffer, fieldnames=self._fields, extrasaction="ignore")
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+        self._write(buffer.getvalue())
+        return item
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+
+
+def exporter_for(path: str, *, overwrite: bool = False) -> Pipeline:
+    """The exporter for a file name's extension, found in the ``crawler.plugins`` entry points."""
+    from importlib.metadata import entry_points
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    aliases = {"jl": "jsonl", "ndjson": "jsonl"}
+    name = aliases.get(suffix, suffix)
+    for ep in entry_points(group="crawler.plugins"):
+        if ep.name == name:
+            return ep.load()(path, overwrite=overwrite)
+    known = sorted({ep.name for ep in entry_points(group="crawler.plugins")} | set(aliases))
+    raise ValueError(f"no exporter for {path!r}: use one of the extensions {', '.join(known)}")
