@@ -77,7 +77,7 @@ def _idna(url: str, netloc: str) -> str:
 def fingerprint(canonical_url: str, method: str = "GET", body: bytes | None = None) -> int:
     """A stable 64-bit fingerprint of a request (canonical URL, plus method and body if not GET)."""
     if method == "GET" and not body:
-        return xxhash.xxh64_intdigest(canonical_url)
+        return xxhash.xxh64_intdigest(canonical_url.encode())
     h = xxhash.xxh64(method.encode())
     h.update(b" ")
     h.update(canonical_url.encode())
