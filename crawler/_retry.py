@@ -48,9 +48,9 @@ class RetryPolicy:
     def __init__(self, settings: Settings) -> None:
         self._retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(settings.retries + 1),
-            wait=tenacity.wait_exponential_jitter(
-                initial=settings.backoff_base, max=settings.backoff_max, jitter=settings.backoff_base
-            ),
+            # base * 2**(attempt-1), capped at backoff_max, plus up to backoff_base of jitter
+            wait=tenacity.wait_exponential(multiplier=settings.backoff_base, max=settings.backoff_max)
+            + tenacity.wait_random(0, settings.backoff_base),
             retry=tenacity.retry_if_exception(_is_retryable),
         )
 

@@ -1,0 +1,56 @@
+"""Shared fixtures: a real aiohttp server on 127.0.0.1 and an aioresponses shim."""
+
+from __future__ import annotations
+
+import asyncio
+from unittest.mock import Mock
+
+import aiohttp
+import pytest
+from support import TestServer
+
+
+@pytest.fixture
+async def server():
+    srv = TestServer()
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.close()
+
+
+# --- aioresponses on aiohttp 3.14 -------------------------------------------------------------
+# aioresponses 0.7.9 builds ClientResponse without the `stream_writer` argument that aiohttp
+# 3.14 requires (aioresponses issue #289, fix unreleased). Delete this shim once aioresponses
+# ships the fix.
+
+
+class _ShimResponse(aiohttp.ClientResponse):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("stream_writer", Mock(output_size=0))
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture
+def mocked():
+    from aioresponses import aioresponses
+
+    with aioresponses() as m:
+        original = m.add
+
+        def add(*args, **kwargs):
+            kwargs.setdefault("response_class", _ShimResponse)
+            return original(*args, **kwargs)
+
+        m.add = add  # type: ignore[method-assign]
+        yield m
+
+
+@pytest.fixture
+def no_task_leaks():
+    """Fails the test if it leaves tasks running in the loop."""
+    yield
+    loop = asyncio.get_event_loop()
+    pending = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task(loop) and not t.done()]
+    assert not pending, f"tasks left running: {pending}"

@@ -1,0 +1,95 @@
+"""Test helpers: a real aiohttp server on loopback and small HTML builders."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclasses.dataclass
+class Hit:
+    """One request as the server saw it (server-side clock: time.monotonic())."""
+
+    at: float
+    host: str
+    path: str
+    headers: dict[str, str]
+
+
+class TestServer:
+    """An aiohttp app on 127.0.0.1 (and 127.0.0.2, a second "domain") on one free port.
+
+    ``routes`` maps a path to a handler; every request is recorded in ``hits`` before the
+    handler runs, and ``max_in_flight[host]`` tracks peak concurrency per host.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Handler] = {}
+        self.hits: list[Hit] = []
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    def route(self, path: str, handler: Handler | str, *, status: int = 200, content_type: str = "text/html") -> None:
+        """Add a route; a str handler is a fixed body."""
+        if isinstance(handler, str):
+            body = handler
+
+            async def fixed(request: web.Request) -> web.Response:
+                return web.Response(text=body, status=status, content_type=content_type)
+
+            handler = fixed
+        self.routes[path] = handler
+
+    def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def hits_for(self, path: str | None = None, host: str | None = None) -> list[Hit]:
+        return [h for h in self.hits if (path is None or h.path == path) and (host is None or h.host == host)]
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        host = request.host.rsplit(":", 1)[0]
+        self.hits.append(Hit(time.monotonic(), host, request.path_qs, dict(request.headers)))
+        handler = self.routes.get(request.path_qs) or self.routes.get(request.path)
+        if handler is None:
+            return web.Response(status=404, text="not found")
+        self.in_flight[host] = self.in_flight.get(host, 0) + 1
+        self.max_in_flight[host] = max(self.max_in_flight.get(host, 0), self.in_flight[host])
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight[host] -= 1
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        first = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await first.start()
+        self.port = self._runner.addresses[0][1]
+        await web.TCPSite(self._runner, "127.0.0.2", self.port).start()
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def html(body: str, title: str = "page") -> str:
+    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>{body}</body></html>"
+
+
+def links(*hrefs: str) -> str:
+    return html("".join(f'<a href="{h}">{h}</a>' for h in hrefs))
+
+
+# Fast, test-friendly settings: no rate limit, tiny backoffs, short timeouts.
+FAST = {"rate_limit": 0, "backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5, "domain_concurrency": 8}
