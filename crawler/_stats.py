@@ -77,7 +77,15 @@ class StatsCollector:
 
     def failed(self, request: Request, reason: str, *, error: str | None = None) -> None:
         self.failures[reason] += 1
-        self._log.warning(
+        # A 4xx is an ordinary answer (a dead link): counted, logged at DEBUG. Anything else
+        # (network trouble, 5xx after retries, a cap hit) is worth a warning.
+        if reason.startswith("http_4"):
+            if not debug_enabled():
+                return
+            log = self._log.debug
+        else:
+            log = self._log.warning
+        log(
             "request_failed",
             url=request.url,
             domain=request.domain,
