@@ -68,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crawler: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _configure_logging(args.log_level, args.log_format)
-    interrupted = asyncio.run(_run(crawler))
+    try:
+        interrupted = asyncio.run(_run(crawler))
+    except Exception as exc:  # e.g. the spider's opened() raised: say so in one line, keep the stats
+        errors = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
+        print(f"crawler: error: crawl failed: {errors[0]!r}", file=sys.stderr)
+        print(summary(crawler.statistics()), file=sys.stderr)
+        return 1
     stats = crawler.statistics()
     if args.stats:
         Path(args.stats).write_text(json.dumps(stats.as_dict(), indent=2) + "\n")

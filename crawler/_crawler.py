@@ -9,6 +9,7 @@ handlers and configures no logging: that is the CLI's job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -29,6 +30,7 @@ from ._retry import RetryMiddleware
 from ._settings import Settings
 from ._spider import Spider
 from ._stats import CrawlStats, StatsCollector
+from ._url import BadURL, canonicalize
 
 __all__ = ["Crawler"]
 
@@ -265,7 +267,11 @@ class Crawler:
         if response.status in (301, 302, 303) and method != "HEAD":
             method, body = "GET", None
         hop = request.replace(url=target, method=method, body=body, redirects=request.redirects + 1, attempt=1)
-        hop.meta.setdefault("redirect_urls", []).append(request.url)
+        chain = hop.meta["redirect_urls"] = [*request.meta.get("redirect_urls", ()), request.url]
+        # A hop back into its own chain (e.g. a cookie-setting bounce) is not a duplicate of
+        # another page: it may be refetched, and max_redirects bounds a true loop.
+        with contextlib.suppress(BadURL):  # a bad target is recorded by the frontier as bad_url
+            hop.dont_filter = request.dont_filter or canonicalize(target)[0] in chain
         return hop
 
     async def _run_callback(
