@@ -139,10 +139,10 @@ class Response:
     @property
     def base_url(self) -> str:
         base = self.css("base::attr(href)").get() if self.is_markup and b"<base" in self.body else None
-        return urljoin(self.url, base.strip()) if base else self.url
+        return _join(self.url, base.strip()) if base else self.url
 
     def urljoin(self, url: str) -> str:
-        return urljoin(self.base_url, url)
+        return _join(self.base_url, url)
 
     def follow(self, href: str | Selector, callback: Callable[..., Any] | None = None, **kwargs: Any) -> Request:
         """A Request for ``href`` (a string, or an ``<a>``/``<link>`` selector) resolved against this page."""
@@ -176,7 +176,7 @@ class Response:
             raw = _href_of(href) if isinstance(href, Selector) else href
             if not raw:
                 continue
-            url = urljoin(base, raw.strip()).partition("#")[0]
+            url = _join(base, raw.strip()).partition("#")[0]
             if url in seen:
                 continue
             seen.add(url)
@@ -185,6 +185,15 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.url}>"
+
+
+def _join(base: str, href: str) -> str:
+    """``urljoin`` that never raises: a malformed href is passed on as it is, so the
+    frontier records it as ``bad_url`` instead of the page losing all its other links."""
+    try:
+        return urljoin(base, href)
+    except ValueError:
+        return href
 
 
 def _href_of(sel: Selector) -> str:
