@@ -94,12 +94,13 @@ class Frontier:
         if max_depth is not None and request.depth > max_depth:
             self._stats.filtered(request, "depth")
             return False
-        if not request.dont_filter:
-            fp = fingerprint(url, request.method, request.body)
-            if fp in self._seen:
-                self._stats.filtered(request, "duplicate")
-                return False
-            self._seen.add(fp)
+        # dont_filter skips the check but still records the URL, so a later link back to a
+        # start page is a duplicate rather than a second fetch.
+        fp = fingerprint(url, request.method, request.body)
+        if fp in self._seen and not request.dont_filter:
+            self._stats.filtered(request, "duplicate")
+            return False
+        self._seen.add(fp)
         if self._closed:
             self._stats.filtered(request, self.close_reason or "closed")
             return False

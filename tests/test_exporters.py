@@ -1,0 +1,326 @@
+"""Item exporters (JSON Lines, CSV): file contents, append/overwrite, flushing, choice by extension."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import dataclasses
+import datetime
+import json
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from crawler_plugins.exporters import CsvExporter, JsonLinesExporter, exporter_for
+from support import FAST, html, links
+
+from crawler import Crawler, Response, Spider
+
+
+class _Spider(Spider):
+    name = "exporter-test"
+
+
+@dataclasses.dataclass
+class Price:
+    amount: float
+    currency: str
+
+
+@dataclasses.dataclass
+class Product:
+    title: str
+    price: Price
+    tags: list[str]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.reader(f))
+
+
+async def export(exporter, items) -> None:
+    spider = _Spider()
+    await exporter.open(spider)
+    try:
+        for item in items:
+            assert await exporter.process_item(item, spider) is item  # passes the item on
+    finally:
+        await exporter.close(spider)
+
+
+# -- JSON Lines --------------------------------------------------------------------------------
+
+
+async def test_jsonl_each_item_is_on_disk_before_close(tmp_path):
+    path = tmp_path / "items.jsonl"
+    exporter = JsonLinesExporter(path)
+    spider = _Spider()
+    await exporter.open(spider)
+    try:
+        await exporter.process_item({"n": 1}, spider)
+        assert path.read_text(encoding="utf-8") == '{"n": 1}\n'
+        await exporter.process_item({"n": 2}, spider)
+        assert read_jsonl(path) == [{"n": 1}, {"n": 2}]
+    finally:
+        await exporter.close(spider)
+    assert read_jsonl(path) == [{"n": 1}, {"n": 2}]
+
+
+async def test_jsonl_keeps_non_ascii_text(tmp_path):
+    path = tmp_path / "items.jsonl"
+    item = {"title": "Café crème — 東京 🚀", "author": "Åsa Ødegård"}
+    await export(JsonLinesExporter(path), [item])
+    raw = path.read_bytes()
+    assert "Café crème — 東京 🚀".encode() in raw
+    assert b"\\u" not in raw
+    assert read_jsonl(path) == [item]
+
+
+async def test_jsonl_exports_dataclass_items(tmp_path):
+    path = tmp_path / "items.jsonl"
+    await export(JsonLinesExporter(path), [Product("Book", Price(9.5, "EUR"), ["paper", "new"])])
+    assert read_jsonl(path) == [
+        {"title": "Book", "price": {"amount": 9.5, "currency": "EUR"}, "tags": ["paper", "new"]}
+    ]
+
+
+async def test_jsonl_writes_values_json_cannot_as_text(tmp_path):
+    path = tmp_path / "items.jsonl"
+    await export(JsonLinesExporter(path), [{"when": datetime.date(2024, 5, 17)}])
+    assert read_jsonl(path) == [{"when": "2024-05-17"}]
+
+
+async def test_jsonl_appends_unless_overwrite(tmp_path):
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"old": 1}\n', encoding="utf-8")
+    await export(JsonLinesExporter(path), [{"new": 2}])
+    assert read_jsonl(path) == [{"old": 1}, {"new": 2}]
+
+    await export(JsonLinesExporter(path, overwrite=True), [{"newer": 3}])
+    assert read_jsonl(path) == [{"newer": 3}]
+
+
+async def test_exporter_creates_missing_directories(tmp_path):
+    path = tmp_path / "out" / "2024" / "items.jsonl"
+    await export(exporter_for(str(path)), [{"n": 1}])
+    assert read_jsonl(path) == [{"n": 1}]
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+
+
+async def test_csv_has_one_header_and_a_row_per_item(tmp_path):
+    path = tmp_path / "items.csv"
+    items = [
+        {"title": "Plain", "price": 1.5, "note": "a, b and \"c\""},
+        {"title": "Multi\nline", "price": 2, "note": ""},
+        {"title": "Third", "price": 3, "note": "x"},
+    ]
+    await export(CsvExporter(path), items)
+    rows = read_csv(path)
+    assert rows == [
+        ["title", "price", "note"],
+        ["Plain", "1.5", 'a, b and "c"'],
+        ["Multi\nline", "2", ""],
+        ["Third", "3", "x"],
+    ]
+
+
+async def test_csv_each_row_is_on_disk_before_close(tmp_path):
+    path = tmp_path / "items.csv"
+    exporter = CsvExporter(path)
+    spider = _Spider()
+    await exporter.open(spider)
+    try:
+        await exporter.process_item({"title": "A", "price": 1}, spider)
+        assert read_csv(path) == [["title", "price"], ["A", "1"]]
+        await exporter.process_item({"title": "B", "price": 2}, spider)
+        assert read_csv(path) == [["title", "price"], ["A", "1"], ["B", "2"]]
+    finally:
+        await exporter.close(spider)
+
+
+async def test_csv_keeps_non_ascii_and_writes_nested_values_as_json(tmp_path):
+    path = tmp_path / "items.csv"
+    await export(CsvExporter(path), [{"title": "Œuvres — 東京", "tags": ["été", "neu"], "meta": {"k": "ü"}}])
+    assert "Œuvres — 東京" in path.read_text(encoding="utf-8")
+    header, row = read_csv(path)
+    record = dict(zip(header, row, strict=True))
+    assert record["title"] == "Œuvres — 東京"
+    assert json.loads(record["tags"]) == ["été", "neu"]
+    assert json.loads(record["meta"]) == {"k": "ü"}
+
+
+async def test_csv_exports_dataclass_items(tmp_path):
+    path = tmp_path / "items.csv"
+    await export(CsvExporter(path), [Product("Book", Price(9.5, "EUR"), ["paper"])])
+    header, row = read_csv(path)
+    assert header == ["title", "price", "tags"]
+    record = dict(zip(header, row, strict=True))
+    assert record["title"] == "Book"
+    assert json.loads(record["price"]) == {"amount": 9.5, "currency": "EUR"}
+    assert json.loads(record["tags"]) == ["paper"]
+
+
+async def test_csv_append_reuses_the_existing_header(tmp_path):
+    path = tmp_path / "items.csv"
+    await export(CsvExporter(path), [{"title": "A", "price": 1}])
+    # Same fields, another order, and one field missing: values go under the file's columns.
+    await export(CsvExporter(path), [{"price": 2, "title": "B"}, {"title": "C"}])
+    assert read_csv(path) == [["title", "price"], ["A", "1"], ["B", "2"], ["C", ""]]
+
+
+async def test_csv_overwrite_starts_a_new_file(tmp_path):
+    path = tmp_path / "items.csv"
+    await export(CsvExporter(path), [{"title": "A", "price": 1}])
+    await export(CsvExporter(path, overwrite=True), [{"name": "Z", "size": "L"}])
+    assert read_csv(path) == [["name", "size"], ["Z", "L"]]
+
+
+async def test_csv_append_to_empty_file_writes_a_header(tmp_path):
+    path = tmp_path / "items.csv"
+    path.write_text("", encoding="utf-8")
+    await export(CsvExporter(path), [{"title": "A"}])
+    assert read_csv(path) == [["title"], ["A"]]
+
+
+# -- choosing an exporter ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("items.jsonl", JsonLinesExporter),
+        ("items.jl", JsonLinesExporter),
+        ("items.ndjson", JsonLinesExporter),
+        ("ITEMS.JSONL", JsonLinesExporter),
+        ("items.csv", CsvExporter),
+        ("items.CSV", CsvExporter),
+    ],
+)
+def test_exporter_for_extension(tmp_path, name, kind):
+    exporter = exporter_for(str(tmp_path / name))
+    assert isinstance(exporter, kind)
+    assert not (tmp_path / name).exists()  # nothing written before the crawl opens it
+
+
+@pytest.mark.parametrize("name", ["items.xml", "items.json.gz", "items"])
+def test_unknown_extension_is_a_clear_error(tmp_path, name):
+    with pytest.raises(ValueError) as caught:
+        exporter_for(str(tmp_path / name))
+    message = str(caught.value)
+    assert name in message
+    assert "jsonl" in message
+    assert "csv" in message
+    assert not (tmp_path / name).exists()
+
+
+# -- exporters in a crawl ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Page:
+    url: str
+    title: str
+
+
+def catalogue_spider(server, count: int):
+    server.route("/", links(*(f"/p/{i}" for i in range(count))))
+    for i in range(count):
+        server.route(f"/p/{i}", html(f"<h1>Pâge {i}</h1>"))
+
+    class Catalogue(Spider):
+        start_urls = [server.url("/")]
+        settings = FAST
+
+        async def parse(self, response: Response):
+            title = response.css("h1::text").get()
+            if title:
+                yield Page(response.url, title)
+            for request in response.follow_all(css="a"):
+                yield request
+
+    return Catalogue()
+
+
+async def test_crawl_items_are_on_disk_as_they_stream(server, tmp_path):
+    path = tmp_path / "items.jsonl"
+    crawler = Crawler(catalogue_spider(server, 8), exporters=[exporter_for(str(path))])
+    missing: list[Page] = []
+    streamed: list[Page] = []
+
+    async def watch() -> None:
+        async for item in crawler.items():
+            streamed.append(item)
+            on_disk = read_jsonl(path)
+            if dataclasses.asdict(item) not in on_disk:
+                missing.append(item)
+
+    watcher = asyncio.create_task(watch())
+    stats = await asyncio.wait_for(crawler.run(), 30)
+    await asyncio.wait_for(watcher, 5)
+
+    assert len(streamed) == stats.items == 8
+    assert missing == []
+    assert sorted(item["title"] for item in read_jsonl(path)) == [f"Pâge {i}" for i in range(8)]
+
+
+async def test_crawl_exports_to_csv(server, tmp_path):
+    path = tmp_path / "items.csv"
+    stats = await asyncio.wait_for(Crawler(catalogue_spider(server, 5), exporters=[exporter_for(str(path))]).run(), 30)
+    assert stats.items == 5
+    rows = read_csv(path)
+    assert rows[0] == ["url", "title"]
+    assert sorted(row[1] for row in rows[1:]) == [f"Pâge {i}" for i in range(5)]
+
+
+async def test_cancelled_crawl_keeps_exported_items_whole(server, tmp_path):
+    count = 200
+    server.route("/", links(*(f"/p/{i}" for i in range(count))))
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.05 if request.path != "/p/3" else 60)
+        return web.Response(text=html(f"<h1>{request.path}</h1>"), content_type="text/html")
+
+    for i in range(count):
+        server.route(f"/p/{i}", slow)
+
+    class Slow(Spider):
+        start_urls = [server.url("/")]
+        settings = {**FAST, "domain_concurrency": 4}
+
+        async def parse(self, response: Response):
+            title = response.css("h1::text").get()
+            if title:
+                yield {"path": title, "padding": "é" * 5000}
+            for request in response.follow_all(css="a"):
+                yield request
+
+    path = tmp_path / "items.jsonl"
+    crawler = Crawler(Slow(), exporters=[exporter_for(str(path))])
+    seen: list[dict] = []
+
+    async def watch() -> None:
+        async for item in crawler.items():
+            seen.append(item)
+            if len(seen) == 10:
+                task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    task = asyncio.create_task(crawler.run())
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 30)
+    await asyncio.wait_for(watcher, 5)
+
+    text = path.read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    exported = [json.loads(line) for line in text.splitlines()]
+    assert len(exported) == crawler.statistics().items
+    assert len(exported) >= 10
+    assert [item["path"] for item in seen] == [item["path"] for item in exported[: len(seen)]]
+    assert crawler.statistics().close_reason == "cancelled"
