@@ -7,6 +7,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from yarl import URL
+
+from crawler import Failure, Pipeline, Request, Response, Spider
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -93,3 +96,43 @@ def links(*hrefs: str) -> str:
 
 # Fast, test-friendly settings: no rate limit, tiny backoffs, short timeouts.
 FAST = {"rate_limit": 0, "backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5, "domain_concurrency": 8}
+
+
+class Collect(Pipeline):
+    """An item pipeline that keeps every item reaching it and notes open/close."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+        self.opened = False
+        self.closed = False
+
+    async def open(self, spider: Spider) -> None:
+        self.opened = True
+
+    async def process_item(self, item, spider):
+        self.items.append(item)
+        return item
+
+    async def close(self, spider: Spider) -> None:
+        self.closed = True
+
+
+class RecordingSpider(Spider):
+    """Fetches ``urls``; records what reached ``parse`` and the errback; yields ``{"path": ...}`` per page."""
+
+    def __init__(self, urls: list[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.urls = urls
+        self.parsed: list[Response] = []
+        self.failures: list[Failure] = []
+
+    async def start(self):
+        for url in self.urls:
+            yield Request(url, errback=self.on_error, dont_filter=True)
+
+    async def parse(self, response: Response):
+        self.parsed.append(response)
+        yield {"path": URL(response.url).path}
+
+    async def on_error(self, failure: Failure):
+        self.failures.append(failure)

@@ -14,27 +14,10 @@ import pytest
 import structlog
 from aiohttp import web
 from crawler_plugins.exporters import JsonLinesExporter
-from support import FAST, html, links
+from support import FAST, Collect, html, links
 
 import crawler
-from crawler import Crawler, CrawlStats, Pipeline, Spider
-
-
-class Collect(Pipeline):
-    def __init__(self) -> None:
-        self.items: list = []
-        self.opened = False
-        self.closed = False
-
-    async def open(self, spider):
-        self.opened = True
-
-    async def process_item(self, item, spider):
-        self.items.append(item)
-        return item
-
-    async def close(self, spider):
-        self.closed = True
+from crawler import Crawler, CrawlStats, Spider
 
 
 def slow_page(body: str, delay: float):

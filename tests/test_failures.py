@@ -7,42 +7,16 @@ import resource
 import zlib
 
 from aiohttp import web
-from support import FAST, html, links
+from support import FAST, Collect, RecordingSpider, html, links
 from yarl import URL
 
-from crawler import Crawler, Failure, Pipeline, Request, Response, Spider
+from crawler import Crawler, Request, Response, Spider
 
 RETRY = {**FAST, "retries": 2}
 
 
-class Collect(Pipeline):
-    def __init__(self) -> None:
-        self.items: list[dict] = []
-
-    async def process_item(self, item, spider):
-        self.items.append(item)
-        return item
 
 
-class RecordingSpider(Spider):
-    """Records what reached ``parse`` and the errback; yields ``{"path": ...}`` per page."""
-
-    def __init__(self, urls: list[str], **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.urls = urls
-        self.parsed: list[Response] = []
-        self.failures: list[Failure] = []
-
-    async def start(self):
-        for url in self.urls:
-            yield Request(url, errback=self.on_error, dont_filter=True)
-
-    async def parse(self, response: Response):
-        self.parsed.append(response)
-        yield {"path": URL(response.url).path}
-
-    async def on_error(self, failure: Failure):
-        self.failures.append(failure)
 
 
 def paths(spider: RecordingSpider) -> list[str]:

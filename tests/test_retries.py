@@ -10,41 +10,17 @@ from email.utils import formatdate
 import aiohttp
 import pytest
 from aiohttp import web
-from support import FAST, html
+from support import FAST, Collect, RecordingSpider, html
 from yarl import URL
 
-from crawler import Crawler, Failure, Pipeline, Request, Response, Spider
+from crawler import Crawler
 from crawler._retry import parse_retry_after
 
 RETRY = {**FAST, "retries": 2}
 
 
-class Collect(Pipeline):
-    def __init__(self) -> None:
-        self.items: list[dict] = []
-
-    async def process_item(self, item, spider):
-        self.items.append(item)
-        return item
 
 
-class PathSpider(Spider):
-    """Yields one item per page, ``{"path": ...}``; failures go to ``self.failures``."""
-
-    def __init__(self, urls: list[str], **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.urls = urls
-        self.failures: list[Failure] = []
-
-    async def start(self):
-        for url in self.urls:
-            yield Request(url, errback=self.on_error, dont_filter=True)
-
-    async def parse(self, response: Response):
-        yield {"path": URL(response.url).path}
-
-    async def on_error(self, failure: Failure):
-        self.failures.append(failure)
 
 
 def limited_then_ok(status: int, retry_after, body: str = "ok"):
@@ -79,7 +55,7 @@ async def test_retry_after_seconds_pauses_whole_domain(server, status):
     for name in ("p1", "p2", "p3"):
         server.route(f"/{name}", html(name))
     urls = [server.url("/limited"), server.url("/p1"), server.url("/p2"), server.url("/p3")]
-    spider = PathSpider(urls)
+    spider = RecordingSpider(urls)
     collect = Collect()
 
     stats = await Crawler(spider, {**RETRY, "domain_concurrency": 1}, pipelines=[collect]).run()
@@ -102,7 +78,7 @@ async def test_retry_after_seconds_pauses_whole_domain(server, status):
 async def test_retry_after_http_date_pauses_domain(server):
     server.route("/limited", limited_then_ok(429, lambda: formatdate(time.time() + 2, usegmt=True)))
     server.route("/other", html("other"))
-    spider = PathSpider([server.url("/limited"), server.url("/other")])
+    spider = RecordingSpider([server.url("/limited"), server.url("/other")])
 
     stats = await Crawler(spider, {**RETRY, "domain_concurrency": 1}).run()
 
@@ -124,7 +100,7 @@ async def test_paused_domain_costs_no_worker(server):
     for i in range(12):
         server.route(f"/b/{i}", sleeper(0.1, f"b{i}"))
         b_urls.append(server.url(f"/b/{i}", host="127.0.0.2"))
-    spider = PathSpider([server.url("/a"), *b_urls])
+    spider = RecordingSpider([server.url("/a"), *b_urls])
 
     stats = await Crawler(spider, {**RETRY, "concurrency": 1}).run()
 
@@ -141,7 +117,7 @@ async def test_paused_domain_costs_no_worker(server):
 
 async def test_retry_after_beyond_max_fails_request(server):
     server.route("/limited", limited_then_ok(429, "30"))
-    spider = PathSpider([server.url("/limited")])
+    spider = RecordingSpider([server.url("/limited")])
 
     stats = await Crawler(spider, {**RETRY, "retry_after_max": 1}).run()
 
@@ -166,7 +142,7 @@ async def test_5xx_is_retried_with_backoff(server):
         return web.Response(text=html("fine"), content_type="text/html")
 
     server.route("/flaky", flaky)
-    spider = PathSpider([server.url("/flaky")])
+    spider = RecordingSpider([server.url("/flaky")])
     collect = Collect()
 
     stats = await Crawler(spider, {**RETRY, "backoff_base": 0.2, "backoff_max": 2}, pipelines=[collect]).run()
@@ -182,7 +158,7 @@ async def test_5xx_is_retried_with_backoff(server):
 
 async def test_gives_up_after_retries(server):
     server.route("/down", "unavailable", status=503)
-    spider = PathSpider([server.url("/down")])
+    spider = RecordingSpider([server.url("/down")])
 
     stats = await Crawler(spider, RETRY).run()
 
@@ -199,7 +175,7 @@ async def test_gives_up_after_retries(server):
 async def test_connection_error_retried_then_failed(mocked):
     url = "http://unreachable.test/page"
     mocked.get(url, exception=aiohttp.ClientConnectionError("connection refused"), repeat=True)
-    spider = PathSpider([url])
+    spider = RecordingSpider([url])
 
     stats = await Crawler(spider, RETRY).run()
 
@@ -212,7 +188,7 @@ async def test_connection_error_retried_then_failed(mocked):
 
 async def test_timeout_retried_then_failed(server):
     server.route("/slow", sleeper(1.0))
-    spider = PathSpider([server.url("/slow")])
+    spider = RecordingSpider([server.url("/slow")])
 
     stats = await Crawler(spider, {**RETRY, "timeout": 0.3}).run()
 
@@ -224,7 +200,7 @@ async def test_timeout_retried_then_failed(server):
 
 
 async def test_404_is_not_retried(server):
-    spider = PathSpider([server.url("/missing")])  # no route: the server answers 404
+    spider = RecordingSpider([server.url("/missing")])  # no route: the server answers 404
 
     stats = await Crawler(spider, RETRY).run()
 

@@ -7,20 +7,9 @@ import asyncio
 import dataclasses
 
 from aiohttp import web
-from support import FAST, html, links
+from support import FAST, Collect, html, links
 
-from crawler import Crawler, Failure, Pipeline, Request, Response, Spider
-
-
-class Collect(Pipeline):
-    """Keeps every item that reaches it."""
-
-    def __init__(self) -> None:
-        self.items: list = []
-
-    async def process_item(self, item, spider):
-        self.items.append(item)
-        return item
+from crawler import Crawler, Failure, Request, Response, Spider
 
 
 @dataclasses.dataclass
