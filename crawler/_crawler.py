@@ -22,7 +22,7 @@ from ._exceptions import CrawlStateError, DropItem, IgnoreRequest, RequestFailed
 from ._failure import Failure
 from ._frontier import Frontier
 from ._log import debug_enabled, get_logger
-from ._middleware import DefaultHeadersMiddleware, Middleware, MiddlewareChain
+from ._middleware import DefaultHeadersMiddleware, Middleware, MiddlewareChain, check_middlewares
 from ._pipeline import ItemPipeline, is_item
 from ._request import Request
 from ._response import Response
@@ -62,6 +62,7 @@ class Crawler:
         self.settings = Settings().merge(spider.settings).merge(settings)
         self._session = session
         self._extra_middlewares = (*spider.middlewares, *middlewares)
+        check_middlewares(self._extra_middlewares)
         self._pipelines: tuple[ItemPipeline, ...] = (*spider.pipelines, *pipelines, *exporters)
         for pipeline in self._pipelines:
             if not isinstance(pipeline, ItemPipeline):
@@ -189,6 +190,10 @@ class Crawler:
         try:
             try:
                 outcome = await self._download(request)
+            except IgnoreRequest as exc:
+                frontier.refund_page()
+                self._stats.filtered(request, exc.reason)
+                return
             finally:
                 frontier.download_done(request)
             if isinstance(outcome, Request):
@@ -219,10 +224,7 @@ class Crawler:
         chain = self._chain
         started = time.monotonic()
         try:
-            try:
-                sent = await chain.process_request(request)
-            except IgnoreRequest as exc:
-                return Failure(request, exc.reason, exc)
+            sent = await chain.process_request(request)
             if isinstance(sent, Response):
                 response = sent
             else:

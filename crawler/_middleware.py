@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 from ._request import Request
 from ._response import Response
 
-__all__ = ["BaseMiddleware", "DefaultHeadersMiddleware", "Middleware", "MiddlewareChain"]
+__all__ = ["BaseMiddleware", "DefaultHeadersMiddleware", "Middleware", "MiddlewareChain", "check_middlewares"]
 
 
 @runtime_checkable
@@ -57,14 +57,19 @@ class DefaultHeadersMiddleware(BaseMiddleware):
                 headers[name] = value
 
 
+def check_middlewares(middlewares: Sequence[object]) -> None:
+    """Raise TypeError, naming the object, for anything that is not a whole Middleware."""
+    for mw in middlewares:
+        if not isinstance(mw, Middleware):
+            raise TypeError(
+                f"{mw!r} is not a Middleware: it needs async process_request, "
+                "process_response and process_exception (subclass BaseMiddleware)"
+            )
+
+
 class MiddlewareChain:
     def __init__(self, middlewares: Sequence[Middleware]) -> None:
-        for mw in middlewares:
-            if not isinstance(mw, Middleware):
-                raise TypeError(
-                    f"{mw!r} is not a Middleware: it needs async process_request, "
-                    "process_response and process_exception (subclass BaseMiddleware)"
-                )
+        check_middlewares(middlewares)
         self.middlewares = tuple(middlewares)
 
     async def process_request(self, request: Request) -> Request | Response:
