@@ -20,13 +20,14 @@ import aiohttp
 from ._downloader import Downloader
 from ._exceptions import CrawlStateError, DropItem, IgnoreRequest, RequestFailed
 from ._failure import Failure
-from ._frontier import Frontier
+from ._frontier import Frontier, registrable_domain_key
 from ._log import debug_enabled, get_logger
 from ._middleware import DefaultHeadersMiddleware, Middleware, MiddlewareChain, check_middlewares
 from ._pipeline import ItemPipeline, is_item
 from ._request import Request
 from ._response import Response
 from ._retry import RetryMiddleware
+from ._robots import MAX_ROBOTS_REDIRECTS
 from ._settings import Settings
 from ._spider import Spider
 from ._stats import CrawlStats, StatsCollector
@@ -108,7 +109,11 @@ class Crawler:
         self._stats.start()
         loop = asyncio.get_running_loop()
         self._frontier = frontier = Frontier(
-            self.settings, self._stats, allowed_domains=self.spider.allowed_domains, clock=loop.time
+            self.settings,
+            self._stats,
+            allowed_domains=self.spider.allowed_domains,
+            clock=loop.time,
+            domain_key=registrable_domain_key() if self.settings.rate_scope == "registrable_domain" else None,
         )
         self._downloader = Downloader(self.settings, self._session)
         self._chain = MiddlewareChain(
@@ -199,11 +204,14 @@ class Crawler:
             if isinstance(outcome, Request):
                 if outcome.redirects > request.redirects:
                     self._stats.redirected += 1
-                    frontier.refund_page()
-                    frontier.add(outcome)
+                    if not frontier.add(outcome) and not outcome.internal:
+                        frontier.refund_page()  # the chain ends here without a page
                 else:
                     self._stats.retries += 1
                     frontier.requeue(outcome)
+            elif request.internal:  # robots.txt: the frontier's own callbacks, not a page
+                self._stats.robots_txt[outcome.reason if isinstance(outcome, Failure) else "fetched"] += 1
+                (request.errback if isinstance(outcome, Failure) else request.callback)(outcome)  # type: ignore[misc]
             elif isinstance(outcome, Failure):
                 frontier.refund_page()
                 self._stats.failed(request, outcome.reason, error=_describe(outcome.exception))
@@ -233,6 +241,7 @@ class Crawler:
                 response = await downloader.fetch(request)
                 self._stats.bytes += len(response.body)
                 self._stats.responses[response.status] += 1
+                self._frontier.observe(request, response.status)  # type: ignore[union-attr]
                 if debug_enabled():
                     self._log.debug(
                         "response",
@@ -262,7 +271,8 @@ class Crawler:
         return Failure(request, f"http_{status}", response=response)
 
     def _redirect(self, request: Request, response: Response) -> Request | Failure:
-        if request.redirects >= self.settings.max_redirects:
+        limit = MAX_ROBOTS_REDIRECTS if request.internal else self.settings.max_redirects
+        if request.redirects >= limit:
             return Failure(request, "max_redirects", response=response)
         target = response.urljoin(response.headers["Location"])
         method, body = request.method, request.body

@@ -25,7 +25,7 @@ class Downloader:
         self._settings = settings
         self._session = session
         self._owns_session = session is None
-        self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout, sock_read=settings.read_timeout)
         self._max_bytes = settings.max_response_bytes
 
     async def open(self) -> None:
@@ -73,9 +73,11 @@ class Downloader:
             raise RequestFailed("client_error", f"{type(exc).__name__}: {exc}", request=request) from exc
 
     async def _read(self, resp: aiohttp.ClientResponse, request: Request) -> bytes:
-        limit = self._max_bytes
+        meta = request.meta
+        limit = meta.get("max_response_bytes", self._max_bytes) if meta else self._max_bytes
+        truncate = bool(meta) and meta.get("truncate_body", False)
         length = resp.content_length
-        if length is not None and length > limit and "Content-Encoding" not in resp.headers:
+        if length is not None and length > limit and not truncate and "Content-Encoding" not in resp.headers:
             resp.close()
             raise ResponseTooLarge(limit, request=request)
         chunks = []
@@ -84,6 +86,9 @@ class Downloader:
             size += len(chunk)
             if size > limit:
                 resp.close()  # drop the connection rather than drain the rest
+                if truncate:
+                    chunks.append(chunk[: len(chunk) - (size - limit)])
+                    break
                 raise ResponseTooLarge(limit, request=request)
             chunks.append(chunk)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -1,15 +1,17 @@
 """The frontier: per-domain queues that hand out only requests whose domain is ready.
 
 Principle 1 of DESIGN.md lives here. A request is handed out only when its domain is under
-``domain_concurrency``, has a token in its aiolimiter bucket (``has_capacity``), is not paused
-(``Retry-After``), and the request's own ``not_before`` (a retry's backoff) has passed. When no
-domain is ready the frontier sleeps once, until the soonest domain can become ready or until
-something changes (a request added, a download finished). No worker ever sleeps holding a
-request, so a paused or slow domain never blocks the others.
+its concurrency, has a token in its aiolimiter bucket (``has_capacity``), is past its adaptive
+interval (autothrottle, robots.txt ``Crawl-delay``), is not paused (``Retry-After``), and the
+request's own ``not_before`` (a retry's backoff) has passed. When no domain is ready the
+frontier sleeps once, until the soonest domain can become ready or something changes (a
+request added, a download finished). No worker ever sleeps holding a request, so a paused or
+slow domain never blocks the others.
 
 Every request that enters ends in one recorded outcome: filtered here (``bad_url``,
-``offsite``, ``depth``, ``duplicate``, or ``max_pages`` when the crawl closes with it still
-queued) or handed out to the engine, which records the rest.
+``offsite``, ``depth``, ``duplicate``, ``robots``, or the close reason when the crawl closes
+with it still queued), failed here (``robots_unavailable``), or handed out to the engine,
+which records the rest.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from collections.abc import Callable, Iterable
 
 from aiolimiter import AsyncLimiter
 
+from ._failure import Failure
 from ._request import Request
+from ._response import Response
+from ._robots import MAX_ROBOTS_BYTES, RobotsCache, origin_of
 from ._settings import Settings
-from ._stats import StatsCollector
+from ._stats import DomainStats, StatsCollector
 from ._url import BadURL, canonicalize, fingerprint
 
 __all__ = ["Frontier"]
@@ -32,26 +37,63 @@ __all__ = ["Frontier"]
 # Slack added to computed wake-up times so a token bucket that leaks in floating point has
 # surely refilled when we look again (avoids a burst of zero-length sleeps).
 _WAKE_SLACK = 0.001
+# Autothrottle (AIMD): a 429/503 halves the domain's rate; each run of this many successes
+# adds a tenth of the configured rate back.
+_DECREASE = 0.5
+_SUCCESS_RUN = 10
+_INCREASE_SHARE = 0.1
+_THROTTLE_STATUSES = frozenset({429, 503})
+_ROBOTS_PRIORITY = 1 << 30
 
 
 class _Domain:
-    """Scheduling state of one host."""
+    """Scheduling state of one rate-limit scope (a host, or a registrable domain)."""
 
-    __slots__ = ("delayed", "in_flight", "interval", "key", "last_token", "limiter", "paused_until", "queue")
+    __slots__ = (
+        "ceiling",
+        "concurrency",
+        "configured_rate",
+        "delayed",
+        "floor",
+        "in_flight",
+        "key",
+        "last_token",
+        "limiter",
+        "pace",
+        "paused_until",
+        "queue",
+        "rate",
+        "step",
+        "streak",
+        "throttled",
+    )
 
-    def __init__(self, key: str, rate: float | None) -> None:
+    def __init__(self, key: str, rate: float | None, concurrency: int) -> None:
         self.key = key
         self.queue: list[tuple[int, int, Request]] = []  # (-priority, seq, request): FIFO per priority
         self.delayed: list[tuple[float, int, Request]] = []  # (not_before, seq, request)
         self.in_flight = 0
+        self.concurrency = concurrency
         self.paused_until = 0.0
-        # One token per interval, bucket of one: even spacing, no burst at start.
+        self.configured_rate = rate
+        # One token per interval, bucket of one: even spacing, no burst at start. This is the
+        # hard cap; autothrottle and Crawl-delay only ever slow a domain down from it.
         self.limiter = AsyncLimiter(1, 1 / rate) if rate else None
-        self.interval = 1 / rate if rate else 0.0
+        self.rate = rate  #: current (adaptive) rate; None = unlimited
+        self.ceiling = rate  #: where autothrottle recovers to before handing back to configured_rate
+        self.step = 0.0
+        self.pace = 0.0  #: moving average of seconds between hand-outs
+        self.streak = 0
+        self.throttled = 0
+        self.floor = 0.0  #: robots.txt Crawl-delay / Request-rate, seconds
         self.last_token = -math.inf
 
-    def pending(self) -> int:
-        return len(self.queue) + len(self.delayed)
+    def gap(self) -> float:
+        """Seconds that must separate two requests beyond what the limiter enforces."""
+        gap = self.floor
+        if self.rate is not None and self.rate != self.configured_rate:
+            gap = max(gap, 1 / self.rate)
+        return gap
 
 
 class Frontier:
@@ -62,30 +104,44 @@ class Frontier:
         *,
         allowed_domains: Iterable[str] = (),
         clock: Callable[[], float] | None = None,
+        domain_key: Callable[[str], str] | None = None,
     ) -> None:
         self._settings = settings
         self._stats = stats
         self._allowed = tuple(d.lower().lstrip(".") for d in allowed_domains)
         self._clock = clock or asyncio.get_running_loop().time
+        self._domain_key = domain_key or (lambda host: host)
+        self._keys: dict[str, str] = {}  # host -> domain key, cached
         self._domains: dict[str, _Domain] = {}
-        self._active: dict[str, _Domain] = {}  # domains with queued or delayed requests, in round-robin order
+        self._active: dict[str, _Domain] = {}  # domains with queued or delayed requests, round robin
         self._seen: set[int] = set()
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
-        self._holds = 0  # producers still running (start requests, callbacks, in-flight requests)
+        self._holds = 0  # producers still running (start requests, requests being processed)
         self._page_budget = settings.max_pages  # first attempts still allowed to be handed out
+        self._robots = RobotsCache(settings.user_agent, self._clock) if settings.obey_robots else None
+        self._parked: dict[str, list[Request]] = {}  # origin -> requests waiting for its robots.txt
         self._closed = False
         self.close_reason: str | None = None
+        stats.domain_stats = self.domain_stats
 
     # -- adding ----------------------------------------------------------------------------
 
     def add(self, request: Request) -> bool:
-        """Filter and enqueue a new request; False (and a recorded outcome) when filtered."""
+        """Filter and enqueue a new request; False (and a recorded outcome) when it ends here."""
         try:
             url, host = canonicalize(request.url)
         except BadURL as exc:
             self._stats.filtered(request, "bad_url", detail=exc.reason)
             return False
+        request.url = url
+        key = self._keys.get(host)
+        if key is None:
+            key = self._keys[host] = self._domain_key(host)
+        request.domain = key
+        if request.internal:  # robots.txt and its redirects: none of the crawl's filters apply
+            self._push(request)
+            return True
         allowed = self._allowed
         if allowed and not any(host == d or host.endswith("." + d) for d in allowed):
             self._stats.filtered(request, "offsite")
@@ -104,33 +160,99 @@ class Frontier:
         if self._closed:
             self._stats.filtered(request, self.close_reason or "closed")
             return False
-        request.url = url
-        request.domain = host
-        self._push(request, host)
+        if self._robots is not None:
+            return self._check_robots(request)
+        self._push(request)
         return True
-
-    def add_all(self, requests: Iterable[Request]) -> None:
-        for request in requests:
-            self.add(request)
 
     def requeue(self, request: Request) -> None:
         """Put back a retry (no dedupe; it waits for its ``not_before`` holding no worker)."""
         if self._closed:
             self._stats.filtered(request, self.close_reason or "closed")
             return
-        self._push(request, request.domain)
+        self._push(request)
 
-    def _push(self, request: Request, host: str) -> None:
-        domain = self._domains.get(host)
+    def _push(self, request: Request) -> None:
+        key = request.domain
+        domain = self._domains.get(key)
         if domain is None:
-            domain = self._domains[host] = _Domain(host, self._settings.rate_limit)
+            rate, concurrency = self._settings.for_domain(key)
+            domain = self._domains[key] = _Domain(key, rate, concurrency)
         if request.not_before > self._clock():
             heapq.heappush(domain.delayed, (request.not_before, next(self._seq), request))
         else:
             heapq.heappush(domain.queue, (-request.priority, next(self._seq), request))
-        if host not in self._active:
-            self._active[host] = domain
+        if key not in self._active:
+            self._active[key] = domain
         self._stats.queued += 1
+        self._wakeup.set()
+
+    # -- robots.txt ------------------------------------------------------------------------
+
+    def _check_robots(self, request: Request) -> bool:
+        robots = self._robots
+        assert robots is not None
+        origin = origin_of(request.url)
+        verdict = robots.verdict(origin, request.url)
+        if verdict is True:
+            self._push(request)
+            return True
+        if verdict is False:
+            self._stats.filtered(request, "robots")
+            return False
+        if robots.unavailable(origin):
+            self._stats.failed(request, "robots_unavailable")
+            return False
+        parked = self._parked.get(origin)
+        if parked is None:
+            parked = self._parked[origin] = []
+            fetch = Request(
+                origin + "/robots.txt",
+                callback=self._robots_loaded,
+                errback=self._robots_failed,
+                dont_filter=True,
+                priority=_ROBOTS_PRIORITY,
+                meta={
+                    "max_response_bytes": MAX_ROBOTS_BYTES,
+                    "truncate_body": True,
+                    "robots_origin": origin,
+                    "robots_domain": request.domain,
+                },
+            )
+            fetch.internal = True
+            fetch.domain = request.domain
+            self._push(fetch)
+        parked.append(request)
+        self._stats.queued += 1
+        return True
+
+    def _robots_loaded(self, response: Response) -> None:
+        assert self._robots is not None
+        origin = response.request.meta["robots_origin"]
+        rules = self._robots.loaded(origin, response.body)
+        floor = rules.min_interval()
+        domain = self._domains.get(response.request.meta["robots_domain"])
+        if floor and domain is not None:
+            domain.floor = max(domain.floor, floor)
+        self._release_parked(origin)
+
+    def _robots_failed(self, failure: Failure) -> None:
+        assert self._robots is not None
+        origin = failure.request.meta["robots_origin"]
+        status = failure.response.status if failure.response is not None else None
+        if status is not None and 400 <= status < 500 and status != 429:
+            self._robots.allow_all(origin)  # RFC 9309: "unavailable" robots.txt means no rules
+        else:
+            self._robots.mark_unavailable(origin)  # 5xx/429/unreachable after retries
+        self._release_parked(origin)
+
+    def _release_parked(self, origin: str) -> None:
+        for request in self._parked.pop(origin, ()):
+            self._stats.queued -= 1
+            if self._closed:
+                self._stats.filtered(request, self.close_reason or "closed")
+            else:
+                self._check_robots(request)
         self._wakeup.set()
 
     # -- the engine's side -----------------------------------------------------------------
@@ -150,8 +272,33 @@ class Frontier:
             domain.in_flight -= 1
         self._wakeup.set()
 
+    def observe(self, request: Request, status: int) -> None:
+        """Autothrottle: a 429/503 cuts the domain's rate, a run of other answers raises it."""
+        domain = self._domains.get(request.domain)
+        if domain is None:
+            return
+        if status in _THROTTLE_STATUSES:
+            domain.throttled += 1
+            domain.streak = 0
+            if self._settings.autothrottle:
+                self._slow_down(domain)
+        elif domain.rate != domain.configured_rate:
+            domain.streak += 1
+            if domain.streak >= _SUCCESS_RUN:
+                domain.streak = 0
+                rate = domain.rate + domain.step  # type: ignore[operator]
+                domain.rate = domain.configured_rate if rate >= domain.ceiling else rate  # type: ignore[operator]
+
+    def _slow_down(self, domain: _Domain) -> None:
+        if domain.rate is None:
+            # Unlimited until now: cut from the pace it actually had, and recover to that
+            # pace before going back to unlimited.
+            domain.rate = domain.ceiling = 1 / domain.pace if domain.pace > 0 else 10.0
+        domain.step = max(domain.ceiling * _INCREASE_SHARE, self._settings.min_rate)  # type: ignore[operator]
+        domain.rate = max(domain.rate * _DECREASE, self._settings.min_rate)
+
     def refund_page(self) -> None:
-        """A handed-out first attempt ended without a page: it does not count to max_pages."""
+        """A chain (request, retries, redirect hops) ended without a page: it does not count."""
         if self._page_budget is not None:
             self._page_budget += 1
             self._wakeup.set()
@@ -162,10 +309,6 @@ class Frontier:
         if domain is not None:
             domain.paused_until = max(domain.paused_until, self._clock() + seconds)
 
-    def paused_until(self, request: Request) -> float:
-        domain = self._domains.get(request.domain)
-        return domain.paused_until if domain is not None else 0.0
-
     def close(self, reason: str) -> None:
         """Hand out nothing more; queued requests are recorded as filtered with ``reason``."""
         if self._closed:
@@ -174,9 +317,14 @@ class Frontier:
         self.close_reason = reason
         for domain in self._active.values():
             for *_, request in itertools.chain(domain.queue, domain.delayed):
-                self._stats.filtered(request, reason)
+                if not request.internal:
+                    self._stats.filtered(request, reason)
             domain.queue.clear()
             domain.delayed.clear()
+        for parked in self._parked.values():
+            for request in parked:
+                self._stats.filtered(request, reason)
+        self._parked.clear()
         self._active.clear()
         self._stats.queued = 0
         self._wakeup.set()
@@ -185,8 +333,20 @@ class Frontier:
     def closed(self) -> bool:
         return self._closed
 
-    def pending(self) -> int:
-        return sum(d.pending() for d in self._active.values())
+    def domain_stats(self) -> dict[str, DomainStats]:
+        now = self._clock()
+        return {
+            key: DomainStats(
+                rate=None if d.rate is None else round(d.rate, 3),
+                configured_rate=d.configured_rate,
+                crawl_delay=d.floor or None,
+                paused_for_s=round(max(d.paused_until - now, 0.0), 3),
+                throttled=d.throttled,
+                queued=len(d.queue) + len(d.delayed),
+                in_flight=d.in_flight,
+            )
+            for key, d in self._domains.items()
+        }
 
     async def next(self) -> Request | None:
         """The next request whose domain is ready; ``None`` when the crawl has nothing left."""
@@ -202,7 +362,7 @@ class Frontier:
                     if self._page_budget == 0:
                         self.close("max_pages")
                     return None
-                if self._page_budget == 0 and not self._has_retries():
+                if self._page_budget == 0 and not self._has_unbudgeted():
                     self.close("max_pages")
                     return None
             self._wakeup.clear()
@@ -217,7 +377,6 @@ class Frontier:
         """The first domain (round robin) that may send now, and else the soonest time one may."""
         soonest = math.inf
         budget = self._page_budget
-        limit = self._settings.domain_concurrency
         for domain in self._active.values():
             delayed = domain.delayed
             while delayed and delayed[0][0] <= now:
@@ -227,15 +386,19 @@ class Frontier:
                 if delayed:
                     soonest = min(soonest, delayed[0][0])
                 continue
-            if domain.in_flight >= limit:
+            if domain.in_flight >= domain.concurrency:
                 continue  # a finished download wakes us
             if domain.paused_until > now:
                 soonest = min(soonest, domain.paused_until)
                 continue
-            if budget == 0 and _is_first_attempt(domain.queue[0][2]):
+            if budget == 0 and _uses_budget(domain.queue[0][2]):
                 continue  # max_pages reached, unless a handed-out page fails (its refund wakes us)
+            gap = domain.gap()
+            if gap and now < domain.last_token + gap:
+                soonest = min(soonest, domain.last_token + gap)
+                continue
             if domain.limiter is not None and not domain.limiter.has_capacity():
-                soonest = min(soonest, domain.last_token + domain.interval)
+                soonest = min(soonest, domain.last_token + 1 / domain.configured_rate)  # type: ignore[operator]
                 continue
             return domain, soonest
         return None, soonest
@@ -243,10 +406,12 @@ class Frontier:
     async def _hand_out(self, domain: _Domain, now: float) -> Request:
         if domain.limiter is not None:
             await domain.limiter.acquire()  # has capacity (just checked): returns without waiting
-            domain.last_token = now
+        if domain.last_token > -math.inf:
+            domain.pace += 0.1 * ((now - domain.last_token) - domain.pace)
+        domain.last_token = now
         request = heapq.heappop(domain.queue)[2]
         domain.in_flight += 1
-        if self._page_budget is not None and _is_first_attempt(request):
+        if self._page_budget is not None and _uses_budget(request):
             self._page_budget -= 1
         # Round robin: this domain goes to the back of the line.
         del self._active[domain.key]
@@ -255,13 +420,35 @@ class Frontier:
         self._stats.queued -= 1
         return request
 
-    def _has_retries(self) -> bool:
+    def _has_unbudgeted(self) -> bool:
+        """Any queued retry, redirect hop or robots.txt request (these need no page budget)."""
         return any(
-            not _is_first_attempt(entry[-1])
+            not _uses_budget(entry[-1])
             for domain in self._active.values()
             for entry in itertools.chain(domain.queue, domain.delayed)
         )
 
 
-def _is_first_attempt(request: Request) -> bool:
-    return request.attempt == 1 and request.redirects == 0
+def _uses_budget(request: Request) -> bool:
+    """The first hand-out of a chain counts against max_pages; retries and hops do not."""
+    return request.attempt == 1 and request.redirects == 0 and not request.internal
+
+
+def registrable_domain_key() -> Callable[[str], str]:
+    """Maps a host to its registrable domain (``a.b.example.co.uk`` -> ``example.co.uk``).
+
+    Uses tldextract's bundled public suffix list (no network); hosts without a public suffix
+    (IP addresses, ``localhost``) are their own key.
+    """
+    import tldextract
+
+    extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+    def key(host: str) -> str:
+        parts = extract.extract_str(host)
+        return f"{parts.domain}.{parts.suffix}" if parts.suffix and parts.domain else host
+
+    return key
+
+
+__all__ += ["registrable_domain_key"]

@@ -15,6 +15,9 @@ class Request:
     ``errback`` receives a :class:`Failure` when the request fails or its status is not handled.
     Higher ``priority`` is fetched sooner within its domain. ``dont_filter`` skips dedupe.
     A malformed ``url`` is not an exception here: the crawl records it as filtered ``bad_url``.
+
+    ``meta`` keys the crawler reads: ``max_response_bytes`` (this request's body cap) and
+    ``truncate_body`` (keep the first ``max_response_bytes`` instead of failing ``too_large``).
     """
 
     __slots__ = (
@@ -27,6 +30,7 @@ class Request:
         "dont_filter",
         "errback",
         "headers",
+        "internal",
         "meta",
         "method",
         "not_before",
@@ -68,6 +72,8 @@ class Request:
         self.redirects = 0
         #: The scheduling key (host), set when the frontier accepts the request.
         self.domain = ""
+        #: True for requests the framework makes for itself (robots.txt): not pages, no limits.
+        self.internal = False
         #: Loop time before which the frontier must not hand this request out (retries).
         self.not_before = 0.0
 

@@ -9,6 +9,8 @@ does nothing.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -59,6 +61,19 @@ class Settings:
     user_agent: str = DEFAULT_USER_AGENT
     #: Non-2xx statuses that are handed to the callback instead of the errback.
     handle_statuses: tuple[int, ...] = ()
+    #: Longest wait between two reads of one response, seconds (a server trickling bytes).
+    read_timeout: float = 15.0
+    #: Fetch each origin's robots.txt first and skip what it disallows (reason ``robots``).
+    obey_robots: bool = True
+    #: Adapt each domain's rate to the server: 429/503 halve it, successes raise it back (AIMD).
+    autothrottle: bool = True
+    #: The lowest rate autothrottle may cut a domain to, requests per second.
+    min_rate: float = 0.05
+    #: What shares one rate limit: ``host`` (www.example.com) or ``registrable_domain`` (example.com).
+    rate_scope: str = "host"
+    #: Per-domain overrides of ``rate_limit``/``domain_concurrency``; keys are host globs,
+    #: e.g. ``{"*.api.example.com": {"rate_limit": 10}}``. The first matching glob wins.
+    domain_settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -87,11 +102,22 @@ class Settings:
 
     def explicit(self) -> dict[str, Any]:
         """The settings whose values differ from the defaults."""
+        defaults = _defaults()
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if getattr(self, f.name) != f.default
+            if getattr(self, f.name) != getattr(defaults, f.name)
         }
+
+    def for_domain(self, domain: str) -> tuple[float | None, int]:
+        """``(rate_limit, domain_concurrency)`` for a domain, after ``domain_settings``."""
+        for pattern, overrides in self.domain_settings.items():
+            if fnmatch.fnmatchcase(domain, pattern):
+                return (
+                    overrides.get("rate_limit", self.rate_limit),
+                    overrides.get("domain_concurrency", self.domain_concurrency),
+                )
+        return self.rate_limit, self.domain_concurrency
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -168,6 +194,45 @@ def _statuses(name: str, value: Any) -> tuple[int, ...]:
     return tuple(sorted(set(value)))
 
 
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(name, f"must be true or false, got {value!r}")
+    return value
+
+
+def _rate_scope(name: str, value: Any) -> str:
+    if value not in ("host", "registrable_domain"):
+        raise SettingsError(name, f"must be 'host' or 'registrable_domain', got {value!r}")
+    return value
+
+
+_DOMAIN_OVERRIDES = {"rate_limit": _rate, "domain_concurrency": _positive_int}
+
+
+def _domain_settings(name: str, value: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, Mapping):
+        raise SettingsError(name, f"must map host globs to overrides, got {value!r}")
+    checked: dict[str, dict[str, Any]] = {}
+    for pattern, overrides in value.items():
+        where = f"{name}[{pattern!r}]"
+        if not isinstance(pattern, str) or not pattern:
+            raise SettingsError(where, "a host glob must be a non-empty string")
+        if not isinstance(overrides, Mapping):
+            raise SettingsError(where, f"must be a mapping of overrides, got {overrides!r}")
+        for key in overrides:
+            if key not in _DOMAIN_OVERRIDES:
+                raise SettingsError(f"{where}.{key}", f"cannot be set per domain (only {', '.join(_DOMAIN_OVERRIDES)})")
+        checked[pattern.lower()] = {
+            key: _DOMAIN_OVERRIDES[key](f"{where}.{key}", val) for key, val in overrides.items()
+        }
+    return checked
+
+
+@functools.cache
+def _defaults() -> Settings:
+    return Settings()
+
+
 _VALIDATORS = {
     "concurrency": _positive_int,
     "domain_concurrency": _positive_int,
@@ -184,4 +249,10 @@ _VALIDATORS = {
     "max_items": _optional_limit,
     "user_agent": _text,
     "handle_statuses": _statuses,
+    "read_timeout": _positive_float,
+    "obey_robots": _bool,
+    "autothrottle": _bool,
+    "min_rate": _positive_float,
+    "rate_scope": _rate_scope,
+    "domain_settings": _domain_settings,
 }

@@ -5,12 +5,26 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from ._log import debug_enabled, get_logger
 from ._request import Request
 
-__all__ = ["CrawlStats", "StatsCollector"]
+__all__ = ["CrawlStats", "DomainStats", "StatsCollector"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DomainStats:
+    """One domain's scheduling state at the time of the snapshot."""
+
+    rate: float | None  #: current requests/s (autothrottle may have lowered it); None = unlimited
+    configured_rate: float | None
+    crawl_delay: float | None  #: robots.txt Crawl-delay/Request-rate floor, seconds
+    paused_for_s: float  #: seconds left of a Retry-After pause
+    throttled: int  #: 429/503 answers received
+    queued: int
+    in_flight: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,10 +44,12 @@ class CrawlStats:
     items: int
     items_dropped: dict[str, int]
     callback_errors: int
+    robots_txt: dict[str, int]  #: robots.txt fetches by outcome (``fetched``, ``http_404`` ...)
     bytes: int  #: decompressed body bytes received
     queued: int  #: requests waiting in the frontier at the time of the snapshot
     elapsed_s: float
     pages_per_second: float
+    domains: dict[str, DomainStats]
     close_reason: str | None  #: ``finished``, ``stopped``, ``cancelled``, ``max_pages``, ``max_items``, ``error``
 
     def as_dict(self) -> dict[str, Any]:
@@ -56,11 +72,14 @@ class StatsCollector:
         self.items = 0
         self.items_dropped: Counter[str] = Counter()
         self.callback_errors = 0
+        self.robots_txt: Counter[str] = Counter()
         self.bytes = 0
         self.queued = 0
         self.started: float | None = None
         self.finished: float | None = None
         self.close_reason: str | None = None
+        #: Set by the frontier: per-domain state for snapshots.
+        self.domain_stats: Callable[[], dict[str, DomainStats]] = dict
         self._log = get_logger()
 
     def start(self) -> None:
@@ -107,9 +126,11 @@ class StatsCollector:
             items=self.items,
             items_dropped=dict(self.items_dropped),
             callback_errors=self.callback_errors,
+            robots_txt=dict(self.robots_txt),
             bytes=self.bytes,
             queued=self.queued,
             elapsed_s=round(elapsed, 3),
             pages_per_second=round(self.pages / elapsed, 2) if elapsed > 0 else 0.0,
+            domains=self.domain_stats(),
             close_reason=self.close_reason,
         )

@@ -94,8 +94,16 @@ def links(*hrefs: str) -> str:
     return html("".join(f'<a href="{h}">{h}</a>' for h in hrefs))
 
 
-# Fast, test-friendly settings: no rate limit, tiny backoffs, short timeouts.
-FAST = {"rate_limit": 0, "backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5, "domain_concurrency": 8}
+# Fast, test-friendly settings: no rate limit, tiny backoffs, short timeouts. robots.txt is
+# off so that tests can assert the exact requests a server sees; its own tests turn it on.
+FAST = {
+    "rate_limit": 0,
+    "backoff_base": 0.01,
+    "backoff_max": 0.05,
+    "timeout": 5,
+    "domain_concurrency": 8,
+    "obey_robots": False,
+}
 
 
 class Collect(Pipeline):

@@ -494,9 +494,9 @@ def test_ctrl_c_stops_cleanly(tmp_path):
         check_interrupted_output(tmp_path, out, before, stderr)
         stats = json.loads((tmp_path / "stats.json").read_text())
         assert stats["close_reason"] == "stopped"
-        # Requests in flight at the signal finished: every request sent became a page.
+        # Requests in flight at the signal finished: every request sent (but robots.txt) became a page.
         assert stats["failures"] == {}
-        assert stats["pages"] == stats["requests"]
+        assert stats["pages"] == stats["requests"] - sum(stats["robots_txt"].values())
     finally:
         if proc.poll() is None:
             proc.kill()
