@@ -196,6 +196,9 @@ class Crawler:
             try:
                 outcome = await self._download(request)
             except IgnoreRequest as exc:
+                if request.internal:  # a middleware refused robots.txt: its origin must still be settled
+                    request.errback(Failure(request, exc.reason, exc))  # type: ignore[misc]
+                    return
                 frontier.refund_page()
                 self._stats.filtered(request, exc.reason)
                 return
