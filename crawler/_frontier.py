@@ -36,7 +36,7 @@ __all__ = ["Frontier"]
 
 # Slack added to computed wake-up times so a token bucket that leaks in floating point has
 # surely refilled when we look again (avoids a burst of zero-length sleeps).
-_WAKE_SLACK = 0.001
+_WAKE_SLACK = 0.0001
 # Autothrottle (AIMD): a 429/503 halves the domain's rate; each run of this many successes
 # adds a tenth of the configured rate back.
 _DECREASE = 0.5
