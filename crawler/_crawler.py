@@ -76,6 +76,7 @@ class Crawler:
         self._state = "new"  # new -> running -> closed
         self._subscribers: list[asyncio.Queue[Any]] = []
         self._frontier: Frontier | None = None
+        self._tasks: asyncio.TaskGroup | None = None
         self._downloader: Downloader | None = None
         self._items_accepted = 0
 
@@ -114,6 +115,7 @@ class Crawler:
             allowed_domains=self.spider.allowed_domains,
             clock=loop.time,
             domain_key=registrable_domain_key() if self.settings.rate_scope == "registrable_domain" else None,
+            on_failure=self._failed_in_frontier,
         )
         self._downloader = Downloader(self.settings, self._session)
         self._chain = MiddlewareChain(
@@ -133,6 +135,7 @@ class Crawler:
                 opened.append(pipeline)
             await self.spider.opened()
             async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
                 frontier.hold()
                 tasks.create_task(self._feed_start_requests())
                 await self._dispatch(tasks)
@@ -189,6 +192,19 @@ class Crawler:
             frontier.hold()
             tasks.create_task(self._process(request, slots))
 
+    def _failed_in_frontier(self, request: Request, reason: str) -> None:
+        """A request the frontier failed before it was sent: record it, run its errback."""
+        self._stats.failed(request, reason)
+        if request.errback is not None and self._tasks is not None:
+            self._frontier.hold()  # type: ignore[union-attr]
+            self._tasks.create_task(self._run_errback(request, Failure(request, reason)))
+
+    async def _run_errback(self, request: Request, failure: Failure) -> None:
+        try:
+            await self._run_callback(request.errback, failure, request, None)
+        finally:
+            self._frontier.release()  # type: ignore[union-attr]
+
     async def _process(self, request: Request, slots: asyncio.Semaphore) -> None:
         frontier = self._frontier
         assert frontier is not None
@@ -202,6 +218,9 @@ class Crawler:
                 frontier.refund_page()
                 self._stats.filtered(request, exc.reason)
                 return
+            except Exception as exc:  # a middleware's bug must not end the crawl
+                self._log.error("internal_error", url=request.url, reason=repr(exc), exc_info=exc)
+                outcome = Failure(request, "internal_error", exc)
             finally:
                 frontier.download_done(request)
             if isinstance(outcome, Request):

@@ -32,6 +32,12 @@ class Downloader:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._settings.concurrency, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            # aiohttp silently resends an idempotent request once when a connection drops.
+            # That second try would bypass the domain's limiter and the retry count; our own
+            # retries (with backoff) cover a stale keep-alive connection instead. The switch
+            # is private (aiohttp's own test utilities set it), hence the guard.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
 
     async def aclose(self) -> None:
         """Close the session if this downloader made it; safe to call twice."""

@@ -105,6 +105,7 @@ class Frontier:
         allowed_domains: Iterable[str] = (),
         clock: Callable[[], float] | None = None,
         domain_key: Callable[[str], str] | None = None,
+        on_failure: Callable[[Request, str], None] | None = None,
     ) -> None:
         self._settings = settings
         self._stats = stats
@@ -121,6 +122,8 @@ class Frontier:
         self._page_budget = settings.max_pages  # first attempts still allowed to be handed out
         self._robots = RobotsCache(settings.user_agent, self._clock) if settings.obey_robots else None
         self._parked: dict[str, list[Request]] = {}  # origin -> requests waiting for its robots.txt
+        # Records a request that fails here (robots_unavailable); the engine runs its errback.
+        self._on_failure = on_failure or (lambda request, reason: stats.failed(request, reason))
         self._closed = False
         self.close_reason: str | None = None
         stats.domain_stats = self.domain_stats
@@ -201,7 +204,7 @@ class Frontier:
             self._stats.filtered(request, "robots")
             return False
         if robots.unavailable(origin):
-            self._stats.failed(request, "robots_unavailable")
+            self._on_failure(request, "robots_unavailable")
             return False
         parked = self._parked.get(origin)
         if parked is None:
@@ -240,8 +243,10 @@ class Frontier:
         assert self._robots is not None
         origin = failure.request.meta["robots_origin"]
         status = failure.response.status if failure.response is not None else None
-        if status is not None and 400 <= status < 500 and status != 429:
-            self._robots.allow_all(origin)  # RFC 9309: "unavailable" robots.txt means no rules
+        if failure.reason == "max_redirects" or (status is not None and 400 <= status < 500 and status != 429):
+            # RFC 9309 2.3.1.3: an "unavailable" robots.txt (4xx, or more than 5 redirects)
+            # means there are no rules.
+            self._robots.allow_all(origin)
         else:
             self._robots.mark_unavailable(origin)  # 5xx/429/unreachable after retries
         self._release_parked(origin)

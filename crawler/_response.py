@@ -102,12 +102,16 @@ class Response:
         return self._text  # type: ignore[return-value]
 
     def _decode(self) -> None:
+        content_type = self.headers.get("Content-Type")
         try:
-            self._encoding, self._text = html_to_unicode(
-                self.headers.get("Content-Type"), self.body, auto_detect_fun=_detect
-            )
+            encoding, text = html_to_unicode(content_type, self.body, auto_detect_fun=_detect)
+            if _is_wide(encoding) and not self.body.startswith(_WIDE_BOMS) and not _is_wide(content_type or ""):
+                # Only a <meta> can have said UTF-16/32, and a page whose <meta> could be read
+                # as ASCII is not UTF-16: HTML's prescan turns that declaration into UTF-8.
+                encoding, text = "utf-8", self.body.decode("utf-8", "replace")
         except Exception:  # a lying or unknown charset must not cost the page
-            self._encoding, self._text = "utf-8", self.body.decode("utf-8", "replace")
+            encoding, text = "utf-8", self.body.decode("utf-8", "replace")
+        self._encoding, self._text = encoding, text
 
     def json(self) -> Any:
         return json.loads(self.text)
@@ -201,7 +205,17 @@ def _href_of(sel: Selector) -> str:
     root = sel.root
     if isinstance(root, str):
         return root
-    return sel.attrib.get("href") or sel.attrib.get("src") or ""
+    # root.get, not sel.attrib: attrib builds a dict of every attribute, and lxml raises on
+    # one with a control character, which would cost the page all its links.
+    return root.get("href") or root.get("src") or ""
+
+
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 BOMs (UTF-32 LE starts with the first)
+
+
+def _is_wide(label: str) -> bool:
+    label = label.lower().replace("-", "").replace("_", "")
+    return "utf16" in label or "utf32" in label
 
 
 def _detect(body: bytes) -> str:

@@ -76,7 +76,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit alone accepts superscripts and non-ASCII digits
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -12,6 +12,7 @@ million URLs, ~3·10⁻⁶ for ten million. A collision makes the crawler skip o
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import xxhash
@@ -23,6 +24,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # unreserved sets, plus "%" so existing escapes are not encoded twice.
 _SAFE = "/?#[]@!$&'()*+,;=:-._~%"
 _MAX_URL_LENGTH = 8192
+# What a host may hold once decoded: RFC 3986 reg-name characters (unreserved and sub-delims)
+# plus ":" for IPv6. Anything else ("/", "@", "%", spaces ...) would let a URL name one host
+# to the offsite check and another to the network.
+_HOST = re.compile(r"[A-Za-z0-9.\-_~!$&'()*+,;=:]+")
 
 
 class BadURL(ValueError):
@@ -40,7 +45,12 @@ def canonicalize(url: str) -> tuple[str, str]:
         raise BadURL(url, "url too long")
     url = url.strip()
     if not url.isascii() or " " in url:
-        url = quote(url, safe=_SAFE)
+        try:
+            # surrogateescape: header bytes that were not UTF-8 (aiohttp decodes them so)
+            # become their own %XX escapes instead of an encoding error.
+            url = quote(url.encode("utf-8", "surrogateescape"), safe=_SAFE)
+        except UnicodeEncodeError:
+            raise BadURL(url, "unencodable characters in url") from None
     if not url.isprintable():
         raise BadURL(url, "control character in url")
     try:
@@ -56,6 +66,8 @@ def canonicalize(url: str) -> tuple[str, str]:
         raise BadURL(url, "no host")
     if "%" in host:  # a non-ASCII host was percent-encoded above: turn it into IDNA instead
         host = _idna(url, parts.netloc)
+    if not _HOST.fullmatch(host):
+        raise BadURL(url, f"invalid host {host[:100]!r}")
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{port}"

@@ -1,0 +1,215 @@
+"""Property tests: URL canonicalisation and Response decoding/selectors hold up on any input."""
+
+from __future__ import annotations
+
+import contextlib
+import string
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from crawler import Request, Response, canonicalize, fingerprint
+from crawler._url import BadURL
+
+PROPS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PAGE = "http://example.com/dir/page"
+
+# -- strategies -------------------------------------------------------------------------------
+
+# Characters that make URLs interesting: reserved and unsafe ASCII, escapes, controls, non-ASCII.
+URL_CHARS = st.one_of(
+    st.sampled_from(list(string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@/?#[]% \t\\\"<>^`{|}")),
+    # "\udce9" is how aiohttp hands over a non-UTF-8 header byte (surrogateescape), e.g. in a Location.
+    st.sampled_from(["%20", "%zz", "%", "%2F", "%C3%A9", "\x00", "\x01", "\x7f", "é", "\u200b", "\ufffd", "😀"]),
+    st.just("\udce9"),
+    st.characters(),
+)
+SEGMENT = st.lists(URL_CHARS, max_size=8).map("".join)
+SCHEMES = st.sampled_from(["http", "https", "HTTP", "hTTps", "ftp", "javascript", "mailto", "data", "file", ""])
+LABEL = st.from_regex(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?", fullmatch=True)
+HOSTS = st.one_of(
+    st.lists(LABEL, min_size=1, max_size=4).map(".".join),
+    st.sampled_from(
+        ["127.0.0.1", "[::1]", "[2001:db8::1]", "[::1", "::1]", "bücher.de", "xn--bcher-kva.de", "EXAMPLE.COM", ""]
+    ),
+    SEGMENT,
+)
+PORTS = st.one_of(
+    st.just(""),
+    st.integers(min_value=0, max_value=70_000).map(lambda p: f":{p}"),
+    st.sampled_from([":", ":80", ":443", ":8080", ":abc", ":-1", ":+80", ": 80"]),
+)
+USERINFO = st.sampled_from(["", "", "", "user@", "user:pw@", "@", "a@b@"])
+PATHS = st.lists(SEGMENT, max_size=4).map(lambda segments: "/" + "/".join(segments) if segments else "")
+QUERIES = st.one_of(st.just(""), SEGMENT.map(lambda q: "?" + q))
+FRAGMENTS = st.one_of(st.just(""), SEGMENT.map(lambda f: "#" + f))
+SEPARATORS = st.sampled_from(["://", "://", "://", ":", ":/", ":///", "//"])
+
+URLISH = st.builds(
+    lambda scheme, sep, user, host, port, path, query, frag: f"{scheme}{sep}{user}{host}{port}{path}{query}{frag}",
+    SCHEMES,
+    SEPARATORS,
+    USERINFO,
+    HOSTS,
+    PORTS,
+    PATHS,
+    QUERIES,
+    FRAGMENTS,
+)
+
+# Well-formed http(s) URLs, for properties about equivalent spellings.
+SAFE_CHARS = string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@"
+SAFE_SEGMENT = st.text(alphabet=SAFE_CHARS, max_size=8)
+VALID = st.fixed_dictionaries(
+    {
+        "scheme": st.sampled_from(["http", "https"]),
+        "host": st.lists(LABEL, min_size=1, max_size=3).map(lambda labels: ".".join(labels).lower()),
+        "port": st.one_of(st.none(), st.integers(min_value=1, max_value=65_535)),
+        "path": st.lists(SAFE_SEGMENT, max_size=4).map(lambda s: "/" + "/".join(s)),
+        "query": st.one_of(st.just(""), st.text(alphabet=SAFE_CHARS + "/?", max_size=12).map(lambda q: "?" + q)),
+    }
+)
+
+
+def _url(parts: dict, *, scheme: str | None = None, host: str | None = None, port: str | None = None) -> str:
+    if port is None:
+        port = "" if parts["port"] is None else f":{parts['port']}"
+    return f"{scheme or parts['scheme']}://{host or parts['host']}{port}{parts['path']}{parts['query']}"
+
+
+# -- canonicalize -----------------------------------------------------------------------------
+
+
+def _check_canonicalize(url: str) -> None:
+    try:
+        canonical, host = canonicalize(url)
+    except BadURL as exc:
+        assert exc.reason
+        return
+    assert canonical.startswith(("http://", "https://"))
+    assert host
+    # Idempotent: the canonical form is its own canonical form, with the same host.
+    assert canonicalize(canonical) == (canonical, host)
+    # The canonical form is what goes on the wire: ASCII, printable, no spaces.
+    assert canonical.isascii() and canonical.isprintable() and " " not in canonical, canonical
+
+
+@PROPS
+@given(st.text(st.characters(exclude_categories=())))  # lone surrogates included
+@example("http://example.com/%zz")
+@example("http://example.com/caf\udce9")
+@example("HTTP://Example.COM:80/a b?q=1#frag")
+def test_canonicalize_on_any_text_is_idempotent_or_bad_url(url):
+    _check_canonicalize(url)
+
+
+@PROPS
+@given(URLISH)
+@example("http://exa mple.com/")
+@example("http://other.example%2F.allowed.example/")  # host must not decode into "other.example/.allowed.example"
+@example("http://b\u00fccher.de/caf\u00e9")
+@example("http://[::1]:8080/x")
+def test_canonicalize_on_url_like_strings_is_idempotent_or_bad_url(url):
+    _check_canonicalize(url)
+
+
+@PROPS
+@given(VALID, st.data())
+def test_equivalent_spellings_share_a_fingerprint(parts, data):
+    base = _url(parts)
+    canonical = canonicalize(base)[0]
+    default_port = {"http": 80, "https": 443}[parts["scheme"]]
+    scheme = "".join(data.draw(st.sampled_from([c.lower(), c.upper()])) for c in parts["scheme"])
+    host = "".join(data.draw(st.sampled_from([c.lower(), c.upper()])) for c in parts["host"])
+    # Any printable fragment (a control character anywhere makes the whole URL bad_url, by design).
+    printable = st.characters(blacklist_categories=["Cc", "Cs"])
+    fragment = data.draw(st.one_of(st.just(""), st.text(printable, max_size=10).map(lambda f: "#" + f)))
+    spellings = [
+        _url(parts, scheme=scheme),
+        _url(parts, host=host),
+        _url(parts, port=f":{default_port}") if parts["port"] in (None, default_port) else base,
+        base + fragment,
+        _url(parts, scheme=scheme, host=host) + fragment,
+    ]
+    for spelling in spellings:
+        assert canonicalize(spelling)[0] == canonical, spelling
+        assert fingerprint(canonicalize(spelling)[0]) == fingerprint(canonical), spelling
+    assert 0 <= fingerprint(canonical) < 2**64
+
+
+# -- Response ---------------------------------------------------------------------------------
+
+CHARSETS = st.one_of(
+    st.sampled_from(
+        ["utf-8", "UTF-8", "utf8", "latin-1", "iso-8859-1", "cp1252", "windows-1251", "shift_jis", "euc-jp", "gb2312",
+         "big5", "koi8-r", "utf-16", "utf-16le", "utf-16be", "utf-32", "utf-7", "ascii", "x-user-defined", "bogus",
+         "", "\"utf-8\"", "'latin1'", "utf-8; foo=bar", "idna", "rot13", "hex", "base64", "zlib", "punycode"]
+    ),
+    st.text(max_size=12),
+)
+CONTENT_TYPES = st.one_of(
+    st.none(),
+    st.builds(lambda t, cs: f"{t}; charset={cs}", st.sampled_from(["text/html", "application/xhtml+xml", "text/xml"]),
+              CHARSETS),
+    st.sampled_from(["text/html", "application/pdf", "image/png", "application/json", "text/plain", "", ";", "html"]),
+    st.text(max_size=30),
+)
+BOMS = st.sampled_from([b"", b"", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"])
+META = st.one_of(st.just(b""), CHARSETS.map(lambda cs: f"<meta charset='{cs}'>".encode("utf-8", "replace")))
+BODIES = st.builds(lambda bom, meta, rest: bom + meta + rest, BOMS, META, st.binary(max_size=300))
+
+
+def _response(body: bytes, content_type: str | None, url: str = PAGE) -> Response:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    return Response(url, 200, headers, body, Request(url))
+
+
+@PROPS
+@given(BODIES, CONTENT_TYPES)
+@example(b"<meta charset='utf-16'><title>x</title>", "text/html")
+@example(b"\xff\xfe\x00", "text/html; charset=utf-8")
+def test_text_never_raises(body, content_type):
+    response = _response(body, content_type)
+    assert isinstance(response.text, str)
+    assert isinstance(response.encoding, str)
+
+
+@PROPS
+@given(BODIES)
+def test_css_never_raises_on_any_bytes(body):
+    hrefs = _response(body, "text/html").css("a::attr(href)").getall()
+    assert all(isinstance(href, str) for href in hrefs)
+
+
+# HTML-ish bytes: tags and attributes with hostile hrefs, broken markup, raw bytes, mixed together.
+HREFS = st.one_of(URLISH, SEGMENT, st.sampled_from(["", "#", "?", "//", "///x", "http://[::1", "javascript:x", "%zz"]))
+HTML_PARTS = st.one_of(
+    HREFS.map(lambda h: f'<a href="{h}">x</a>'),
+    HREFS.map(lambda h: f"<a href='{h}'>"),
+    HREFS.map(lambda h: f"<a href={h}>"),
+    HREFS.map(lambda h: f'<base href="{h}">'),
+    HREFS.map(lambda h: f'<img src="{h}">'),
+    st.sampled_from(["<a>", "</a>", "<a href>", "<a href=''>", "<a HREF=\"/ok\">", "<!--", "-->", "<![CDATA[", "<", ">",
+                     "<html>", "<head>", "<body>", "<script>", "</script>", "&amp;", "&#0;", "&#x110000;", "\x00"]),
+    st.text(max_size=20),
+)
+HTMLISH = st.builds(
+    lambda parts, raw, encoding: "".join(parts).encode(encoding, "surrogatepass" if encoding == "utf-8" else "replace")
+    + raw,
+    st.lists(HTML_PARTS, max_size=12),
+    st.binary(max_size=40),
+    st.sampled_from(["utf-8", "utf-16", "latin-1"]),
+)
+
+
+@PROPS
+@example(b'<a href="/ok" \x01>x</a><a href="/next">y</a>', PAGE)
+@given(HTMLISH, st.sampled_from([PAGE, "http://[::1]:8080/", "https://bücher.de/a/b?q=1"]))
+def test_follow_all_never_raises_on_html_ish_bytes(body, url):
+    response = _response(body, "text/html", url=url)
+    requests = response.follow_all(css="a")
+    assert all(isinstance(r, Request) and isinstance(r.url, str) for r in requests)
+    assert len({r.url for r in requests}) == len(requests)  # deduplicated
+    for r in requests:  # each link is either crawlable or a clean BadURL, never a crash
+        with contextlib.suppress(BadURL):
+            canonicalize(r.url)
