@@ -13,11 +13,11 @@ million URLs, ~3·10⁻⁶ for ten million. A collision makes the crawler skip o
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import xxhash
 
-__all__ = ["BadURL", "canonicalize", "fingerprint"]
+__all__ = ["BadURL", "canonicalize", "fingerprint", "join"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters left as they are when a URL needs percent-encoding: the RFC 3986 reserved and
@@ -28,6 +28,9 @@ _MAX_URL_LENGTH = 8192
 # plus ":" for IPv6. Anything else ("/", "@", "%", spaces ...) would let a URL name one host
 # to the offsite check and another to the network.
 _HOST = re.compile(r"[A-Za-z0-9.\-_~!$&'()*+,;=:]+")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+# An already canonical netloc: lowercase host, no userinfo, a port without leading zeros.
+_CLEAN_NETLOC = re.compile(r"([a-z0-9.\-]+)(?::([1-9][0-9]{0,4}))?")
 
 
 class BadURL(ValueError):
@@ -41,6 +44,32 @@ class BadURL(ValueError):
 
 def canonicalize(url: str) -> tuple[str, str]:
     """Return ``(canonical_url, host)`` for an absolute http(s) URL, or raise :class:`BadURL`."""
+    # Fast path: most URLs on the hot path are already canonical (links resolved against a
+    # canonical page URL): lowercase http(s) scheme and host, no port, no fragment, plain
+    # printable ASCII. Those are returned as they are, exactly as the full path below would.
+    start = 7 if url.startswith("http://") else 8 if url.startswith("https://") else 0
+    if start:
+        end = url.find("/", start)
+        if (
+            end > start
+            and len(url) <= _MAX_URL_LENGTH
+            and url.isascii()
+            and url.isprintable()
+            and " " not in url
+            and "#" not in url
+            and url[-1] != "?"
+        ):
+            clean = _CLEAN_NETLOC.fullmatch(url, start, end)
+            if clean is not None:
+                port = clean[2]
+                if port is None:
+                    return url, clean[1]
+                if int(port) <= 65535 and int(port) != (80 if start == 7 else 443):
+                    return url, clean[1]
+    return _canonicalize(url)
+
+
+def _canonicalize(url: str) -> tuple[str, str]:
     if len(url) > _MAX_URL_LENGTH:
         raise BadURL(url, "url too long")
     url = url.strip()
@@ -74,6 +103,77 @@ def canonicalize(url: str) -> tuple[str, str]:
     if "@" in parts.netloc:
         netloc = f"{parts.netloc.rpartition('@')[0]}@{netloc}"
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, "")), host
+
+
+def join(base: str, href: str) -> str:
+    """``urljoin(base, href)`` without the fragment, for a ``base`` that is an absolute URL.
+
+    Links in pages are mostly site-absolute (``/p/1.html``), relative (``1.html``,
+    ``../p/1.html``) or absolute http(s) URLs; those are resolved here with plain string work
+    (RFC 3986 merge and dot-segment removal). Anything else (``//host``, other schemes,
+    backslashes, odd bases) goes to ``urllib.parse.urljoin``. A malformed href is returned as
+    it is, for the frontier to record as ``bad_url``.
+    """
+    href = href.strip()
+    hash_at = href.find("#")
+    if hash_at >= 0:
+        href = href[:hash_at]
+    if not href:
+        return base.partition("#")[0]
+    if "\\" in href or not href.isprintable():
+        return _slow_join(base, href)
+    first = href[0]
+    if first == "/":
+        if href.startswith("//"):
+            return _slow_join(base, href)
+        root = base.find("/", base.find("//") + 2)
+        if root < 0:
+            return _slow_join(base, href)
+        path, sep, query = href.partition("?")
+        return base[:root] + _remove_dots(path) + sep + query
+    if first == "?":
+        return base.partition("#")[0].partition("?")[0] + href
+    colon = href.find(":")
+    if colon >= 0:
+        scheme_end = min((i for i in (href.find("/"), href.find("?")) if i >= 0), default=len(href))
+        if colon < scheme_end and _SCHEME.fullmatch(href, 0, colon):  # has a scheme of its own
+            scheme = href[:colon].lower()
+            if scheme not in ("http", "https"):
+                return href  # mailto:, javascript:, data: ... stay as they are (urljoin agrees)
+            if href.startswith(("http://", "https://")) and "/." not in href:
+                return href
+            return _slow_join(base, href)
+    root = base.find("/", base.find("//") + 2)
+    if root < 0:
+        return _slow_join(base, href)
+    base_path = base[root:].partition("?")[0].partition("#")[0]
+    path, sep, query = href.partition("?")
+    merged = base_path[: base_path.rfind("/") + 1] + path
+    return base[:root] + _remove_dots(merged) + sep + query
+
+
+def _remove_dots(path: str) -> str:
+    """RFC 3986 5.2.4 for an absolute path; returns ``path`` itself when it has no dot segment."""
+    if "/." not in path:
+        return path
+    out: list[str] = []
+    segments = path.split("/")
+    for segment in segments[1:]:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    if segments[-1] in (".", ".."):
+        out.append("")
+    return "/" + "/".join(out)
+
+
+def _slow_join(base: str, href: str) -> str:
+    try:
+        return urljoin(base, href).partition("#")[0]
+    except ValueError:
+        return href
 
 
 def _idna(url: str, netloc: str) -> str:

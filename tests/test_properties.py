@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import string
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from crawler import Request, Response, canonicalize, fingerprint
@@ -213,3 +213,58 @@ def test_follow_all_never_raises_on_html_ish_bytes(body, url):
     for r in requests:  # each link is either crawlable or a clean BadURL, never a crash
         with contextlib.suppress(BadURL):
             canonicalize(r.url)
+
+
+# -- the hot path's fast paths agree with the general ones -------------------------------------
+
+HREF_PARTS = st.sampled_from(["a", "p", "1.html", ".", "..", "", "x-y_z~", "%41", "q=1", ":", ";v"])
+HREFS = st.builds(
+    lambda lead, segs, query, frag: lead + "/".join(segs) + query + frag,
+    st.sampled_from(["", "/", "./", "../", "http://example.com/", "https://other.org:8443/", "//cdn.example/"]),
+    st.lists(HREF_PARTS, max_size=6),
+    st.sampled_from(["", "?x=1", "?a=b&c=d", "?u=../x"]),
+    st.sampled_from(["", "#f", "#"]),
+)
+BASES = st.sampled_from(
+    ["http://example.com/dir/page", "http://example.com/", "https://example.com:8443/a/b/c?q=1", "http://h/a/"]
+)
+
+
+@PROPS
+@given(BASES, HREFS)
+def test_fast_join_resolves_like_urljoin(base, href):
+    from urllib.parse import urljoin
+
+    from crawler._url import join
+
+    # Where they may differ, ours follows RFC 3986 and browsers: an empty segment ("a//b")
+    # is kept (urljoin drops it) and "?" alone means an empty query (urljoin keeps the base's).
+    path = href.partition("?")[0].partition("#")[0]
+    assume("//" not in (path[2:] if path.startswith("//") else path) and not href.startswith("?"))
+    expected = urljoin(base, href).partition("#")[0]
+    assert _canonical_or_bad(join(base, href)) == _canonical_or_bad(expected)
+
+
+def _canonical_or_bad(url: str) -> str:
+    try:
+        return canonicalize(url)[0]
+    except BadURL:
+        return "BAD"
+
+
+@PROPS
+@given(URLISH)
+@example("http://a.com:80/x")
+@example("http://a.com:080/x")
+@example("https://a.com:443/")
+@example("http://a.com:65536/x")
+@example("http://a.com/x?")
+def test_canonicalize_fast_path_agrees_with_the_full_one(url):
+    from crawler._url import _canonicalize
+
+    try:
+        expected = _canonicalize(url)
+    except BadURL:
+        assert _canonical_or_bad(url) == "BAD", f"fast path accepted {url!r}, the full one rejects it"
+        return
+    assert canonicalize(url) == expected
