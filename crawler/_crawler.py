@@ -22,7 +22,7 @@ from ._exceptions import CrawlStateError, DropItem, IgnoreRequest, RequestFailed
 from ._failure import Failure
 from ._frontier import Frontier, registrable_domain_key
 from ._log import debug_enabled, get_logger
-from ._middleware import DefaultHeadersMiddleware, Middleware, MiddlewareChain, check_middlewares
+from ._middleware import Middleware, MiddlewareChain, check_middlewares
 from ._pipeline import ItemPipeline, is_item
 from ._request import Request
 from ._response import Response
@@ -120,7 +120,6 @@ class Crawler:
         self._downloader = Downloader(self.settings, self._session)
         self._chain = MiddlewareChain(
             [
-                DefaultHeadersMiddleware({"User-Agent": self.settings.user_agent}),
                 RetryMiddleware(self.settings, pause_domain=frontier.pause, clock=loop.time),
                 *self._extra_middlewares,
             ]
@@ -216,7 +215,7 @@ class Crawler:
                     request.errback(Failure(request, exc.reason, exc))  # type: ignore[misc]
                     return
                 frontier.refund_page()
-                self._stats.filtered(request, exc.reason)
+                self._stats.filtered(request.url, exc.reason)
                 return
             except Exception as exc:  # a middleware's bug must not end the crawl
                 self._log.error("internal_error", url=request.url, reason=repr(exc), exc_info=exc)
@@ -301,7 +300,7 @@ class Crawler:
         if response.status in (301, 302, 303) and method != "HEAD":
             method, body = "GET", None
         hop = request.replace(url=target, method=method, body=body, redirects=request.redirects + 1, attempt=1)
-        chain = hop.meta["redirect_urls"] = [*request.meta.get("redirect_urls", ()), request.url]
+        chain = hop.meta["redirect_urls"] = [*(request._meta or {}).get("redirect_urls", ()), request.url]
         # A hop back into its own chain (e.g. a cookie-setting bounce) is not a duplicate of
         # another page: it may be refetched, and max_redirects bounds a true loop.
         with contextlib.suppress(BadURL):  # a bad target is recorded by the frontier as bad_url
@@ -314,7 +313,7 @@ class Crawler:
         frontier = self._frontier
         assert frontier is not None
         try:
-            result = callback(argument, **request.cb_kwargs)
+            result = callback(argument, **request._cb_kwargs) if request._cb_kwargs else callback(argument)
             if inspect.isasyncgen(result):
                 async for output in result:
                     await self._handle_output(output, request, response)

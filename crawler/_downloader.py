@@ -31,7 +31,9 @@ class Downloader:
     async def open(self) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._settings.concurrency, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, headers={"User-Agent": self._settings.user_agent}
+            )
             # aiohttp silently resends an idempotent request once when a connection drops.
             # That second try would bypass the domain's limiter and the retry count; our own
             # retries (with backoff) cover a stale keep-alive connection instead. The switch
@@ -49,11 +51,14 @@ class Downloader:
         session = self._session
         if session is None:
             raise RequestFailed("closed", "downloader is closed", request=request)
+        headers = request._headers
+        if not self._owns_session and not (headers and any(k.lower() == "user-agent" for k in headers)):
+            headers = {**(headers or {}), "User-Agent": self._settings.user_agent}  # a host's session
         try:
             async with session.request(
                 request.method,
                 URL(request.url, encoded=True),
-                headers=request.headers,
+                headers=headers,
                 data=request.body,
                 allow_redirects=False,
                 timeout=self._timeout,
@@ -79,7 +84,7 @@ class Downloader:
             raise RequestFailed("client_error", f"{type(exc).__name__}: {exc}", request=request) from exc
 
     async def _read(self, resp: aiohttp.ClientResponse, request: Request) -> bytes:
-        meta = request.meta
+        meta = request._meta
         limit = meta.get("max_response_bytes", self._max_bytes) if meta else self._max_bytes
         truncate = bool(meta) and meta.get("truncate_body", False)
         length = resp.content_length

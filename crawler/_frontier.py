@@ -20,7 +20,8 @@ import asyncio
 import heapq
 import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 
 from aiolimiter import AsyncLimiter
 
@@ -28,6 +29,7 @@ from ._failure import Failure
 from ._request import Request
 from ._response import Response
 from ._robots import MAX_ROBOTS_BYTES, RobotsCache, origin_of
+from ._seen import FingerprintSet
 from ._settings import Settings
 from ._stats import DomainStats, StatsCollector
 from ._url import BadURL, canonicalize, fingerprint
@@ -45,6 +47,8 @@ _INCREASE_SHARE = 0.1
 _THROTTLE_STATUSES = frozenset({429, 503})
 _ROBOTS_PRIORITY = 1 << 30
 
+_Entry = tuple[str, tuple[Callable[..., object] | None, int]] | Request
+
 
 class _Domain:
     """Scheduling state of one rate-limit scope (a host, or a registrable domain)."""
@@ -61,17 +65,23 @@ class _Domain:
         "limiter",
         "pace",
         "paused_until",
-        "queue",
+        "queues",
         "rate",
+        "size",
         "step",
         "streak",
         "throttled",
+        "top",
     )
 
     def __init__(self, key: str, rate: float | None, concurrency: int) -> None:
         self.key = key
-        self.queue: list[tuple[int, int, Request]] = []  # (-priority, seq, request): FIFO per priority
-        self.delayed: list[tuple[float, int, Request]] = []  # (not_before, seq, request)
+        # priority -> FIFO of entries. An entry is a (url, (callback, depth)) tuple for a plain
+        # followed link (about 60 bytes besides the URL) or a Request for anything else.
+        self.queues: dict[int, deque[_Entry]] = {}
+        self.top = 0  #: highest priority with entries (when size > 0)
+        self.size = 0
+        self.delayed: list[tuple[float, int, Request]] = []  # (not_before, seq, request): retries
         self.in_flight = 0
         self.concurrency = concurrency
         self.paused_until = 0.0
@@ -87,6 +97,39 @@ class _Domain:
         self.throttled = 0
         self.floor = 0.0  #: robots.txt Crawl-delay / Request-rate, seconds
         self.last_token = -math.inf
+
+    def push(self, priority: int, entry: _Entry) -> None:
+        queue = self.queues.get(priority)
+        if queue is None:
+            queue = self.queues[priority] = deque()
+        queue.append(entry)
+        if not self.size or priority > self.top:
+            self.top = priority
+        self.size += 1
+
+    def head(self) -> _Entry:
+        return self.queues[self.top][0]
+
+    def pop(self) -> _Entry:
+        queue = self.queues[self.top]
+        entry = queue.popleft()
+        self.size -= 1
+        if not queue:
+            del self.queues[self.top]
+            if self.queues:
+                self.top = max(self.queues)
+        return entry
+
+    def entries(self) -> Iterator[_Entry]:
+        for queue in self.queues.values():
+            yield from queue
+        for *_, request in self.delayed:
+            yield request
+
+    def clear(self) -> None:
+        self.queues.clear()
+        self.delayed.clear()
+        self.size = 0
 
     def gap(self) -> float:
         """Seconds that must separate two requests beyond what the limiter enforces."""
@@ -115,7 +158,8 @@ class Frontier:
         self._keys: dict[str, str] = {}  # host -> domain key, cached
         self._domains: dict[str, _Domain] = {}
         self._active: dict[str, _Domain] = {}  # domains with queued or delayed requests, round robin
-        self._seen: set[int] = set()
+        self._seen = FingerprintSet()
+        self._templates: dict[tuple[Callable[..., object] | None, int], tuple[Callable[..., object] | None, int]] = {}
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
         self._holds = 0  # producers still running (start requests, requests being processed)
@@ -135,7 +179,7 @@ class Frontier:
         try:
             url, host = canonicalize(request.url)
         except BadURL as exc:
-            self._stats.filtered(request, "bad_url", detail=exc.reason)
+            self._stats.filtered(request.url, "bad_url", detail=exc.reason)
             return False
         request.url = url
         key = self._keys.get(host)
@@ -147,21 +191,19 @@ class Frontier:
             return True
         allowed = self._allowed
         if allowed and not any(host == d or host.endswith("." + d) for d in allowed):
-            self._stats.filtered(request, "offsite")
+            self._stats.filtered(request.url, "offsite")
             return False
         max_depth = self._settings.max_depth
         if max_depth is not None and request.depth > max_depth:
-            self._stats.filtered(request, "depth")
+            self._stats.filtered(request.url, "depth")
             return False
         # dont_filter skips the check but still records the URL, so a later link back to a
         # start page is a duplicate rather than a second fetch.
-        fp = fingerprint(url, request.method, request.body)
-        if fp in self._seen and not request.dont_filter:
-            self._stats.filtered(request, "duplicate")
+        if not self._seen.add(fingerprint(url, request.method, request.body)) and not request.dont_filter:
+            self._stats.filtered(url, "duplicate")
             return False
-        self._seen.add(fp)
         if self._closed:
-            self._stats.filtered(request, self.close_reason or "closed")
+            self._stats.filtered(request.url, self.close_reason or "closed")
             return False
         if self._robots is not None:
             return self._check_robots(request)
@@ -171,7 +213,7 @@ class Frontier:
     def requeue(self, request: Request) -> None:
         """Put back a retry (no dedupe; it waits for its ``not_before`` holding no worker)."""
         if self._closed:
-            self._stats.filtered(request, self.close_reason or "closed")
+            self._stats.filtered(request.url, self.close_reason or "closed")
             return
         self._push(request)
 
@@ -184,11 +226,32 @@ class Frontier:
         if request.not_before > self._clock():
             heapq.heappush(domain.delayed, (request.not_before, next(self._seq), request))
         else:
-            heapq.heappush(domain.queue, (-request.priority, next(self._seq), request))
+            domain.push(request.priority, self._compact(request))
         if key not in self._active:
             self._active[key] = domain
         self._stats.queued += 1
         self._wakeup.set()
+
+    def _compact(self, request: Request) -> _Entry:
+        """A plain followed link is queued as (url, template): most of a frontier is these."""
+        if (
+            request._headers is None
+            and not request._meta
+            and not request._cb_kwargs
+            and request.errback is None
+            and request.body is None
+            and request.method == "GET"
+            and request.attempt == 1
+            and request.redirects == 0
+            and not request.dont_filter
+            and not request.internal
+        ):
+            key = (request.callback, request.depth)
+            template = self._templates.get(key)
+            if template is None:
+                template = self._templates[key] = key
+            return (request.url, template)
+        return request
 
     # -- robots.txt ------------------------------------------------------------------------
 
@@ -201,7 +264,7 @@ class Frontier:
             self._push(request)
             return True
         if verdict is False:
-            self._stats.filtered(request, "robots")
+            self._stats.filtered(request.url, "robots")
             return False
         if robots.unavailable(origin):
             self._on_failure(request, "robots_unavailable")
@@ -255,7 +318,7 @@ class Frontier:
         for request in self._parked.pop(origin, ()):
             self._stats.queued -= 1
             if self._closed:
-                self._stats.filtered(request, self.close_reason or "closed")
+                self._stats.filtered(request.url, self.close_reason or "closed")
             else:
                 self._check_robots(request)
         self._wakeup.set()
@@ -321,14 +384,15 @@ class Frontier:
         self._closed = True
         self.close_reason = reason
         for domain in self._active.values():
-            for *_, request in itertools.chain(domain.queue, domain.delayed):
-                if not request.internal:
-                    self._stats.filtered(request, reason)
-            domain.queue.clear()
-            domain.delayed.clear()
+            for entry in domain.entries():
+                if isinstance(entry, tuple):
+                    self._stats.filtered(entry[0], reason)
+                elif not entry.internal:
+                    self._stats.filtered(entry.url, reason)
+            domain.clear()
         for parked in self._parked.values():
             for request in parked:
-                self._stats.filtered(request, reason)
+                self._stats.filtered(request.url, reason)
         self._parked.clear()
         self._active.clear()
         self._stats.queued = 0
@@ -347,7 +411,7 @@ class Frontier:
                 crawl_delay=d.floor or None,
                 paused_for_s=round(max(d.paused_until - now, 0.0), 3),
                 throttled=d.throttled,
-                queued=len(d.queue) + len(d.delayed),
+                queued=d.size + len(d.delayed),
                 in_flight=d.in_flight,
             )
             for key, d in self._domains.items()
@@ -385,9 +449,9 @@ class Frontier:
         for domain in self._active.values():
             delayed = domain.delayed
             while delayed and delayed[0][0] <= now:
-                _, seq, request = heapq.heappop(delayed)
-                heapq.heappush(domain.queue, (-request.priority, seq, request))
-            if not domain.queue:
+                request = heapq.heappop(delayed)[2]
+                domain.push(request.priority, request)
+            if not domain.size:
                 if delayed:
                     soonest = min(soonest, delayed[0][0])
                 continue
@@ -396,7 +460,7 @@ class Frontier:
             if domain.paused_until > now:
                 soonest = min(soonest, domain.paused_until)
                 continue
-            if budget == 0 and _uses_budget(domain.queue[0][2]):
+            if budget == 0 and _uses_budget(domain.head()):
                 continue  # max_pages reached, unless a handed-out page fails (its refund wakes us)
             gap = domain.gap()
             if gap and now < domain.last_token + gap:
@@ -414,29 +478,32 @@ class Frontier:
         if domain.last_token > -math.inf:
             domain.pace += 0.1 * ((now - domain.last_token) - domain.pace)
         domain.last_token = now
-        request = heapq.heappop(domain.queue)[2]
+        entry = domain.pop()
+        if isinstance(entry, tuple):
+            url, (callback, depth) = entry
+            request = Request._link(url, callback, depth, domain.key)
+        else:
+            request = entry
         domain.in_flight += 1
         if self._page_budget is not None and _uses_budget(request):
             self._page_budget -= 1
         # Round robin: this domain goes to the back of the line.
         del self._active[domain.key]
-        if domain.queue or domain.delayed:
+        if domain.size or domain.delayed:
             self._active[domain.key] = domain
         self._stats.queued -= 1
         return request
 
     def _has_unbudgeted(self) -> bool:
         """Any queued retry, redirect hop or robots.txt request (these need no page budget)."""
-        return any(
-            not _uses_budget(entry[-1])
-            for domain in self._active.values()
-            for entry in itertools.chain(domain.queue, domain.delayed)
-        )
+        return any(not _uses_budget(entry) for domain in self._active.values() for entry in domain.entries())
 
 
-def _uses_budget(request: Request) -> bool:
+def _uses_budget(entry: _Entry) -> bool:
     """The first hand-out of a chain counts against max_pages; retries and hops do not."""
-    return request.attempt == 1 and request.redirects == 0 and not request.internal
+    if isinstance(entry, tuple):
+        return True
+    return entry.attempt == 1 and entry.redirects == 0 and not entry.internal
 
 
 def registrable_domain_key() -> Callable[[str], str]:

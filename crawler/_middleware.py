@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 from ._request import Request
 from ._response import Response
 
-__all__ = ["BaseMiddleware", "DefaultHeadersMiddleware", "Middleware", "MiddlewareChain", "check_middlewares"]
+__all__ = ["BaseMiddleware", "Middleware", "MiddlewareChain", "check_middlewares"]
 
 
 @runtime_checkable
@@ -42,19 +42,6 @@ class BaseMiddleware:
 
     async def process_exception(self, request: Request, exc: Exception) -> Request | Response | None:
         return None
-
-
-class DefaultHeadersMiddleware(BaseMiddleware):
-    """Sets the User-Agent (and any other default header) unless the request has its own."""
-
-    def __init__(self, headers: dict[str, str]) -> None:
-        self._headers = headers
-
-    async def process_request(self, request: Request) -> None:
-        headers = request.headers
-        for name, value in self._headers.items():
-            if name not in headers:
-                headers[name] = value
 
 
 def check_middlewares(middlewares: Sequence[object]) -> None:

@@ -21,17 +21,17 @@ class Request:
     """
 
     __slots__ = (
+        "_cb_kwargs",
+        "_headers",
+        "_meta",
         "attempt",
         "body",
         "callback",
-        "cb_kwargs",
         "depth",
         "domain",
         "dont_filter",
         "errback",
-        "headers",
         "internal",
-        "meta",
         "method",
         "not_before",
         "priority",
@@ -58,10 +58,12 @@ class Request:
         self.callback = callback
         self.errback = errback
         self.method = method.upper()
-        self.headers: dict[str, str] = dict(headers) if headers else {}
+        # headers, meta and cb_kwargs are made on first use: most requests never need them,
+        # and a crawl creates many requests.
+        self._headers: dict[str, str] | None = dict(headers) if headers else None
         self.body: bytes | None = body.encode() if isinstance(body, str) else body
-        self.meta: dict[str, Any] = meta if meta is not None else {}
-        self.cb_kwargs: dict[str, Any] = cb_kwargs if cb_kwargs is not None else {}
+        self._meta: dict[str, Any] | None = meta
+        self._cb_kwargs: dict[str, Any] | None = cb_kwargs
         self.priority = priority
         self.dont_filter = dont_filter
         #: Link depth: 0 for start requests, the parent's depth + 1 for followed links.
@@ -77,15 +79,65 @@ class Request:
         #: Loop time before which the frontier must not hand this request out (retries).
         self.not_before = 0.0
 
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            self._headers = {}
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: dict[str, str]) -> None:
+        self._headers = value
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        if self._meta is None:
+            self._meta = {}
+        return self._meta
+
+    @meta.setter
+    def meta(self, value: dict[str, Any]) -> None:
+        self._meta = value
+
+    @property
+    def cb_kwargs(self) -> dict[str, Any]:
+        if self._cb_kwargs is None:
+            self._cb_kwargs = {}
+        return self._cb_kwargs
+
+    @cb_kwargs.setter
+    def cb_kwargs(self, value: dict[str, Any]) -> None:
+        self._cb_kwargs = value
+
+    @classmethod
+    def _link(cls, url: str, callback: Callable[..., Any] | None, depth: int, domain: str) -> Request:
+        """A plain GET for a followed link, built without the checks of ``__init__`` (hot path)."""
+        request = cls.__new__(cls)
+        request.url = url
+        request.callback = callback
+        request.errback = request._headers = request._meta = request._cb_kwargs = request.body = None
+        request.method = "GET"
+        request.priority = 0
+        request.dont_filter = request.internal = False
+        request.depth = depth
+        request.domain = domain
+        request.attempt = 1
+        request.redirects = 0
+        request.not_before = 0.0
+        return request
+
     def replace(self, **changes: Any) -> Request:
         """A copy with some attributes changed (depth, attempt and redirects carry over)."""
         new = Request.__new__(Request)
+        for name in ("headers", "meta", "cb_kwargs"):
+            if name in changes:
+                changes["_" + name] = changes.pop(name)
         for name in Request.__slots__:
             setattr(new, name, changes.pop(name) if name in changes else getattr(self, name))
         if changes:
             raise TypeError(f"unknown Request attributes: {', '.join(changes)}")
-        new.headers = dict(new.headers)
-        new.meta = dict(new.meta)
+        new._headers = dict(new._headers) if new._headers else None
+        new._meta = dict(new._meta) if new._meta else None
         return new
 
     def __repr__(self) -> str:

@@ -89,10 +89,10 @@ class StatsCollector:
         self.finished = time.monotonic()
         self.close_reason = reason
 
-    def filtered(self, request: Request, reason: str, *, detail: str | None = None) -> None:
-        self.filtered_by[reason] += 1
+    def filtered(self, url: str, reason: str, *, detail: str | None = None, count: int = 1) -> None:
+        self.filtered_by[reason] += count
         if debug_enabled():
-            self._log.debug("filtered", url=request.url, reason=reason, detail=detail)
+            self._log.debug("filtered", url=url, reason=reason, detail=detail)
 
     def failed(self, request: Request, reason: str, *, error: str | None = None) -> None:
         self.failures[reason] += 1
