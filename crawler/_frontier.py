@@ -210,6 +210,27 @@ class Frontier:
         self._push(request)
         return True
 
+    def screen(self, url: str) -> str | None:
+        """For ``Response.follow_all``: the canonical URL of a link worth a Request, or None.
+
+        A link that is malformed, offsite or already seen ends here, counted as filtered
+        like a Request would be, before any object is built for it. It is not marked seen:
+        the spider may still choose not to follow it.
+        """
+        try:
+            canonical, host = canonicalize(url)
+        except BadURL as exc:
+            self._stats.filtered(url, "bad_url", detail=exc.reason)
+            return None
+        allowed = self._allowed
+        if allowed and not any(host == d or host.endswith("." + d) for d in allowed):
+            self._stats.filtered(canonical, "offsite")
+            return None
+        if fingerprint(canonical) in self._seen:
+            self._stats.filtered(canonical, "duplicate")
+            return None
+        return canonical
+
     def requeue(self, request: Request) -> None:
         """Put back a retry (no dedupe; it waits for its ``not_before`` holding no worker)."""
         if self._closed:

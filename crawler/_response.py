@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -9,9 +10,11 @@ from urllib.parse import urljoin
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from parsel import Selector, SelectorList
+from parsel.csstranslator import css2xpath
 from w3lib.encoding import html_to_unicode
 
 from ._request import Request
+from ._url import join
 
 __all__ = ["Response"]
 
@@ -27,7 +30,7 @@ class Response:
     (images, PDF, JSON) they return an empty list instead of failing.
     """
 
-    __slots__ = ("_encoding", "_selector", "_text", "body", "headers", "request", "status", "url")
+    __slots__ = ("_encoding", "_screen", "_selector", "_text", "body", "headers", "request", "status", "url")
 
     def __init__(
         self,
@@ -49,6 +52,8 @@ class Response:
         self._text: str | None = None
         self._encoding: str | None = None
         self._selector: Selector | None = None
+        #: Set by the crawl: canonical URL of a link worth following, or None (counted there).
+        self._screen: Callable[[str], str | None] | None = None
 
     @classmethod
     def from_html(
@@ -143,15 +148,19 @@ class Response:
     @property
     def base_url(self) -> str:
         base = self.css("base::attr(href)").get() if self.is_markup and b"<base" in self.body else None
-        return _join(self.url, base.strip()) if base else self.url
+        return join(self.url, base) if base else self.url
 
     def urljoin(self, url: str) -> str:
-        return _join(self.base_url, url)
+        """``url`` resolved against this page (its ``<base href>`` if any); never raises."""
+        try:
+            return urljoin(self.base_url, url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket: the frontier records it as bad_url
+            return url
 
     def follow(self, href: str | Selector, callback: Callable[..., Any] | None = None, **kwargs: Any) -> Request:
         """A Request for ``href`` (a string, or an ``<a>``/``<link>`` selector) resolved against this page."""
         url = _href_of(href) if isinstance(href, Selector) else href
-        return Request(self.urljoin(url.strip()), callback=callback, **kwargs)
+        return Request(join(self.base_url, url), callback=callback, **kwargs)
 
     def follow_all(
         self,
@@ -171,33 +180,51 @@ class Response:
         if sum(x is not None for x in (urls, css, xpath)) != 1:
             raise ValueError("follow_all needs exactly one of urls, css or xpath")
         if urls is None:
-            selected = self.css(css) if css is not None else self.xpath(xpath)  # type: ignore[arg-type]
-            urls = selected
+            hrefs = self._hrefs(css, xpath)
+        else:
+            hrefs = [_href_of(u) if isinstance(u, Selector) else u for u in urls]
         base = self.base_url
+        # In a crawl, links the frontier would drop anyway (already seen, offsite, malformed)
+        # are counted there and get no Request object at all: most links on a page are such.
+        screen = None if kwargs.get("dont_filter") else self._screen
         seen: set[str] = set()
         requests = []
-        for href in urls:
-            raw = _href_of(href) if isinstance(href, Selector) else href
+        for raw in hrefs:
             if not raw:
                 continue
-            url = _join(base, raw.strip()).partition("#")[0]
+            url = join(base, raw)
             if url in seen:
                 continue
             seen.add(url)
-            requests.append(Request(url, callback=callback, **kwargs))
+            if screen is not None:
+                canonical = screen(url)
+                if canonical is None:
+                    continue
+                url = canonical
+            requests.append(Request(url, callback, **kwargs))
         return requests
+
+    def _hrefs(self, css: str | None, xpath: str | None) -> list[str]:
+        """The href/src (or text, for ``::attr()``/``text()`` queries) of matches, read from lxml directly."""
+        if not self.is_markup:
+            return []
+        query = _css_to_xpath(css) if css is not None else xpath
+        found = self.selector.root.xpath(query)
+        if not isinstance(found, list):
+            return []
+        return [
+            item if isinstance(item, str) else (item.get("href") or item.get("src") or "")
+            for item in found
+            if isinstance(item, str) or hasattr(item, "get")
+        ]
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.url}>"
 
 
-def _join(base: str, href: str) -> str:
-    """``urljoin`` that never raises: a malformed href is passed on as it is, so the
-    frontier records it as ``bad_url`` instead of the page losing all its other links."""
-    try:
-        return urljoin(base, href)
-    except ValueError:
-        return href
+@functools.lru_cache(maxsize=256)
+def _css_to_xpath(query: str) -> str:
+    return css2xpath(query)
 
 
 def _href_of(sel: Selector) -> str:

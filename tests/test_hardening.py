@@ -27,6 +27,7 @@ from support import FAST, Collect, TestServer, html, links
 from yarl import URL
 
 from crawler import BaseMiddleware, Crawler, CrawlStats, Failure, IgnoreRequest, Request, Response, Spider
+from crawler._url import join
 
 RawHandler = Callable[[asyncio.StreamWriter], Awaitable[None]]
 LOOPBACK = ("127.0.0.1", "127.0.0.2")
@@ -142,8 +143,11 @@ class Probe(Spider):
             "text": response.text,
         }
         if self.follow:
+            # Every distinct link counts as issued: follow_all hands the frontier the ones it
+            # would drop (malformed, seen, offsite) as counted outcomes without building Requests.
+            hrefs = [h for h in response.css("a::attr(href)").getall() if h]
+            self.issued += len({join(response.base_url, h) for h in hrefs})
             for request in response.follow_all(css="a", errback=self.on_error):
-                self.issued += 1
                 yield request
 
     async def on_error(self, failure: Failure):
