@@ -156,6 +156,7 @@ class Frontier:
         self._clock = clock or asyncio.get_running_loop().time
         self._domain_key = domain_key or (lambda host: host)
         self._keys: dict[str, str] = {}  # host -> domain key, cached
+        self._offsite_hosts: dict[str, bool] = {}  # host -> outside allowed_domains, cached
         self._domains: dict[str, _Domain] = {}
         self._active: dict[str, _Domain] = {}  # domains with queued or delayed requests, round robin
         self._seen = FingerprintSet()
@@ -189,8 +190,7 @@ class Frontier:
         if request.internal:  # robots.txt and its redirects: none of the crawl's filters apply
             self._push(request)
             return True
-        allowed = self._allowed
-        if allowed and not any(host == d or host.endswith("." + d) for d in allowed):
+        if self._allowed and self._offsite(host):
             self._stats.filtered(request.url, "offsite")
             return False
         max_depth = self._settings.max_depth
@@ -222,14 +222,21 @@ class Frontier:
         except BadURL as exc:
             self._stats.filtered(url, "bad_url", detail=exc.reason)
             return None
-        allowed = self._allowed
-        if allowed and not any(host == d or host.endswith("." + d) for d in allowed):
+        if self._allowed and self._offsite(host):
             self._stats.filtered(canonical, "offsite")
             return None
         if fingerprint(canonical) in self._seen:
             self._stats.filtered(canonical, "duplicate")
             return None
         return canonical
+
+    def _offsite(self, host: str) -> bool:
+        offsite = self._offsite_hosts.get(host)
+        if offsite is None:
+            if len(self._offsite_hosts) > 100_000:  # a broad crawl: keep the cache bounded
+                self._offsite_hosts.clear()
+            offsite = self._offsite_hosts[host] = not any(host == d or host.endswith("." + d) for d in self._allowed)
+        return offsite
 
     def requeue(self, request: Request) -> None:
         """Put back a retry (no dedupe; it waits for its ``not_before`` holding no worker)."""

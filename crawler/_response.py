@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urljoin
 
+from lxml import etree
 from multidict import CIMultiDict, CIMultiDictProxy
 from parsel import Selector, SelectorList
 from parsel.csstranslator import css2xpath
@@ -205,26 +207,28 @@ class Response:
         return requests
 
     def _hrefs(self, css: str | None, xpath: str | None) -> list[str]:
-        """The href/src (or text, for ``::attr()``/``text()`` queries) of matches, read from lxml directly."""
+        """The href (else src) of matched elements, or the strings an ``::attr()``/``text()``
+        query selects, read from lxml directly (no Selector object per link)."""
         if not self.is_markup:
             return []
-        query = _css_to_xpath(css) if css is not None else xpath
-        found = self.selector.root.xpath(query)
-        if not isinstance(found, list):
-            return []
-        return [
-            item if isinstance(item, str) else (item.get("href") or item.get("src") or "")
-            for item in found
-            if isinstance(item, str) or hasattr(item, "get")
-        ]
+        found = _link_xpath(css, xpath)(self.selector.root)
+        return [item for item in found if isinstance(item, str)] if isinstance(found, list) else []
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.url}>"
 
 
 @functools.lru_cache(maxsize=256)
-def _css_to_xpath(query: str) -> str:
-    return css2xpath(query)
+def _link_xpath(css: str | None, xpath: str | None) -> etree.XPath:
+    """A compiled XPath giving the link strings of a follow_all query, in document order."""
+    query = css2xpath(css) if css is not None else xpath
+    assert query is not None
+    if not _SELECTS_STRINGS.search(query):  # elements: take their href, else their src
+        query = f"({query})/@href | ({query})[not(@href)]/@src"
+    return etree.XPath(query, smart_strings=False)
+
+
+_SELECTS_STRINGS = re.compile(r"(/@[\w:.*-]+|text\(\)|string\([^)]*\))\s*$")
 
 
 def _href_of(sel: Selector) -> str:

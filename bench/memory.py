@@ -1,0 +1,136 @@
+"""Frontier memory: bytes per queued URL and per seen URL.
+
+Fills a real ``Frontier`` (the one a crawl uses) with 1,000,000 queued URLs of about 60
+characters over 100 domains, as a crawl's follow_all would (plain links with a callback),
+and separately a seen-set of 5,000,000 fingerprints; reports peak RSS and bytes per URL
+(RSS growth divided by the count). Each measurement runs in its own child process so one
+does not inflate the other.
+
+    python bench/memory.py [--queued 1000000] [--seen 5000000] [--json FILE]
+
+Targets (issue 5): <= 250 bytes per queued URL, <= 32 bytes per seen URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import sys
+import time
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def measure_queued(count: int, out: multiprocessing.Queue) -> None:
+    import asyncio
+
+    from crawler import Request, Settings
+    from crawler._frontier import Frontier
+    from crawler._stats import StatsCollector
+
+    async def fill() -> dict[str, float]:
+        settings = Settings(obey_robots=False, rate_limit=None)
+        frontier = Frontier(settings, StatsCollector())
+
+        def parse(response: object) -> None:
+            return None
+
+        urls = (f"http://shop-{i % 100:03d}.example.com/catalog/item/{i:09d}.html?ref=listing" for i in range(count))
+        before = _rss_kib()
+        started = time.perf_counter()
+        for url in urls:
+            request = Request(url, callback=parse)
+            request.depth = 3
+            frontier.add(request)
+        elapsed = time.perf_counter() - started
+        after = _rss_kib()
+        stats = frontier.domain_stats()
+        queued = sum(d.queued for d in stats.values())
+        return {
+            "queued": queued,
+            "domains": len(stats),
+            "url_chars": len(f"http://shop-000.example.com/catalog/item/{0:09d}.html?ref=listing"),
+            "rss_growth_mib": round((after - before) / 1024, 1),
+            "bytes_per_queued_url": round((after - before) * 1024 / queued, 1),
+            "add_us_per_url": round(elapsed / count * 1e6, 2),
+        }
+
+    out.put(asyncio.run(fill()))
+
+
+def measure_seen(count: int, out: multiprocessing.Queue) -> None:
+    import random
+
+    from crawler._seen import FingerprintSet
+
+    rng = random.Random(7)
+    seen = FingerprintSet()
+    before = _rss_kib()
+    started = time.perf_counter()
+    for _ in range(count):
+        seen.add(rng.getrandbits(64))
+    elapsed = time.perf_counter() - started
+    after = _rss_kib()
+    out.put(
+        {
+            "seen": len(seen),
+            "rss_growth_mib": round((after - before) / 1024, 1),
+            "bytes_per_seen_url": round((after - before) * 1024 / count, 1),
+            "table_bytes_per_seen_url": round(seen.nbytes() / count, 1),
+            "add_us_per_fingerprint": round(elapsed / count * 1e6, 2),
+            "stdlib_set_bytes_per_int_for_comparison": _stdlib_set_cost(),
+        }
+    )
+
+
+def _stdlib_set_cost(n: int = 1_000_000) -> float:
+    import random
+
+    rng = random.Random(1)
+    before = _rss_kib()
+    values = {rng.getrandbits(64) for _ in range(n)}
+    after = _rss_kib()
+    del values
+    return round((after - before) * 1024 / n, 1)
+
+
+def _run(target, count: int) -> dict:
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    proc = multiprocessing.Process(target=target, args=(count, queue))
+    proc.start()
+    result = queue.get(timeout=600)
+    proc.join()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queued", type=int, default=1_000_000)
+    parser.add_argument("--seen", type=int, default=5_000_000)
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args()
+    results = {"queued": _run(measure_queued, args.queued), "seen": _run(measure_seen, args.seen)}
+    q, s = results["queued"], results["seen"]
+    print(f"queued: {q['queued']:,} URLs ({q['url_chars']} chars) over {q['domains']} domains: "
+          f"{q['rss_growth_mib']} MiB, {q['bytes_per_queued_url']} B/URL (target <= 250), "
+          f"{q['add_us_per_url']} us per add")
+    print(f"seen:   {s['seen']:,} fingerprints: {s['rss_growth_mib']} MiB, {s['bytes_per_seen_url']} B/URL "
+          f"(tables {s['table_bytes_per_seen_url']} B/URL; target <= 32; a stdlib set costs "
+          f"{s['stdlib_set_bytes_per_int_for_comparison']} B/int), {s['add_us_per_fingerprint']} us per add")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    ok = q["bytes_per_queued_url"] <= 250 and s["bytes_per_seen_url"] <= 32
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
