@@ -252,7 +252,7 @@ class Crawler:
         downloader = self._downloader
         assert downloader is not None
         chain = self._chain
-        started = time.monotonic()
+        started = time.monotonic() if debug_enabled() else 0.0
         try:
             sent = await chain.process_request(request)
             if isinstance(sent, Response):

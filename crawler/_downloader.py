@@ -91,6 +91,9 @@ class Downloader:
         if length is not None and length > limit and not truncate and "Content-Encoding" not in resp.headers:
             resp.close()
             raise ResponseTooLarge(limit, request=request)
+        if length is not None and length <= limit and "Content-Encoding" not in resp.headers:
+            # The parser stops at Content-Length and the length is under the cap: one read.
+            return await resp.read()
         chunks = []
         size = 0
         async for chunk in resp.content.iter_any():

@@ -14,7 +14,7 @@ its argument on, or answer instead:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ._request import Request
 from ._response import Response
@@ -55,13 +55,22 @@ def check_middlewares(middlewares: Sequence[object]) -> None:
 
 
 class MiddlewareChain:
+    """Runs every middleware's hooks in list order.
+
+    A hook a middleware inherits unchanged from :class:`BaseMiddleware` is a pass-through, so
+    the chain leaves it out rather than await it for every request of the crawl.
+    """
+
     def __init__(self, middlewares: Sequence[Middleware]) -> None:
         check_middlewares(middlewares)
         self.middlewares = tuple(middlewares)
+        self._request_hooks = _overridden(middlewares, "process_request")
+        self._response_hooks = _overridden(middlewares, "process_response")
+        self._exception_hooks = _overridden(middlewares, "process_exception")
 
     async def process_request(self, request: Request) -> Request | Response:
-        for mw in self.middlewares:
-            result = await mw.process_request(request)
+        for hook in self._request_hooks:
+            result = await hook(request)
             if result is None:
                 continue
             if isinstance(result, Response):
@@ -71,15 +80,21 @@ class MiddlewareChain:
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:
         result: Request | Response = response
-        for mw in self.middlewares:
-            result = await mw.process_response(request, result)
+        for hook in self._response_hooks:
+            result = await hook(request, result)
             if isinstance(result, Request):
                 return result
         return result
 
     async def process_exception(self, request: Request, exc: Exception) -> Request | Response | None:
-        for mw in self.middlewares:
-            result = await mw.process_exception(request, exc)
+        for hook in self._exception_hooks:
+            result = await hook(request, exc)
             if result is not None:
                 return result
         return None
+
+
+def _overridden(middlewares: Sequence[Middleware], name: str) -> tuple[Any, ...]:
+    return tuple(
+        getattr(mw, name) for mw in middlewares if getattr(type(mw), name, None) is not getattr(BaseMiddleware, name)
+    )
