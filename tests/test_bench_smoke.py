@@ -1,0 +1,24 @@
+"""A 200-page smoke run of the benchmark harness: both crawls must give every item.
+
+Performance is measured by bench/run.py, never asserted here: this only checks that the
+harness, the bench spiders and the crawler agree on the items (counts). It needs nginx
+(.ci/run installs it); without nginx the harness exits 2 and this test fails with that message.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_smoke_run_produces_every_item():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "crawler" in result.stdout and "floor" in result.stdout
