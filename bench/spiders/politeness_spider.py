@@ -12,7 +12,7 @@ Run::
         -s rate_limit=10 -s domain_concurrency=4 -s concurrency=128 -s obey_robots=false -s max_pages=6000
 """
 
-from crawler import Response, Spider
+from crawler_spider import BenchSpider  # the same parse as the throughput crawl (same folder)
 
 
 def alias_hosts(count: int, first: int = 2) -> list[str]:
@@ -22,7 +22,7 @@ def alias_hosts(count: int, first: int = 2) -> list[str]:
     return [f"127.0.0.{first + k}" for k in range(count)]
 
 
-class PolitenessSpider(Spider):
+class PolitenessSpider(BenchSpider):
     name = "politeness"
 
     def __init__(self, port: str = "8080", hosts: str = "50", first: str = "2", **kwargs) -> None:
@@ -30,10 +30,3 @@ class PolitenessSpider(Spider):
         names = alias_hosts(int(hosts), int(first))
         self.start_urls = [f"http://{host}:{int(port)}/p/0.html" for host in names]
         self.allowed_domains = names
-
-    async def parse(self, response: Response):
-        title = response.css("h1.title::text").get()
-        if title:
-            yield {"url": response.url, "title": title, "price": response.css("span.price::text").get()}
-        for request in response.follow_all(css="a"):
-            yield request
