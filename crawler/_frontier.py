@@ -210,18 +210,21 @@ class Frontier:
         self._push(request)
         return True
 
-    def screen(self, url: str) -> str | None:
+    def screen(self, url: str, host: str | None = None) -> str | None:
         """For ``Response.follow_all``: the canonical URL of a link worth a Request, or None.
 
         A link that is malformed, offsite or already seen ends here, counted as filtered
         like a Request would be, before any object is built for it. It is not marked seen:
-        the spider may still choose not to follow it.
+        the spider may still choose not to follow it. With ``host``, ``url`` is canonical.
         """
-        try:
-            canonical, host = canonicalize(url)
-        except BadURL as exc:
-            self._stats.filtered(url, "bad_url", detail=exc.reason)
-            return None
+        if host is not None:
+            canonical = url
+        else:
+            try:
+                canonical, host = canonicalize(url)
+            except BadURL as exc:
+                self._stats.filtered(url, "bad_url", detail=exc.reason)
+                return None
         if self._allowed and self._offsite(host):
             self._stats.filtered(canonical, "offsite")
             return None

@@ -268,3 +268,16 @@ def test_canonicalize_fast_path_agrees_with_the_full_one(url):
         assert _canonical_or_bad(url) == "BAD", f"fast path accepted {url!r}, the full one rejects it"
         return
     assert canonicalize(url) == expected
+
+
+@PROPS
+@given(BASES, st.one_of(HREFS, st.text(max_size=20)))
+@example("http://example.com/dir/page", "a:b/c")
+@example("http://example.com/dir/page", "p/1.html#x")
+def test_clean_link_shortcut_agrees_with_join_and_canonicalize(base, href):
+    from crawler._response import _CleanLinks
+    from crawler._url import join
+
+    fast = _CleanLinks(base).resolve(href)
+    if fast is not None:
+        assert fast == _canonical_or_bad(join(base, href))
