@@ -109,6 +109,12 @@ class Response:
 
     def _decode(self) -> None:
         content_type = self.headers.get("Content-Type")
+        if _says_utf8_or_nothing(content_type, self.body):
+            try:  # the common case, without w3lib's full sniffing: same result, a few us less
+                self._encoding, self._text = "utf-8", self.body.decode("utf-8")
+                return
+            except UnicodeDecodeError:
+                pass
         try:
             encoding, text = html_to_unicode(content_type, self.body, auto_detect_fun=_detect)
             if _is_wide(encoding) and not self.body.startswith(_WIDE_BOMS) and not _is_wide(content_type or ""):
@@ -310,6 +316,28 @@ def _href_of(sel: Selector) -> str:
     # root.get, not sel.attrib: attrib builds a dict of every attribute, and lxml raises on
     # one with a control character, which would cost the page all its links.
     return root.get("href") or root.get("src") or ""
+
+
+_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?\s*([^\s;\"']*)", re.IGNORECASE)
+_META_CHARSET = re.compile(rb"charset\s*=\s*[\"']?\s*([^\s;\"'/>]*)", re.IGNORECASE)
+_UTF8_LABELS = frozenset({"utf-8", "utf8", "unicode-1-1-utf-8"})
+
+
+def _says_utf8_or_nothing(content_type: str | None, body: bytes) -> bool:
+    """True when no BOM, header or <meta> (first 4 KiB) names a charset other than UTF-8.
+
+    Then a body that decodes as strict UTF-8 decodes exactly as the BOM > header > <meta>
+    > detection order would have it; anything else takes the full path.
+    """
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff") or body[:3] == b"\xef\xbb\xbf":
+        return False
+    if content_type and "charset" in content_type.lower():
+        found = _HEADER_CHARSET.search(content_type)
+        return found is not None and found[1].lower() in _UTF8_LABELS
+    if b"harset" not in body[:4096] and b"HARSET" not in body[:4096]:
+        return True
+    found = _META_CHARSET.search(body, 0, 4096)
+    return found is None or found[1].decode("ascii", "replace").lower() in _UTF8_LABELS
 
 
 _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 BOMs (UTF-32 LE starts with the first)

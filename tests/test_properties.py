@@ -281,3 +281,22 @@ def test_clean_link_shortcut_agrees_with_join_and_canonicalize(base, href):
     fast = _CleanLinks(base).resolve(href)
     if fast is not None:
         assert fast == _canonical_or_bad(join(base, href))
+
+
+@PROPS
+@given(BODIES, CONTENT_TYPES)
+@example(b"<meta charset='latin-1'>caf\xc3\xa9", "text/html")
+@example(b"<meta http-equiv='Content-Type' content='text/html; charset=utf-8'>\xc3\xa9", "text/html")
+@example("\u00e9".encode(), "text/html; charset=iso-8859-1")
+def test_utf8_shortcut_decodes_as_the_full_sniffing_does(body, content_type):
+    from w3lib.encoding import html_to_unicode
+
+    from crawler._response import _detect, _says_utf8_or_nothing
+
+    if not _says_utf8_or_nothing(content_type, body):
+        return
+    try:
+        fast = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return  # the shortcut falls back to the full path
+    assert html_to_unicode(content_type, body, auto_detect_fun=_detect)[1] == fast
