@@ -319,7 +319,7 @@ def _href_of(sel: Selector) -> str:
 
 
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?\s*([^\s;\"']*)", re.IGNORECASE)
-_META_CHARSET = re.compile(rb"charset\s*=\s*[\"']?\s*([^\s;\"'/>]*)", re.IGNORECASE)
+_META_CHARSET = re.compile(rb"[Cc][Hh][Aa][Rr][Ss][Ee][Tt]\s*=\s*[\"']?\s*([^\s;\"'/>]*)")
 _UTF8_LABELS = frozenset({"utf-8", "utf8", "unicode-1-1-utf-8"})
 
 
@@ -334,8 +334,8 @@ def _says_utf8_or_nothing(content_type: str | None, body: bytes) -> bool:
     if content_type and "charset" in content_type.lower():
         found = _HEADER_CHARSET.search(content_type)
         return found is not None and found[1].lower() in _UTF8_LABELS
-    if b"harset" not in body[:4096] and b"HARSET" not in body[:4096]:
-        return True
+    if body.find(b"harset", 0, 4096) < 0 and body.find(b"HARSET", 0, 4096) < 0:
+        return True  # no declaration (odd spellings like "chARSET" are not looked for)
     found = _META_CHARSET.search(body, 0, 4096)
     return found is None or found[1].decode("ascii", "replace").lower() in _UTF8_LABELS
 
