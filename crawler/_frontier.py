@@ -47,7 +47,8 @@ _INCREASE_SHARE = 0.1
 _THROTTLE_STATUSES = frozenset({429, 503})
 _ROBOTS_PRIORITY = 1 << 30
 
-_Entry = tuple[str, tuple[Callable[..., object] | None, int]] | Request
+_Template = tuple[Callable[..., object] | None, int]  # (callback, depth), shared by many links
+_Entry = tuple[str, _Template] | Request
 
 
 class _Domain:
@@ -160,7 +161,7 @@ class Frontier:
         self._domains: dict[str, _Domain] = {}
         self._active: dict[str, _Domain] = {}  # domains with queued or delayed requests, round robin
         self._seen = FingerprintSet()
-        self._templates: dict[tuple[Callable[..., object] | None, int], tuple[Callable[..., object] | None, int]] = {}
+        self._templates: dict[_Template, _Template] = {}
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
         self._holds = 0  # producers still running (start requests, requests being processed)
