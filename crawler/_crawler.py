@@ -31,7 +31,7 @@ from ._robots import MAX_ROBOTS_REDIRECTS
 from ._settings import Settings
 from ._spider import Spider
 from ._stats import CrawlStats, StatsCollector
-from ._url import BadURL, canonicalize
+from ._url import BadURL, canonicalize, join
 
 __all__ = ["Crawler"]
 
@@ -77,6 +77,7 @@ class Crawler:
         self._subscribers: list[asyncio.Queue[Any]] = []
         self._frontier: Frontier | None = None
         self._tasks: asyncio.TaskGroup | None = None
+        self._stop_requested = False
         self._downloader: Downloader | None = None
         self._items_accepted = 0
 
@@ -100,6 +101,7 @@ class Crawler:
 
     async def stop(self) -> None:
         """Stop scheduling; requests in flight finish, queued ones are recorded as ``stopped``."""
+        self._stop_requested = True
         if self._frontier is not None:
             self._frontier.close("stopped")
 
@@ -133,6 +135,8 @@ class Crawler:
                 await pipeline.open(self.spider)
                 opened.append(pipeline)
             await self.spider.opened()
+            if self._stop_requested:  # stop() came before the crawl could start
+                frontier.close("stopped")
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 frontier.hold()
@@ -210,6 +214,10 @@ class Crawler:
         try:
             try:
                 outcome = await self._download(request)
+            except asyncio.CancelledError:
+                if not request.internal:
+                    self._stats.filtered(request.url, "cancelled")  # its one outcome, even now
+                raise
             except IgnoreRequest as exc:
                 if request.internal:  # a middleware refused robots.txt: its origin must still be settled
                     request.errback(Failure(request, exc.reason, exc))  # type: ignore[misc]
@@ -225,8 +233,11 @@ class Crawler:
             if isinstance(outcome, Request):
                 if outcome.redirects > request.redirects:
                     self._stats.redirected += 1
-                    if not frontier.add(outcome) and not outcome.internal:
-                        frontier.refund_page()  # the chain ends here without a page
+                    if not frontier.add(outcome):
+                        if outcome.internal:  # robots.txt redirected somewhere unusable: settle its origin
+                            request.errback(Failure(outcome, "bad_url"))  # type: ignore[misc]
+                        else:
+                            frontier.refund_page()  # the chain ends here without a page
                 else:
                     self._stats.retries += 1
                     frontier.requeue(outcome)
@@ -296,7 +307,7 @@ class Crawler:
         limit = MAX_ROBOTS_REDIRECTS if request.internal else self.settings.max_redirects
         if request.redirects >= limit:
             return Failure(request, "max_redirects", response=response)
-        target = response.urljoin(response.headers["Location"])
+        target = join(request.url, response.headers["Location"])  # RFC 9110: against the request URL
         method, body = request.method, request.body
         if response.status in (301, 302, 303) and method != "HEAD":
             method, body = "GET", None

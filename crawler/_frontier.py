@@ -46,6 +46,7 @@ _SUCCESS_RUN = 10
 _INCREASE_SHARE = 0.1
 _THROTTLE_STATUSES = frozenset({429, 503})
 _ROBOTS_PRIORITY = 1 << 30
+_PROMOTED = 1 << 31  # above everything: see _Domain.promote_unbudgeted
 
 _Template = tuple[Callable[..., object] | None, int]  # (callback, depth), shared by many links
 _Entry = tuple[str, _Template] | Request
@@ -120,6 +121,24 @@ class _Domain:
             if self.queues:
                 self.top = max(self.queues)
         return entry
+
+    def promote_unbudgeted(self) -> bool:
+        """Move the first queued retry, redirect hop or robots.txt request to the front.
+
+        Once max_pages is reached only those may still go out; they must not wait behind
+        fresh links that never will. Rare (the end of a limited crawl), so a scan is fine.
+        """
+        for priority in sorted(self.queues, reverse=True):
+            queue = self.queues[priority]
+            for entry in queue:
+                if not _uses_budget(entry):
+                    queue.remove(entry)
+                    self.size -= 1
+                    if not queue:
+                        del self.queues[priority]
+                    self.push(_PROMOTED, entry)
+                    return True
+        return False
 
     def entries(self) -> Iterator[_Entry]:
         for queue in self.queues.values():
@@ -245,7 +264,8 @@ class Frontier:
     def requeue(self, request: Request) -> None:
         """Put back a retry (no dedupe; it waits for its ``not_before`` holding no worker)."""
         if self._closed:
-            self._stats.filtered(request.url, self.close_reason or "closed")
+            if not request.internal:
+                self._stats.filtered(request.url, self.close_reason or "closed")
             return
         self._push(request)
 
@@ -277,9 +297,13 @@ class Frontier:
             and request.redirects == 0
             and not request.dont_filter
             and not request.internal
+            and request.priority == 0
         ):
             key = (request.callback, request.depth)
-            template = self._templates.get(key)
+            try:
+                template = self._templates.get(key)
+            except TypeError:  # an unhashable callable as callback: keep the Request as it is
+                return request
             if template is None:
                 template = self._templates[key] = key
             return (request.url, template)
@@ -297,9 +321,11 @@ class Frontier:
             return True
         if verdict is False:
             self._stats.filtered(request.url, "robots")
+            self._refund_hop(request)
             return False
         if robots.unavailable(origin):
             self._on_failure(request, "robots_unavailable")
+            self._refund_hop(request)
             return False
         parked = self._parked.get(origin)
         if parked is None:
@@ -324,6 +350,11 @@ class Frontier:
         self._stats.queued += 1
         return True
 
+    def _refund_hop(self, request: Request) -> None:
+        """A parked redirect hop that ends here ends its chain without a page."""
+        if request.redirects and not _uses_budget(request):
+            self.refund_page()
+
     def _robots_loaded(self, response: Response) -> None:
         assert self._robots is not None
         origin = response.request.meta["robots_origin"]
@@ -338,9 +369,10 @@ class Frontier:
         assert self._robots is not None
         origin = failure.request.meta["robots_origin"]
         status = failure.response.status if failure.response is not None else None
-        if failure.reason == "max_redirects" or (status is not None and 400 <= status < 500 and status != 429):
-            # RFC 9309 2.3.1.3: an "unavailable" robots.txt (4xx, or more than 5 redirects)
-            # means there are no rules.
+        client_error = status is not None and 400 <= status < 500 and status != 429
+        if failure.reason in ("max_redirects", "bad_url") or client_error:
+            # RFC 9309 2.3.1.3: an "unavailable" robots.txt (4xx, more than 5 redirects, or a
+            # redirect we cannot follow) means there are no rules.
             self._robots.allow_all(origin)
         else:
             self._robots.mark_unavailable(origin)  # 5xx/429/unreachable after retries
@@ -483,16 +515,16 @@ class Frontier:
             while delayed and delayed[0][0] <= now:
                 request = heapq.heappop(delayed)[2]
                 domain.push(request.priority, request)
+            if delayed:
+                soonest = min(soonest, delayed[0][0])
             if not domain.size:
-                if delayed:
-                    soonest = min(soonest, delayed[0][0])
                 continue
             if domain.in_flight >= domain.concurrency:
                 continue  # a finished download wakes us
             if domain.paused_until > now:
                 soonest = min(soonest, domain.paused_until)
                 continue
-            if budget == 0 and _uses_budget(domain.head()):
+            if budget == 0 and _uses_budget(domain.head()) and not domain.promote_unbudgeted():
                 continue  # max_pages reached, unless a handed-out page fails (its refund wakes us)
             gap = domain.gap()
             if gap and now < domain.last_token + gap:

@@ -16,7 +16,7 @@ from parsel.csstranslator import css2xpath
 from w3lib.encoding import html_to_unicode
 
 from ._request import Request
-from ._url import canonicalize, join
+from ._url import _path_start, canonicalize, join
 
 __all__ = ["Response"]
 
@@ -206,7 +206,8 @@ class Response:
         base = self.base_url
         # In a crawl, links the frontier would drop anyway (already seen, offsite, malformed)
         # are counted there and get no Request object at all: most links on a page are such.
-        screen = None if kwargs.get("dont_filter") else self._screen
+        plain_get = kwargs.get("method", "GET").upper() == "GET" and not kwargs.get("body")
+        screen = self._screen if plain_get and not kwargs.get("dont_filter") else None
         # Plain paths ("/p/1.html", "1.html") joined to a canonical page URL are canonical
         # already: they skip the general resolver and the canonicaliser.
         clean = _CleanLinks(base) if screen is not None and base == self.url else None
@@ -259,13 +260,18 @@ class _CleanLinks:
     __slots__ = ("directory", "host", "origin")
 
     def __init__(self, page: str) -> None:
-        root = page.find("/", page.find("//") + 2)
+        root = _path_start(page)
+        if root < 0:  # "http://host?q" has no path (a canonical URL always has one): no shortcut
+            self.origin = self.directory = self.host = ""
+            return
         path = page[root:].partition("?")[0]
         self.origin = page[:root]
         self.directory = path[: path.rfind("/") + 1]
         self.host = canonicalize(page)[1]
 
     def resolve(self, href: str) -> str | None:
+        if not self.origin:
+            return None
         if "#" in href:
             href = href.partition("#")[0]
         if not _CLEAN_PATH.fullmatch(href) or "/." in href or href.startswith(("//", ".")):

@@ -12,6 +12,7 @@ import dataclasses
 import fnmatch
 import functools
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -160,14 +161,14 @@ def _optional_limit(name: str, value: Any) -> int | None:
 
 
 def _positive_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise SettingsError(name, f"must be a number > 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise SettingsError(name, f"must be a finite number > 0, got {value!r}")
     return value
 
 
 def _non_negative_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise SettingsError(name, f"must be a number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise SettingsError(name, f"must be a finite number >= 0, got {value!r}")
     return value
 
 

@@ -126,7 +126,7 @@ def join(base: str, href: str) -> str:
     if first == "/":
         if href.startswith("//"):
             return _slow_join(base, href)
-        root = base.find("/", base.find("//") + 2)
+        root = _path_start(base)
         if root < 0:
             return _slow_join(base, href)
         path, sep, query = href.partition("?")
@@ -143,13 +143,25 @@ def join(base: str, href: str) -> str:
             if href.startswith(("http://", "https://")) and "/." not in href:
                 return href
             return _slow_join(base, href)
-    root = base.find("/", base.find("//") + 2)
+    root = _path_start(base)
     if root < 0:
         return _slow_join(base, href)
     base_path = base[root:].partition("?")[0].partition("#")[0]
     path, sep, query = href.partition("?")
     merged = base_path[: base_path.rfind("/") + 1] + path
     return base[:root] + _remove_dots(merged) + sep + query
+
+
+def _path_start(base: str) -> int:
+    """Index of the "/" that starts the base's path, or -1 when the authority is followed by
+    "?", "#" or nothing (then the general resolver handles it)."""
+    start = base.find("//") + 2
+    end = len(base)
+    for mark in "/?#":
+        at = base.find(mark, start)
+        if 0 <= at < end:
+            end = at
+    return end if end < len(base) and base[end] == "/" else -1
 
 
 def _remove_dots(path: str) -> str:
