@@ -297,7 +297,7 @@ class Crawler:
 
     def _judge(self, request: Request, response: Response) -> Request | Response | Failure:
         status = response.status
-        if status in self.settings.handle_statuses or 200 <= status < 300:
+        if 200 <= status < 300 or (status in self.settings.handle_statuses and not request.internal):
             return response
         if status in _REDIRECT_STATUSES and "Location" in response.headers:
             return self._redirect(request, response)

@@ -298,6 +298,7 @@ class Frontier:
             and not request.dont_filter
             and not request.internal
             and request.priority == 0
+            and type(request) is Request  # a subclass is kept whole
         ):
             key = (request.callback, request.depth)
             try:

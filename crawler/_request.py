@@ -128,7 +128,7 @@ class Request:
 
     def replace(self, **changes: Any) -> Request:
         """A copy with some attributes changed (depth, attempt and redirects carry over)."""
-        new = Request.__new__(Request)
+        new = type(self).__new__(type(self))  # a user's Request subclass stays one
         for name in ("headers", "meta", "cb_kwargs"):
             if name in changes:
                 changes["_" + name] = changes.pop(name)

@@ -143,3 +143,38 @@ async def test_an_unhashable_callback_is_kept(server):
 
     stats = await Crawler(S(), FAST).run()
     assert got == [server.url("/b")] and stats.items == 1 and stats.callback_errors == 0
+
+
+async def test_a_request_subclass_survives_queueing_and_retries(server):
+    calls = {"n": 0}
+
+    async def flaky(request: web.Request) -> web.Response:
+        calls["n"] += 1
+        return web.Response(status=503 if calls["n"] == 1 else 200, text="ok", content_type="text/html")
+
+    server.route("/flaky", flaky)
+
+    class Tagged(Request):
+        __slots__ = ()
+
+    kinds: list[type] = []
+
+    class S(Spider):
+        async def start(self):
+            yield Tagged(server.url("/flaky"))
+
+        async def parse(self, response):
+            kinds.append(type(response.request))
+            return []
+
+    await Crawler(S(), FAST).run()
+    assert kinds == [Tagged]
+
+
+async def test_handle_statuses_does_not_apply_to_robots_txt(server):
+    server.route("/robots.txt", "oops", status=500)
+    server.route("/a", html("<p>a</p>"))
+    spider = RecordingSpider([server.url("/a")])
+    settings = {**FAST, "obey_robots": True, "handle_statuses": [500], "retries": 0}
+    stats = await Crawler(spider, settings).run()
+    assert stats.failures == {"robots_unavailable": 1} and stats.pages == 0
