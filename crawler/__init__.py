@@ -17,7 +17,7 @@ from ._exceptions import (
 )
 from ._failure import Failure
 from ._middleware import BaseMiddleware, Middleware
-from ._pipeline import ItemPipeline, Pipeline
+from ._pipeline import ItemPipeline, Pipeline, item_to_dict
 from ._request import Request
 from ._response import Response
 from ._settings import Settings
@@ -49,4 +49,5 @@ __all__ = [
     "__version__",
     "canonicalize",
     "fingerprint",
+    "item_to_dict",
 ]

@@ -8,22 +8,15 @@ between items but never leaves half a line, and nothing already exported is lost
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import os
 from pathlib import Path
 from typing import IO, Any
 
-from crawler import Pipeline, Spider
+from crawler import Pipeline, Spider, item_to_dict
 
 __all__ = ["CsvExporter", "JsonLinesExporter", "exporter_for"]
-
-
-def _as_dict(item: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(item) and not isinstance(item, type):
-        return dataclasses.asdict(item)
-    return dict(item)
 
 
 class _FileExporter(Pipeline):
@@ -52,7 +45,7 @@ class JsonLinesExporter(_FileExporter):
     """One JSON object per line (UTF-8, non-ASCII kept as is)."""
 
     async def process_item(self, item: Any, spider: Spider) -> Any:
-        self._write(json.dumps(_as_dict(item), ensure_ascii=False, default=str) + "\n")
+        self._write(json.dumps(item_to_dict(item), ensure_ascii=False, default=str) + "\n")
         return item
 
 
@@ -73,7 +66,7 @@ class CsvExporter(_FileExporter):
         await super().open(spider)
 
     async def process_item(self, item: Any, spider: Spider) -> Any:
-        row = _as_dict(item)
+        row = item_to_dict(item)
         buffer = io.StringIO()
         if self._fields is None:
             self._fields = list(row)
