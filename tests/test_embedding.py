@@ -203,25 +203,8 @@ async def test_a_running_crawler_refuses_a_second_run(server):
 
 
 async def test_two_crawlers_with_different_settings_run_side_by_side(server):
-    leaves = [f"/leaf{i}" for i in range(5)]
-    server.route("/", links(*leaves))
-    for leaf in leaves:
-        server.route(leaf, slow_page(html(leaf), 0.05))
-
-    def make(host: str) -> type[Spider]:
-        class S(Spider):
-            start_urls = [server.url("/", host=host)]
-            settings = FAST
-
-            async def parse(self, response):
-                yield {"url": response.url}
-                for href in response.css("a::attr(href)").getall():
-                    yield response.follow(href)
-
-        return S
-
-    a = Crawler(make("127.0.0.1")(), {"max_pages": 2, "user_agent": "bot-a"})
-    b = Crawler(make("127.0.0.2")(), {"user_agent": "bot-b"})
+    a = Crawler(site(server, 5, delay=0.05)(), {"max_pages": 2, "user_agent": "bot-a"})
+    b = Crawler(site(server, 5, host="127.0.0.2", delay=0.05)(), {"user_agent": "bot-b"})
     items_a: list = []
     items_b: list = []
 
