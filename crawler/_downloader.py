@@ -12,6 +12,7 @@ from __future__ import annotations
 import aiohttp
 from yarl import URL
 
+from ._deadlines import Deadlines, Fetch
 from ._exceptions import RequestFailed, ResponseTooLarge
 from ._request import Request
 from ._response import Response
@@ -25,7 +26,10 @@ class Downloader:
         self._settings = settings
         self._session = session
         self._owns_session = session is None
-        self._timeout = aiohttp.ClientTimeout(total=settings.timeout, sock_read=settings.read_timeout)
+        # The limits are enforced by one sweep (see _deadlines), not by aiohttp's per-request
+        # timers: the session gets none of its own, not even aiohttp's default 5 minutes.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
+        self._deadlines = Deadlines(settings.timeout, settings.read_timeout)
         self._max_bytes = settings.max_response_bytes
 
     async def open(self) -> None:
@@ -44,6 +48,7 @@ class Downloader:
     async def aclose(self) -> None:
         """Close the session if this downloader made it; safe to call twice."""
         session, self._session = self._session, None
+        self._deadlines.close()
         if session is not None and self._owns_session:
             await session.close()
 
@@ -54,6 +59,20 @@ class Downloader:
         headers = request._headers
         if not self._owns_session and not (headers and any(k.lower() == "user-agent" for k in headers)):
             headers = {**(headers or {}), "User-Agent": self._settings.user_agent}  # a host's session
+        fetch = self._deadlines.watch()
+        try:
+            response = await self._request(session, request, headers, fetch)
+        except BaseException as exc:
+            limit = self._deadlines.done(fetch, exc)
+            if limit is not None:
+                raise self._timed_out(limit, request) from exc
+            raise
+        self._deadlines.done(fetch, None)
+        return response
+
+    async def _request(
+        self, session: aiohttp.ClientSession, request: Request, headers: dict[str, str] | None, fetch: Fetch
+    ) -> Response:
         try:
             async with session.request(
                 request.method,
@@ -63,13 +82,11 @@ class Downloader:
                 allow_redirects=False,
                 timeout=self._timeout,
             ) as resp:
+                fetch.response = resp
                 body = await self._read(resp, request)
                 return Response(request.url, resp.status, resp.headers, body, request)
         except RequestFailed:
             raise
-        except TimeoutError as exc:
-            message = f"no complete answer within {self._settings.timeout}s"
-            raise RequestFailed("timeout", message, request=request) from exc
         except aiohttp.ClientPayloadError as exc:
             raise RequestFailed("incomplete_body", str(exc), request=request) from exc
         except aiohttp.ServerDisconnectedError as exc:
@@ -82,6 +99,13 @@ class Downloader:
             raise RequestFailed("bad_response", str(exc), request=request) from exc
         except aiohttp.ClientError as exc:
             raise RequestFailed("client_error", f"{type(exc).__name__}: {exc}", request=request) from exc
+
+    def _timed_out(self, limit: str, request: Request) -> RequestFailed:
+        if limit == "read_timeout":
+            message = f"no data for {self._settings.read_timeout}s"
+        else:
+            message = f"no complete answer within {self._settings.timeout}s"
+        return RequestFailed("timeout", message, request=request)
 
     async def _read(self, resp: aiohttp.ClientResponse, request: Request) -> bytes:
         meta = request._meta
