@@ -101,7 +101,7 @@ async def run(n: int) -> dict[str, float]:
     rs = responses(corpus)
     for r in rs:
         r.selector  # noqa: B018 - parse is measured above
-        r._screen = frontier.screen
+        r._screen = frontier.links
     with timed("follow_all", results, n):
         for r in rs:
             for request in r.follow_all(css="a"):

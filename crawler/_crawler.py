@@ -251,7 +251,7 @@ class Crawler:
                     await self._run_callback(request.errback, outcome, request, None)
             else:
                 self._stats.pages += 1
-                outcome._screen = frontier.screen
+                outcome._screen = frontier.links
                 callback = request.callback or self.spider.parse
                 await self._run_callback(callback, outcome, request, outcome)
         finally:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from aiolimiter import AsyncLimiter
 
 from ._failure import Failure
+from ._links import LinkScreen
 from ._request import Request
 from ._response import Response
 from ._robots import MAX_ROBOTS_BYTES, RobotsCache, origin_of
@@ -180,6 +181,8 @@ class Frontier:
         self._domains: dict[str, _Domain] = {}
         self._active: dict[str, _Domain] = {}  # domains with queued or delayed requests, round robin
         self._seen = FingerprintSet()
+        #: For ``Response.follow_all``: a page's links screened as ``add`` would, in one pass.
+        self.links = LinkScreen(self._seen, self._offsite if self._allowed else None, stats)
         self._templates: dict[_Template, _Template] = {}
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
@@ -229,29 +232,6 @@ class Frontier:
             return self._check_robots(request)
         self._push(request)
         return True
-
-    def screen(self, url: str, host: str | None = None) -> str | None:
-        """For ``Response.follow_all``: the canonical URL of a link worth a Request, or None.
-
-        A link that is malformed, offsite or already seen ends here, counted as filtered
-        like a Request would be, before any object is built for it. It is not marked seen:
-        the spider may still choose not to follow it. With ``host``, ``url`` is canonical.
-        """
-        if host is not None:
-            canonical = url
-        else:
-            try:
-                canonical, host = canonicalize(url)
-            except BadURL as exc:
-                self._stats.filtered(url, "bad_url", detail=exc.reason)
-                return None
-        if self._allowed and self._offsite(host):
-            self._stats.filtered(canonical, "offsite")
-            return None
-        if fingerprint(canonical) in self._seen:
-            self._stats.filtered(canonical, "duplicate")
-            return None
-        return canonical
 
     def _offsite(self, host: str) -> bool:
         offsite = self._offsite_hosts.get(host)

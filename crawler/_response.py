@@ -16,7 +16,7 @@ from parsel.csstranslator import css2xpath
 from w3lib.encoding import html_to_unicode
 
 from ._request import Request
-from ._url import _path_start, canonicalize, join
+from ._url import join
 
 __all__ = ["Response"]
 
@@ -54,8 +54,8 @@ class Response:
         self._text: str | None = None
         self._encoding: str | None = None
         self._selector: Selector | None = None
-        #: Set by the crawl: canonical URL of a link worth following, or None (counted there).
-        self._screen: Callable[..., str | None] | None = None
+        #: Set by the crawl (the frontier's LinkScreen): a page's hrefs -> canonical URLs worth a Request.
+        self._screen: Callable[[str, Iterable[str]], list[str]] | None = None
 
     @classmethod
     def from_html(
@@ -207,32 +207,17 @@ class Response:
         # In a crawl, links the frontier would drop anyway (already seen, offsite, malformed)
         # are counted there and get no Request object at all: most links on a page are such.
         plain_get = kwargs.get("method", "GET").upper() == "GET" and not kwargs.get("body")
-        screen = self._screen if plain_get and not kwargs.get("dont_filter") else None
-        # Plain paths ("/p/1.html", "1.html") joined to a canonical page URL are canonical
-        # already: they skip the general resolver and the canonicaliser.
-        clean = _CleanLinks(base) if screen is not None and base == self.url else None
+        if self._screen is not None and plain_get and not kwargs.get("dont_filter"):
+            return [Request(url, callback, **kwargs) for url in self._screen(base, hrefs)]
         seen: set[str] = set()
         requests = []
         for raw in hrefs:
             if not raw:
                 continue
-            url = clean.resolve(raw) if clean is not None else None
-            if url is None:
-                url = join(base, raw)
-                if url in seen:
-                    continue
+            url = join(base, raw)
+            if url not in seen:
                 seen.add(url)
-                if screen is not None:
-                    url = screen(url)
-                    if url is None:
-                        continue
-            else:
-                if url in seen:
-                    continue
-                seen.add(url)
-                if screen(url, clean.host) is None:  # type: ignore[misc]
-                    continue
-            requests.append(Request(url, callback, **kwargs))
+                requests.append(Request(url, callback, **kwargs))
         return requests
 
     def _hrefs(self, css: str | None, xpath: str | None) -> list[str]:
@@ -245,42 +230,6 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.url}>"
-
-
-_CLEAN_PATH = re.compile(r"[A-Za-z0-9_~!$&'()*+,;=@/-][A-Za-z0-9._~!$&'()*+,;=:@/-]*")
-
-
-class _CleanLinks:
-    """Resolves plain relative paths against one canonical page URL with string work only.
-
-    ``resolve`` gives the canonical URL for an href made only of unreserved path characters
-    (no dot segments, query, scheme, "//", escapes or spaces), else None for the general path.
-    """
-
-    __slots__ = ("directory", "host", "origin")
-
-    def __init__(self, page: str) -> None:
-        root = _path_start(page)
-        if root < 0:  # "http://host?q" has no path (a canonical URL always has one): no shortcut
-            self.origin = self.directory = self.host = ""
-            return
-        path = page[root:].partition("?")[0]
-        self.origin = page[:root]
-        self.directory = path[: path.rfind("/") + 1]
-        self.host = canonicalize(page)[1]
-
-    def resolve(self, href: str) -> str | None:
-        if not self.origin:
-            return None
-        if "#" in href:
-            href = href.partition("#")[0]
-        if not _CLEAN_PATH.fullmatch(href) or "/." in href or href.startswith(("//", ".")):
-            return None
-        if href[0] == "/":
-            return self.origin + href
-        if ":" in href.partition("/")[0]:  # "a:b" would read as a scheme
-            return None
-        return self.origin + self.directory + href
 
 
 _LXML_SAFE_ENCODINGS = frozenset({"utf-8", "ascii", "us-ascii"})

@@ -275,7 +275,7 @@ def test_canonicalize_fast_path_agrees_with_the_full_one(url):
 @example("http://example.com/dir/page", "a:b/c")
 @example("http://example.com/dir/page", "p/1.html#x")
 def test_clean_link_shortcut_agrees_with_join_and_canonicalize(base, href):
-    from crawler._response import _CleanLinks
+    from crawler._links import _CleanLinks
     from crawler._url import join
 
     fast = _CleanLinks(base).resolve(href)
@@ -300,3 +300,54 @@ def test_utf8_shortcut_decodes_as_the_full_sniffing_does(body, content_type):
     except UnicodeDecodeError:
         return  # the shortcut falls back to the full path
     assert html_to_unicode(content_type, body, auto_detect_fun=_detect)[1] == fast
+
+
+SCREEN_BASES = st.sampled_from(
+    [
+        "http://example.com/dir/page",
+        "http://example.com/dir/other?x=1",
+        "http://example.com/dir/",
+        "http://example.com/",
+        "http://Example.com:80/dir/page",
+        "http://example.com",
+        "https://example.com:8443/a/b/c?q=1",
+        "http://h/a/",
+    ]
+)
+
+
+# Few hrefs, so that pages share them: relative ones resolve differently per directory, "?"
+# and "#" ones per page, and "http://example.com/a" the same everywhere.
+SCREEN_HREFS = st.one_of(
+    st.sampled_from(["a", "../a", "/a", "?q", "?r", "#f", "", " a", "./", "http://example.com/a", "http://other.org/"]),
+    st.sampled_from(["http://[::1", "mailto:x", "b/c", "/b?x"]),
+    HREFS,
+)
+
+
+@PROPS
+@given(st.lists(st.tuples(SCREEN_BASES, st.lists(SCREEN_HREFS, max_size=8)), max_size=20), st.integers(0, 3))
+# "?q" is dead on the second page, alive on the third (another page of the same directory)
+@example([("http://example.com/dir/page", ["?q"])] * 2 + [("http://example.com/dir/other?x=1", ["?q"])], 3)
+# "a" is dead on the second page, alive on the third (another directory of the same host)
+@example([("http://example.com/dir/page", ["a"])] * 2 + [("http://example.com/", ["a"])], 3)
+def test_link_screen_memory_changes_no_outcome(pages, capacity):
+    """Remembering dead hrefs per directory gives the same links and the same counts as
+    resolving every href every time, while the crawl follows some links between pages."""
+    from crawler._links import LinkScreen
+    from crawler._seen import FingerprintSet
+    from crawler._stats import StatsCollector
+
+    def offsite(host: str) -> bool:
+        return host != "example.com" and not host.endswith(".example.com")
+
+    remembering = LinkScreen(FingerprintSet(), offsite, StatsCollector(), capacity=capacity * 4)
+    reference = LinkScreen(FingerprintSet(), offsite, StatsCollector())
+    for number, (base, hrefs) in enumerate(pages):
+        got = remembering(base, hrefs)
+        expected = reference._screen_logged(base, hrefs)
+        assert got == expected
+        for url in got if number % 3 != 2 else ():  # the spider follows most pages' links: now seen
+            remembering._seen.add(fingerprint(url))
+            reference._seen.add(fingerprint(url))
+    assert remembering._stats.filtered_by == reference._stats.filtered_by

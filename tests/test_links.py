@@ -1,0 +1,79 @@
+"""The frontier's link screen: what follow_all gets back, what is counted, what is remembered."""
+
+from __future__ import annotations
+
+from support import FAST, TestServer, html
+
+from crawler import Crawler, Response, Spider, fingerprint
+from crawler._links import LinkScreen
+from crawler._seen import FingerprintSet
+from crawler._stats import StatsCollector
+
+PAGE = "http://example.com/shop/item1.html"
+
+
+def screen(capacity: int = 100) -> LinkScreen:
+    return LinkScreen(FingerprintSet(), lambda host: host != "example.com", StatsCollector(), capacity=capacity)
+
+
+def test_dead_links_are_counted_by_reason_and_live_ones_come_back_canonical():
+    links = screen()
+    links._seen.add(fingerprint("http://example.com/shop/seen.html"))
+
+    got = links(PAGE, ["seen.html", "new.html#top", "/shop/new.html", "http://other.org/", "mailto:x", "HTTP://Example.COM/a"])
+
+    assert got == ["http://example.com/shop/new.html", "http://example.com/a"]
+    assert links._stats.filtered_by == {"duplicate": 2, "offsite": 1, "bad_url": 1}
+
+
+def test_a_dead_href_is_remembered_for_the_directory_and_still_counted():
+    links = screen()
+    links._seen.add(fingerprint("http://example.com/shop/seen.html"))
+    links(PAGE, ["seen.html"])
+
+    links._seen = FingerprintSet()  # were it resolved again, it would pass: it is not
+    assert links("http://example.com/shop/item2.html", ["seen.html"]) == []
+    assert links._stats.filtered_by == {"duplicate": 2}
+    # Another directory resolves it elsewhere: no memory applies there.
+    assert links("http://example.com/other/x.html", ["seen.html"]) == ["http://example.com/other/seen.html"]
+
+
+def test_the_memory_is_bounded_by_its_capacity():
+    links = screen(capacity=10)
+    for page in range(20):
+        links._seen.add(fingerprint(f"http://example.com/shop/{page}.html"))
+        links(PAGE, [f"{page}.html"])
+        assert links._remembered <= 10 + 1  # cleared when a page finds it full
+
+
+class NavSpider(Spider):
+    """Ten pages that all link to each other and to the same menu of three."""
+
+    name = "nav"
+
+    def __init__(self, base: str) -> None:
+        super().__init__()
+        self.start_urls = [f"{base}/p/0.html"]
+
+    async def parse(self, response: Response):
+        yield {"url": response.url}
+        for request in response.follow_all(css="a"):
+            yield request
+
+
+async def test_a_menu_on_every_page_is_fetched_once_and_every_other_copy_counted(server: TestServer):
+    menu = ["/menu/a.html", "/menu/b.html", "../menu/c.html"]
+    for i in range(10):
+        links = [f"{j}.html" for j in range(10)] + menu
+        server.route(f"/p/{i}.html", html("".join(f'<a href="{h}">x</a>' for h in links)))
+    for name in "abc":
+        server.route(f"/menu/{name}.html", html("menu"))
+
+    stats = await Crawler(NavSpider(server.url("")), FAST).run()
+
+    fetched = [hit.path for hit in server.hits]
+    assert sorted(fetched) == sorted([f"/p/{i}.html" for i in range(10)] + [f"/menu/{n}.html" for n in "abc"])
+    assert stats.items == 13
+    # 13 links on each of 10 pages: 12 are followed (0.html is the start page), the rest
+    # are duplicates, whether resolved or remembered.
+    assert stats.filtered == {"duplicate": 10 * 13 - 12}
