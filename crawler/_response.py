@@ -167,7 +167,16 @@ class Response:
 
     @property
     def base_url(self) -> str:
-        base = self.css("base::attr(href)").get() if self.is_markup and b"<base" in self.body else None
+        """The URL links on this page are relative to: its first ``<base href>``, else its own."""
+        if not self.is_markup:
+            return self.url
+        root = self.selector.root  # built already when links came from css()/xpath()
+        base = None
+        if isinstance(root, etree._Element):
+            for element in root.iter("base"):  # the first with an href counts, even an empty one
+                base = element.get("href")
+                if base is not None:
+                    break
         return join(self.url, base) if base else self.url
 
     def urljoin(self, url: str) -> str:
@@ -225,7 +234,19 @@ class Response:
         query selects, read from lxml directly (no Selector object per link)."""
         if not self.is_markup:
             return []
-        found = _link_xpath(css, xpath)(self.selector.root)
+        selector = self.selector
+        if css is not None and selector.type == "html" and _TAG_NAME.fullmatch(css):
+            # css="a": walking the elements of that tag is about twice as fast as the
+            # equivalent XPath union below, and gives the same strings in the same order.
+            hrefs = []
+            for element in selector.root.iter(css.lower()):
+                href = element.get("href")
+                if href is None:
+                    href = element.get("src")
+                if href is not None:
+                    hrefs.append(href)
+            return hrefs
+        found = _link_xpath(css, xpath)(selector.root)
         return [item for item in found if isinstance(item, str)] if isinstance(found, list) else []
 
     def __repr__(self) -> str:
@@ -260,6 +281,7 @@ def _link_xpath(css: str | None, xpath: str | None) -> etree.XPath:
     return etree.XPath(query, smart_strings=False)
 
 
+_TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _SELECTS_STRINGS = re.compile(r"(/@[\w:.*-]+|text\(\)|string\([^)]*\))\s*$")
 
 

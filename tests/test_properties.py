@@ -217,6 +217,34 @@ def test_follow_all_never_raises_on_html_ish_bytes(body, url):
 
 # -- the hot path's fast paths agree with the general ones -------------------------------------
 
+
+@PROPS
+@example(b"<A HREF='/x'>1</A><a href=''>2</a><a src='/s'>3</a><a href='/h' src='/s'>4</a>")
+@given(HTMLISH)
+def test_tag_walk_for_links_agrees_with_the_xpath(body):
+    from crawler._response import _link_xpath
+
+    response = _response(body, "text/html")
+    found = _link_xpath("a", None)(response.selector.root)
+    assert response._hrefs("a", None) == [item for item in found if isinstance(item, str)]
+    assert response._hrefs("A", None) == response._hrefs("a", None)
+
+
+@PROPS
+@example(b"<html><head><BASE HREF='http://cdn.example.com/r/'></head></html>")
+@example(b"<base target=_top><base href=''><base href='http://other.example.com/'>")
+@example(b"<body><p>x</p><base href='/in/body/'></body>")
+@given(HTMLISH)
+def test_base_url_from_the_tree_agrees_with_a_base_href_query(body):
+    from crawler._url import join
+
+    parsed_first = _response(body, "text/html")
+    parsed_first.selector  # noqa: B018 - the tree exists before base_url is asked
+    base = parsed_first.css("base::attr(href)").get()
+    expected = join(PAGE, base) if base else PAGE
+    assert parsed_first.base_url == expected
+    assert _response(body, "text/html").base_url == expected  # asked before any parse
+
 HREF_PARTS = st.sampled_from(["a", "p", "1.html", ".", "..", "", "x-y_z~", "%41", "q=1", ":", ";v"])
 HREFS = st.builds(
     lambda lead, segs, query, frag: lead + "/".join(segs) + query + frag,
