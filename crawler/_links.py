@@ -191,10 +191,15 @@ class _CleanLinks:
             return None
         if "#" in href:
             href = href.partition("#")[0]
+        directory = self.directory
+        up = href.startswith("../")
+        while href.startswith("../"):  # "../p/1.html": up one directory, never above the root
+            href = href[3:]
+            directory = directory[: directory.rfind("/", 0, len(directory) - 1) + 1] or "/"
         if not _CLEAN_PATH.fullmatch(href) or "/." in href or href.startswith(("//", ".")):
             return None
         if href[0] == "/":
-            return self.origin + href
+            return None if up else self.origin + href  # "..//a" is left to the general path
         if ":" in href.partition("/")[0]:  # "a:b" would read as a scheme
             return None
-        return self.origin + self.directory + href
+        return self.origin + directory + href

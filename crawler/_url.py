@@ -133,6 +133,8 @@ def join(base: str, href: str) -> str:
         return base[:root] + _remove_dots(path) + sep + query
     if first == "?":
         return base.partition("#")[0].partition("?")[0] + href
+    if href.startswith(("http://", "https://")):  # absolute: the base does not matter
+        return href if "/." not in href else _slow_join(base, href)
     colon = href.find(":")
     if colon >= 0:
         scheme_end = min((i for i in (href.find("/"), href.find("?")) if i >= 0), default=len(href))

@@ -302,6 +302,10 @@ def test_canonicalize_fast_path_agrees_with_the_full_one(url):
 @given(BASES, st.one_of(HREFS, st.text(max_size=20)))
 @example("http://example.com/dir/page", "a:b/c")
 @example("http://example.com/dir/page", "p/1.html#x")
+@example("https://example.com:8443/a/b/c?q=1", "../../x.html")
+@example("http://example.com/dir/page", "../../../x")
+@example("http://example.com/", "..//a")
+@example("http://example.com/dir/page", "../a:b")
 def test_clean_link_shortcut_agrees_with_join_and_canonicalize(base, href):
     from crawler._links import _CleanLinks
     from crawler._url import join
