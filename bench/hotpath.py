@@ -11,6 +11,8 @@ shows up by stage:
   dedupe     fingerprint + seen-set check of every link (frontier.screen)
   enqueue    Request + frontier.add for the links that are new
   follow_all the whole of response.follow_all(css="a") in a crawl (links+resolve+dedupe+Requests)
+  follow_all_seen  the same pages once more, every link already seen: the steady state of a
+             crawl, where the link screen's memory of dead hrefs answers most links
 
     python bench/hotpath.py [--pages 3000] [--json FILE]
 """
@@ -106,6 +108,9 @@ async def run(n: int) -> dict[str, float]:
         for r in rs:
             for request in r.follow_all(css="a"):
                 frontier.add(request)
+    with timed("follow_all_seen", results, n):  # the same pages again: every link already seen
+        for r in rs:
+            r.follow_all(css="a")
     results["links_per_page"] = round(sum(len(h) for h in hrefs) / n, 1)
     results["new_links_per_page"] = round(sum(len(f) for f in fresh) / n, 1)
     return results
