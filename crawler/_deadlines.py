@@ -43,6 +43,7 @@ class Deadlines:
         self.interval = max(0.01, min(1.0, timeout / 10, read_timeout / 10))
         self._watched: set[Fetch] = set()
         self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeping: asyncio.AbstractEventLoop | None = None  # the loop _sweeper belongs to
 
     def watch(self) -> Fetch:
         """Start watching the fetch the current task is about to make."""
@@ -52,7 +53,8 @@ class Deadlines:
         now = loop.time()
         fetch = Fetch(task, now, now + self.timeout)
         self._watched.add(fetch)
-        if self._sweeper is None:
+        if self._sweeper is None or self._sweeping is not loop:  # (a handle left on a closed loop never fires)
+            self._sweeping = loop
             self._sweeper = loop.call_at(now + self.interval, self._sweep, loop)
         return fetch
 
@@ -74,6 +76,8 @@ class Deadlines:
             self._sweeper = None
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self._sweeping:
+            return  # a stale handle of a loop that has since been replaced
         self._sweeper = None
         if not self._watched:
             return  # armed again by the next watch()

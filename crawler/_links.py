@@ -8,11 +8,14 @@ Most links on a site are dead by the time they are read again: the same menus, r
 items and pagination appear on page after page. So the screen remembers, per base directory
 ("http://host/p/" for a page "http://host/p/9.html"), each href it found dead and why, and
 the next page in that directory skips resolving, canonicalising and hashing it: one dict
-lookup instead. That is sound because a dead link stays dead: the seen-set only grows, and
-the offsite and malformed verdicts depend on the URL alone; and an href resolves the same
-against every page of one directory, except one that starts with ``?`` or ``#`` (or blank),
-which is never remembered. A link that passes is never remembered (the spider may still not
-follow it). Memory is bounded: past ``capacity`` hrefs (about 15 MB) it starts again, empty.
+lookup instead. That is sound because a dead link stays dead (the seen-set only grows, and
+the offsite and malformed verdicts depend on the URL alone), and because only hrefs that
+resolve the same against every page of a directory are remembered: plain paths (relative,
+``../`` or site-absolute ``/x``), absolute ``http(s)://`` URLs and other schemes
+(``mailto:``). An href that may depend on the page itself (``?q``, ``#f``, ``//``, ``http:x``,
+leading blanks or control characters) is resolved every time, and so is a link that passes
+(the spider may still not follow it). Memory is bounded: past ``max_bytes`` (an estimate:
+each href's length plus ~120 B for its string and dict slot) it starts again, empty.
 """
 
 from __future__ import annotations
@@ -27,9 +30,16 @@ from ._url import BadURL, _path_start, canonicalize, fingerprint, join
 
 __all__ = ["LinkScreen"]
 
-#: Hrefs remembered as dead, over all directories, before the memory is cleared: about
-#: 150 B of RSS each (the href string and its dict slot), so at most ~15 MB.
-DEFAULT_CAPACITY = 100_000
+#: What the memory of dead hrefs may hold, estimated, before it is cleared: 16 MiB is about
+#: 110,000 hrefs of 30 characters (the bench site's crawl fills 13 MiB).
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+_ENTRY_BYTES = 120  # a str header plus a dict slot, besides the characters
+_DIRECTORY_BYTES = 400  # a directory's own small dict and key
+_MAX_HREF = 2048  # longer dead hrefs (data: URIs ...) are not worth their memory
+
+# An href resolving the same against every page of a directory: no query or fragment alone,
+# no network-path "//", no scheme-relative "http:x", no leading blank or control character.
+_DIRECTORY_ALIKE = re.compile(r"https?://|/(?!/)|(?![Hh][Tt][Tt][Pp][Ss]?:)[A-Za-z][A-Za-z0-9+.\-]*:")
 
 
 class LinkScreen:
@@ -39,23 +49,24 @@ class LinkScreen:
         offsite: Callable[[str], bool] | None,
         stats: StatsCollector,
         *,
-        capacity: int = DEFAULT_CAPACITY,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self._seen = seen
         self._offsite = offsite
         self._stats = stats
-        self._capacity = capacity
+        self._max_bytes = max_bytes
         self._dead: dict[str, dict[str, str]] = {}  # base directory -> href -> why it is dead
-        self._remembered = 0
+        self._bytes = 0  # estimated size of _dead
 
     def __call__(self, base: str, hrefs: Iterable[str]) -> list[str]:
         """The canonical URLs worth a Request among ``hrefs`` resolved against ``base``, each once, in order."""
         if debug_enabled():  # every filtered link is logged with its URL: no shortcuts
             return self._screen_logged(base, hrefs)
-        dead = self._directory(base)
-        keep = dead is not None
-        if dead is None:
-            dead = {}  # nothing is kept for a base with no path
+        directory = _directory_of(base)
+        if self._bytes >= self._max_bytes:
+            self._dead.clear()
+            self._bytes = 0
+        dead = self._dead.get(directory, {}) if directory else {}
         clean = _CleanLinks(base)
         seen = self._seen
         offsite = self._offsite
@@ -71,7 +82,9 @@ class LinkScreen:
                 url = clean.resolve(raw)
                 if url is not None:
                     host = clean.host
+                    alike = True
                 else:
+                    alike = _DIRECTORY_ALIKE.match(raw) is not None
                     try:
                         url, host = canonicalize(join(base, raw))
                     except BadURL:
@@ -90,18 +103,20 @@ class LinkScreen:
                         page[url] = None
                         out.append(url)
                         continue
-                first = raw[0]
-                if first != "?" and first != "#" and not first.isspace():
+                if alike and directory and len(raw) <= _MAX_HREF:
                     dead[raw] = why
-                    added += 1
+                    added += len(raw) + _ENTRY_BYTES
             if why == "duplicate":
                 duplicate += 1
             elif why == "offsite":
                 off += 1
             else:
                 bad += 1
-        if keep:
-            self._remembered += added
+        if added:
+            if directory not in self._dead:
+                self._dead[directory] = dead
+                added += _DIRECTORY_BYTES + len(directory)
+            self._bytes += added
         stats = self._stats
         if duplicate:
             stats.filtered(base, "duplicate", count=duplicate)
@@ -111,26 +126,8 @@ class LinkScreen:
             stats.filtered(base, "bad_url", count=bad)
         return out
 
-    def _directory(self, base: str) -> dict[str, str] | None:
-        """The memory for ``base``'s directory, or None when ``base`` has no path."""
-        root = _path_start(base)
-        if root < 0:
-            return None
-        end = len(base)
-        for mark in "?#":
-            at = base.find(mark, root)
-            if 0 <= at < end:
-                end = at
-        directory = base[: base.rfind("/", root, end) + 1]
-        if self._remembered >= self._capacity:
-            self._dead.clear()
-            self._remembered = 0
-        dead = self._dead.get(directory)
-        if dead is None:
-            dead = self._dead[directory] = {}
-        return dead
-
     def _screen_logged(self, base: str, hrefs: Iterable[str]) -> list[str]:
+        """The same verdicts without memory or shortcuts, each filtered link logged (DEBUG)."""
         page: dict[str, str | None] = {}
         out: list[str] = []
         stats = self._stats
@@ -158,6 +155,19 @@ class LinkScreen:
         return out
 
 
+def _directory_of(base: str) -> str:
+    """``base`` up to the last "/" of its path ("" when it has no path: nothing is remembered)."""
+    root = _path_start(base)
+    if root < 0:
+        return ""
+    end = len(base)
+    for mark in "?#":
+        at = base.find(mark, root)
+        if 0 <= at < end:
+            end = at
+    return base[: base.rfind("/", root, end) + 1]
+
+
 _CLEAN_PATH = re.compile(r"[A-Za-z0-9_~!$&'()*+,;=@/-][A-Za-z0-9._~!$&'()*+,;=:@/-]*")
 
 
@@ -165,7 +175,8 @@ class _CleanLinks:
     """Resolves plain relative paths against one canonical page URL with string work only.
 
     ``resolve`` gives the canonical URL for an href made only of unreserved path characters
-    (no dot segments, query, scheme, "//", escapes or spaces), else None for the general path.
+    (no query, scheme, "//", escapes or spaces, and no dot segments but leading "../"), else
+    None for the general path.
     """
 
     __slots__ = ("directory", "host", "origin")

@@ -62,7 +62,8 @@ class Settings:
     user_agent: str = DEFAULT_USER_AGENT
     #: Non-2xx statuses that are handed to the callback instead of the errback.
     handle_statuses: tuple[int, ...] = ()
-    #: Longest wait between two reads of one response, seconds (a server trickling bytes).
+    #: Longest wait for the next byte of a response, seconds (a server trickling bytes); the
+    #: first byte's wait counts from the start of the request, connecting included.
     read_timeout: float = 15.0
     #: Fetch each origin's robots.txt first and skip what it disallows (reason ``robots``).
     obey_robots: bool = True

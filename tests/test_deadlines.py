@@ -195,3 +195,20 @@ async def test_deadline_alone_is_reported_as_the_limit_and_uncancelled():
     assert result == {"limit": "read_timeout", "cancelling": 0}
     assert not deadlines._watched
     deadlines.close()
+
+
+def test_limits_still_fire_in_a_second_event_loop():
+    """A sweep left armed on a finished loop must not stop the next loop's sweeps."""
+    deadlines = Deadlines(timeout=0.2, read_timeout=10)
+
+    async def fetch(wait: float) -> str:
+        watched = deadlines.watch()
+        try:
+            await asyncio.sleep(wait)
+        except asyncio.CancelledError as exc:
+            return f"timed out ({deadlines.done(watched, exc)})"
+        deadlines.done(watched, None)
+        return "completed"
+
+    assert asyncio.run(fetch(0)) == "completed"  # ends with the sweep still armed on that loop
+    assert asyncio.run(fetch(5)) == "timed out (timeout)"

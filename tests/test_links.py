@@ -12,8 +12,8 @@ from crawler._stats import StatsCollector
 PAGE = "http://example.com/shop/item1.html"
 
 
-def screen(capacity: int = 100) -> LinkScreen:
-    return LinkScreen(FingerprintSet(), lambda host: host != "example.com", StatsCollector(), capacity=capacity)
+def screen(max_bytes: int = 100_000) -> LinkScreen:
+    return LinkScreen(FingerprintSet(), lambda host: host != "example.com", StatsCollector(), max_bytes=max_bytes)
 
 
 def test_dead_links_are_counted_by_reason_and_live_ones_come_back_canonical():
@@ -38,12 +38,25 @@ def test_a_dead_href_is_remembered_for_the_directory_and_still_counted():
     assert links("http://example.com/other/x.html", ["seen.html"]) == ["http://example.com/other/seen.html"]
 
 
-def test_the_memory_is_bounded_by_its_capacity():
-    links = screen(capacity=10)
-    for page in range(20):
+def test_the_memory_is_bounded_by_its_size():
+    links = screen(max_bytes=2000)
+    for page in range(50):
         links._seen.add(fingerprint(f"http://example.com/shop/{page}.html"))
-        links(PAGE, [f"{page}.html"])
-        assert links._remembered <= 10 + 1  # cleared when a page finds it full
+        links(PAGE, [f"{page}.html", "x" * 500 + ":long"])  # the long one is bad_url, remembered
+        assert links._bytes <= 2000 + 2 * (500 + 120) + 400 + 100  # cleared when a page finds it full
+    for directory in range(50):  # links that pass are not remembered: no directory is kept
+        links(f"http://example.com/d{directory}/", [f"new{directory}.html"])
+    assert len(links._dead) <= 1
+
+
+def test_hrefs_that_resolve_per_page_are_never_remembered():
+    links = screen()
+    for href in ["//?q=1", "http:?q=1", "HTTP:?q=1", "\x01?q=1", " ?q=1", "?q=1"]:
+        links._seen = FingerprintSet()
+        links._seen.add(fingerprint("http://example.com/shop/item1.html?q=1"))
+        assert links(PAGE, [href]) == [], href  # dead here ...
+        # ... alive on the next page of the same directory
+        assert links("http://example.com/shop/item2.html", [href]) == ["http://example.com/shop/item2.html?q=1"], href
 
 
 class NavSpider(Spider):

@@ -352,7 +352,7 @@ SCREEN_BASES = st.sampled_from(
 # and "#" ones per page, and "http://example.com/a" the same everywhere.
 SCREEN_HREFS = st.one_of(
     st.sampled_from(["a", "../a", "/a", "?q", "?r", "#f", "", " a", "./", "http://example.com/a", "http://other.org/"]),
-    st.sampled_from(["http://[::1", "mailto:x", "b/c", "/b?x"]),
+    st.sampled_from(["http://[::1", "mailto:x", "b/c", "/b?x", "//?q", "http:?q", "HTTP:a", "\x01?q", "../a", "/\t/a"]),
     HREFS,
 )
 
@@ -361,6 +361,8 @@ SCREEN_HREFS = st.one_of(
 @given(st.lists(st.tuples(SCREEN_BASES, st.lists(SCREEN_HREFS, max_size=8)), max_size=20), st.integers(0, 3))
 # "?q" is dead on the second page, alive on the third (another page of the same directory)
 @example([("http://example.com/dir/page", ["?q"])] * 2 + [("http://example.com/dir/other?x=1", ["?q"])], 3)
+# "//?q" resolves against the page itself (a network-path reference with a query)
+@example([("http://example.com/dir/page", ["//?q"])] * 2 + [("http://example.com/dir/other?x=1", ["//?q"])], 3)
 # "a" is dead on the second page, alive on the third (another directory of the same host)
 @example([("http://example.com/dir/page", ["a"])] * 2 + [("http://example.com/", ["a"])], 3)
 def test_link_screen_memory_changes_no_outcome(pages, capacity):
@@ -373,7 +375,7 @@ def test_link_screen_memory_changes_no_outcome(pages, capacity):
     def offsite(host: str) -> bool:
         return host != "example.com" and not host.endswith(".example.com")
 
-    remembering = LinkScreen(FingerprintSet(), offsite, StatsCollector(), capacity=capacity * 4)
+    remembering = LinkScreen(FingerprintSet(), offsite, StatsCollector(), max_bytes=capacity * 500)
     reference = LinkScreen(FingerprintSet(), offsite, StatsCollector())
     for number, (base, hrefs) in enumerate(pages):
         got = remembering(base, hrefs)
