@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from crawler import Request, RequestFailed, Settings
-from crawler._deadlines import Deadlines
+from crawler._deadlines import Deadlines, Fetch
 from crawler._downloader import Downloader
 
 
@@ -146,35 +146,8 @@ async def test_cancelling_a_fetch_from_outside_stays_a_cancellation(base_url, do
         await fetching
 
 
-async def test_outside_cancellation_arriving_with_the_deadline_is_not_swallowed():
-    deadlines = Deadlines(timeout=30, read_timeout=30)
-    outcome: list[str | None] = []
-    started = asyncio.Event()
-
-    async def fetch() -> None:
-        watched = deadlines.watch()
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except BaseException as exc:
-            outcome.append(deadlines.done(watched, exc))
-            raise
-
-    task = asyncio.create_task(fetch())
-    await started.wait()
-    (watched,) = deadlines._watched
-    deadlines._expire(watched, "timeout")  # the sweep's cancel ...
-    task.cancel()  # ... and the crawl being stopped, in the same loop iteration
-
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert outcome == [None]  # not reported as a timeout: the outer cancellation goes on
-    deadlines.close()
-
-
-async def test_deadline_alone_is_reported_as_the_limit_and_uncancelled():
-    deadlines = Deadlines(timeout=30, read_timeout=30)
-    result: dict[str, object] = {}
+async def watched_fetch(deadlines: Deadlines, record: dict[str, object]) -> tuple[asyncio.Task[None], Fetch]:
+    """A task stuck in a watched "fetch" that records what ``done`` says when it is cancelled."""
     started = asyncio.Event()
 
     async def fetch() -> None:
@@ -183,16 +156,40 @@ async def test_deadline_alone_is_reported_as_the_limit_and_uncancelled():
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError as exc:
-            result["limit"] = deadlines.done(watched, exc)
-            result["cancelling"] = asyncio.current_task().cancelling()  # type: ignore[union-attr]
+            record["limit"] = deadlines.done(watched, exc)
+            record["cancelling"] = asyncio.current_task().cancelling()  # type: ignore[union-attr]
+            if record.get("reraise"):
+                raise
 
     task = asyncio.create_task(fetch())
     await started.wait()
     (watched,) = deadlines._watched
+    return task, watched
+
+
+async def test_outside_cancellation_arriving_with_the_deadline_is_not_swallowed():
+    deadlines = Deadlines(timeout=30, read_timeout=30)
+    record: dict[str, object] = {"reraise": True}
+    task, watched = await watched_fetch(deadlines, record)
+
+    deadlines._expire(watched, "timeout")  # the sweep's cancel ...
+    task.cancel()  # ... and the crawl being stopped, in the same loop iteration
+
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert record["limit"] is None  # not reported as a timeout: the outer cancellation goes on
+    deadlines.close()
+
+
+async def test_deadline_alone_is_reported_as_the_limit_and_uncancelled():
+    deadlines = Deadlines(timeout=30, read_timeout=30)
+    record: dict[str, object] = {}
+    task, watched = await watched_fetch(deadlines, record)
+
     deadlines._expire(watched, "read_timeout")
     await task
 
-    assert result == {"limit": "read_timeout", "cancelling": 0}
+    assert record == {"limit": "read_timeout", "cancelling": 0}
     assert not deadlines._watched
     deadlines.close()
 
