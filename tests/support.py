@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 from yarl import URL
@@ -51,6 +51,18 @@ class TestServer:
 
             handler = fixed
         self.routes[path] = handler
+
+    def route_pages(self, paths: Iterable[str]) -> None:
+        """A plain HTML page (titled with its path) at each of ``paths``."""
+        for path in paths:
+            self.route(path, html(path))
+
+    def hub(self, count: int) -> list[str]:
+        """"/" linking to ``count`` plain pages "/p0", "/p1" ...; returns their paths."""
+        pages = [f"/p{i}" for i in range(count)]
+        self.route("/", links(*pages))
+        self.route_pages(pages)
+        return pages
 
     def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"

@@ -381,14 +381,17 @@ def test_csv_output_appends_without_a_second_header(tmp_path):
 # -- logging -----------------------------------------------------------------------------------
 
 
+# A one-product shop that also links to a page answering 500, without retries: one warning to log.
+ONE_PRODUCT_AND_A_500 = """
+class ShopSpider(ShopMixin, Spider):
+    name = "shop"
+    settings = {"rate_limit": 0, "domain_concurrency": 4, "retries": 0}
+    site = Site(products=1, statuses=(500,))
+"""
+
+
 def test_json_log_format_gives_json_lines(tmp_path):
-    code = """
-    class ShopSpider(ShopMixin, Spider):
-        name = "shop"
-        settings = {"rate_limit": 0, "domain_concurrency": 4, "retries": 0}
-        site = Site(products=1, statuses=(500,))
-    """
-    spider = write_spider(tmp_path, code)
+    spider = write_spider(tmp_path, ONE_PRODUCT_AND_A_500)
     result = run_cli("run", spider, "--log-format", "json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     events = json_lines(result.stderr)  # raises if a "{" line is not JSON
@@ -406,13 +409,7 @@ def test_json_log_format_gives_json_lines(tmp_path):
 
 
 def test_console_log_format_and_log_level(tmp_path):
-    code = """
-    class ShopSpider(ShopMixin, Spider):
-        name = "shop"
-        settings = {"rate_limit": 0, "domain_concurrency": 4, "retries": 0}
-        site = Site(products=1, statuses=(500,))
-    """
-    spider = write_spider(tmp_path, code)
+    spider = write_spider(tmp_path, ONE_PRODUCT_AND_A_500)
     result = run_cli("run", spider, "--log-format", "console", "--log-level", "warning", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json_lines(result.stderr) == []

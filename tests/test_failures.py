@@ -264,8 +264,7 @@ async def test_redirect_loop_ends_with_max_redirects(server):
 
 async def test_malformed_urls_from_callback_are_filtered(server):
     server.route("/", html("root"))
-    server.route("/good1", html("good1"))
-    server.route("/good2", html("good2"))
+    server.route_pages(("/good1", "/good2"))
 
     class S(Spider):
         start_urls = [server.url("/")]
@@ -293,8 +292,7 @@ async def test_malformed_urls_from_callback_are_filtered(server):
 
 async def test_malformed_hrefs_in_page_do_not_cost_the_good_links(server):
     server.route("/", links("http://[::1", "/good1", "javascript:void(0)", "mailto:x@y", "/good2"))
-    server.route("/good1", html("good1"))
-    server.route("/good2", html("good2"))
+    server.route_pages(("/good1", "/good2"))
 
     class S(Spider):
         start_urls = [server.url("/")]

@@ -205,8 +205,7 @@ async def test_a_paused_domain_costs_no_worker(server):
     server.route("/a/0", statuses_then_ok(429, headers={"Retry-After": "3"}))
     a_pages = [f"/a/{i}" for i in range(6)]
     b_pages = [f"/b/{i}" for i in range(40)]
-    for path in a_pages[1:] + b_pages:
-        server.route(path, html(path))
+    server.route_pages(a_pages[1:] + b_pages)
     urls = [server.url(p, host=A) for p in a_pages] + [server.url(p, host=B) for p in b_pages]
     snapshots = []
 

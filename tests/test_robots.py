@@ -122,8 +122,7 @@ async def test_obey_robots_false_never_requests_robots_txt(server):
 
 async def test_disallowed_urls_are_filtered_as_robots_and_never_requested(server):
     server.route("/robots.txt", "User-agent: *\nDisallow: /private\n", content_type="text/plain")
-    for path in ("/public", "/private", "/private/deep", "/privateer"):
-        server.route(path, html(path))
+    server.route_pages(("/public", "/private", "/private/deep", "/privateer"))
     spider = RecordingSpider([server.url(p) for p in ("/public", "/private", "/private/deep", "/privateer")])
 
     stats = await Crawler(spider, ROBOTS).run()
@@ -159,8 +158,7 @@ async def test_rules_match_the_product_token_of_user_agent(server):
         "User-agent: *\nDisallow: /everyone\n",
         content_type="text/plain",
     )
-    for path in ("/other", "/mine", "/everyone"):
-        server.route(path, html(path))
+    server.route_pages(("/other", "/mine", "/everyone"))
     spider = RecordingSpider([server.url(p) for p in ("/other", "/mine", "/everyone")])
 
     stats = await Crawler(spider, {**ROBOTS, "user_agent": "mybot/1.0 (+http://x)"}).run()
@@ -212,8 +210,7 @@ async def test_held_origin_holds_no_worker_while_robots_txt_is_retried(server):
     server.route("/robots.txt", statuses_then([503, 503], "User-agent: *\nDisallow: /a/secret\n"))
     a_pages = [f"/a/{i}" for i in range(4)] + ["/a/secret"]
     b_pages = [f"/b/{i}" for i in range(20)]
-    for path in a_pages + b_pages:
-        server.route(path, html(path))
+    server.route_pages(a_pages + b_pages)
     urls = [server.url(p, host=A) for p in a_pages] + [server.url(p, host=B) for p in b_pages]
     settings = {**ROBOTS, "rate_limit": 10, "concurrency": 2, "retries": 3, "backoff_base": 0.3, "backoff_max": 5}
 
@@ -242,8 +239,7 @@ async def test_robots_txt_always_500_fails_that_origin_only(server):
     server.route("/robots.txt", statuses_then([500] * 100, "never"))
     a_pages = ["/a/1", "/a/2", "/a/3"]
     b_pages = ["/b/1", "/b/2", "/b/3", "/b/4"]
-    for path in a_pages + b_pages:
-        server.route(path, html(path))
+    server.route_pages(a_pages + b_pages)
     spider = RecordingSpider([server.url(p, host=A) for p in a_pages] + [server.url(p, host=B) for p in b_pages])
 
     stats = await Crawler(spider, {**ROBOTS, "retries": 2}).run()

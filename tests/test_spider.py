@@ -82,10 +82,7 @@ async def test_custom_start_yields_requests_with_their_own_callbacks(server):
 
 
 async def test_spider_settings_apply_and_crawler_settings_override_them(server):
-    pages = [f"/p{i}" for i in range(8)]
-    server.route("/", links(*pages))
-    for page in pages:
-        server.route(page, html(page))
+    server.hub(8)
 
     class S(Spider):
         start_urls = [server.url("/")]
@@ -367,10 +364,7 @@ async def test_max_depth_filters_deeper_links(server):
 
 
 async def test_max_pages_hands_exactly_n_pages_to_callbacks(server):
-    pages = [f"/p{i}" for i in range(10)]
-    server.route("/", links(*pages))
-    for page in pages:
-        server.route(page, html(page))
+    server.hub(10)
     parsed: list = []
 
     class S(Spider):
@@ -391,10 +385,7 @@ async def test_max_pages_hands_exactly_n_pages_to_callbacks(server):
 
 
 async def test_max_items_stops_after_exactly_n_items(server):
-    pages = [f"/p{i}" for i in range(10)]
-    server.route("/", links(*pages))
-    for page in pages:
-        server.route(page, html(page))
+    server.hub(10)
 
     class S(Spider):
         start_urls = [server.url("/")]
