@@ -79,7 +79,7 @@ class Crawler:
         self._tasks: asyncio.TaskGroup | None = None
         self._stop_requested = False
         self._downloader: Downloader | None = None
-        self._items_accepted = 0
+        self._items_in_pipelines = 0
 
     # -- public API ------------------------------------------------------------------------
 
@@ -362,20 +362,22 @@ class Crawler:
 
     async def _process_item(self, item: Any) -> None:
         max_items = self.settings.max_items
-        if max_items is not None:
-            if self._items_accepted >= max_items:
-                self._stats.items_dropped["max_items"] += 1
-                return
-            self._items_accepted += 1
+        # Items still in the pipelines count against max_items, so concurrent callbacks
+        # cannot overshoot it; one that a pipeline drops or fails on gives its place back.
+        if max_items is not None and self._stats.items + self._items_in_pipelines >= max_items:
+            self._stats.items_dropped["max_items"] += 1
+            return
+        self._items_in_pipelines += 1
         try:
             for pipeline in self._pipelines:
                 item = await pipeline.process_item(item, self.spider)
         except DropItem as exc:
-            self._items_accepted -= 1
             reason = str(exc) or "dropped"
             self._stats.items_dropped[reason] += 1
             self._log.debug("item_dropped", reason=reason)
             return
+        finally:
+            self._items_in_pipelines -= 1
         self._stats.items += 1
         for queue in self._subscribers:
             queue.put_nowait(item)

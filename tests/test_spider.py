@@ -9,7 +9,7 @@ import dataclasses
 from aiohttp import web
 from support import FAST, Collect, html, links
 
-from crawler import Crawler, Failure, Request, Response, Spider
+from crawler import Crawler, Failure, Pipeline, Request, Response, Spider
 
 
 @dataclasses.dataclass
@@ -401,6 +401,37 @@ async def test_max_items_stops_after_exactly_n_items(server):
     assert len(items) == 5
     assert stats.items == 5
     assert stats.close_reason == "max_items"
+
+
+async def test_an_item_a_pipeline_fails_on_gives_its_max_items_place_back(server):
+    server.hub(10)
+
+    class FailsOnce(Pipeline):
+        failed = False
+
+        async def process_item(self, item, spider):
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("pipeline bug")
+            return item
+
+    class S(Spider):
+        start_urls = [server.url("/")]
+        settings = {**FAST, "max_items": 2, "concurrency": 1}
+
+        async def parse(self, response):
+            for href in response.css("a::attr(href)").getall():
+                yield response.follow(href)
+            yield {"url": response.url}  # the first one fails in the pipeline: a callback error
+
+    sink = Collect()
+    stats = await Crawler(S(), pipelines=[FailsOnce(), sink]).run()
+
+    assert len(sink.items) == 2  # the failed item's place went to the next one
+    assert stats.items == 2
+    assert stats.callback_errors == 1
+    assert stats.close_reason == "max_items"
+    assert len(server.hits) < 11  # the crawl stopped there, not after the whole site
 
 
 async def test_offsite_links_are_filtered_and_never_requested(server):
