@@ -263,7 +263,8 @@ class Crawler:
         downloader = self._downloader
         assert downloader is not None
         chain = self._chain
-        started = time.monotonic() if debug_enabled() else 0.0
+        debug = debug_enabled()
+        started = time.monotonic() if debug else 0.0
         try:
             sent = await chain.process_request(request)
             if isinstance(sent, Response):
@@ -275,7 +276,7 @@ class Crawler:
                 self._stats.bytes += len(response.body)
                 self._stats.responses[response.status] += 1
                 self._frontier.observe(request, response.status)  # type: ignore[union-attr]
-                if debug_enabled():
+                if debug:
                     self._log.debug(
                         "response",
                         url=request.url,

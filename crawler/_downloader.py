@@ -85,13 +85,11 @@ class Downloader:
                 fetch.response = resp
                 body = await self._read(resp, request)
                 return Response(request.url, resp.status, resp.headers, body, request)
-        except RequestFailed:
-            raise
         except aiohttp.ClientPayloadError as exc:
             raise RequestFailed("incomplete_body", str(exc), request=request) from exc
         except aiohttp.ServerDisconnectedError as exc:
             raise RequestFailed("server_disconnected", str(exc), request=request) from exc
-        except (aiohttp.ClientConnectionError, aiohttp.ClientOSError) as exc:
+        except aiohttp.ClientConnectionError as exc:
             raise RequestFailed("connection_error", str(exc), request=request) from exc
         except aiohttp.InvalidURL as exc:
             raise RequestFailed("bad_url", str(exc), request=request) from exc
@@ -112,12 +110,12 @@ class Downloader:
         limit = meta.get("max_response_bytes", self._max_bytes) if meta else self._max_bytes
         truncate = bool(meta) and meta.get("truncate_body", False)
         length = resp.content_length
-        if length is not None and length > limit and not truncate and "Content-Encoding" not in resp.headers:
-            resp.close()
-            raise ResponseTooLarge(limit, request=request)
-        if length is not None and length <= limit and "Content-Encoding" not in resp.headers:
-            # The parser stops at Content-Length and the length is under the cap: one read.
-            return await resp.read()
+        if length is not None and "Content-Encoding" not in resp.headers:  # the length is the body's
+            if length <= limit:  # the parser stops at Content-Length: one read
+                return await resp.read()
+            if not truncate:
+                resp.close()
+                raise ResponseTooLarge(limit, request=request)
         chunks = []
         size = 0
         async for chunk in resp.content.iter_any():

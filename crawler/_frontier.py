@@ -29,6 +29,7 @@ from ._failure import Failure
 from ._links import LinkScreen
 from ._request import Request
 from ._response import Response
+from ._retry import PAUSE_STATUSES
 from ._robots import MAX_ROBOTS_BYTES, RobotsCache, origin_of
 from ._seen import FingerprintSet
 from ._settings import Settings
@@ -45,7 +46,6 @@ _WAKE_SLACK = 0.0001
 _DECREASE = 0.5
 _SUCCESS_RUN = 10
 _INCREASE_SHARE = 0.1
-_THROTTLE_STATUSES = frozenset({429, 503})
 _ROBOTS_PRIORITY = 1 << 30
 _PROMOTED = 1 << 31  # above everything: see _Domain.promote_unbudgeted
 
@@ -333,7 +333,7 @@ class Frontier:
 
     def _refund_hop(self, request: Request) -> None:
         """A parked redirect hop that ends here ends its chain without a page."""
-        if request.redirects and not _uses_budget(request):
+        if request.redirects:  # (a hop never uses the page budget: see _uses_budget)
             self.refund_page()
 
     def _robots_loaded(self, response: Response) -> None:
@@ -390,7 +390,7 @@ class Frontier:
         domain = self._domains.get(request.domain)
         if domain is None:
             return
-        if status in _THROTTLE_STATUSES:
+        if status in PAUSE_STATUSES:
             domain.throttled += 1
             domain.streak = 0
             if self._settings.autothrottle:

@@ -81,7 +81,6 @@ class StatsCollector:
         #: Set by the frontier: per-domain state for snapshots.
         self.domain_stats: Callable[[], dict[str, DomainStats]] = dict
         self._log = get_logger()
-        self._debug_enabled = debug_enabled
 
     def start(self) -> None:
         self.started = time.monotonic()
@@ -92,7 +91,7 @@ class StatsCollector:
 
     def filtered(self, url: str, reason: str, *, detail: str | None = None, count: int = 1) -> None:
         self.filtered_by[reason] += count
-        if self._debug_enabled():
+        if debug_enabled():
             self._log.debug("filtered", url=url, reason=reason, detail=detail)
 
     def failed(self, request: Request, reason: str, *, error: str | None = None) -> None:
