@@ -8,7 +8,7 @@ shows up by stage:
   extract    the spider's selectors: title and price (response.css(...).get())
   links      hrefs of every <a> (what follow_all reads)
   resolve    join + canonicalise every href
-  dedupe     fingerprint + seen-set check of every link (frontier.screen)
+  dedupe     fingerprint + seen-set check of every link
   enqueue    Request + frontier.add for the links that are new
   follow_all the whole of response.follow_all(css="a") in a crawl (links+resolve+dedupe+Requests)
   follow_all_seen  the same pages once more, every link already seen: the steady state of a

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         spider_cls = load_spider_class(args.spider_file, args.spider)
-        spider = spider_cls(**dict(_pair(a, "-a") for a in args.spider_args))
+        spider = spider_cls(**dict(_spider_argument(a) for a in args.spider_args))
         overrides = dict(Settings.parse_assignment(s) for s in args.settings)
         exporters = _exporters(args)
         crawler = Crawler(spider, overrides, exporters=exporters)
@@ -82,13 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_INTERRUPTED if interrupted else 0
 
 
-def _pair(text: str, flag: str) -> tuple[str, str]:
+def _spider_argument(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name.strip():
-        raise ValueError(f"{flag} expects NAME=VALUE, got {text!r}")
+        raise ValueError(f"-a expects NAME=VALUE, got {text!r}")
     return name.strip(), value
-
-
 
 
 def _exporters(args: argparse.Namespace) -> list[Any]:

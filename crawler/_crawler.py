@@ -204,7 +204,7 @@ class Crawler:
 
     async def _run_errback(self, request: Request, failure: Failure) -> None:
         try:
-            await self._run_callback(request.errback, failure, request, None)
+            await self._run_callback(request.errback, failure, request)
         finally:
             self._frontier.release()  # type: ignore[union-attr]
 
@@ -248,12 +248,12 @@ class Crawler:
                 frontier.refund_page()
                 self._stats.failed(request, outcome.reason, error=_describe(outcome.exception))
                 if request.errback is not None:
-                    await self._run_callback(request.errback, outcome, request, None)
+                    await self._run_callback(request.errback, outcome, request)
             else:
                 self._stats.pages += 1
                 outcome._screen = frontier.links
                 callback = request.callback or self.spider.parse
-                await self._run_callback(callback, outcome, request, outcome)
+                await self._run_callback(callback, outcome, request)
         finally:
             frontier.release()
             slots.release()
@@ -320,23 +320,21 @@ class Crawler:
             hop.dont_filter = request.dont_filter or canonicalize(target)[0] in chain
         return hop
 
-    async def _run_callback(
-        self, callback: Any, argument: Response | Failure, request: Request, response: Response | None
-    ) -> None:
+    async def _run_callback(self, callback: Any, argument: Response | Failure, request: Request) -> None:
         frontier = self._frontier
         assert frontier is not None
         try:
             result = callback(argument, **request._cb_kwargs) if request._cb_kwargs else callback(argument)
             if inspect.isasyncgen(result):
                 async for output in result:
-                    await self._handle_output(output, request, response)
+                    await self._handle_output(output, request)
                 return
             if inspect.isawaitable(result):
                 result = await result
             if result is None:
                 return
             for output in result:
-                await self._handle_output(output, request, response)
+                await self._handle_output(output, request)
         except Exception as exc:
             self._stats.callback_errors += 1
             self._log.error(
@@ -347,7 +345,7 @@ class Crawler:
                 exc_info=exc,
             )
 
-    async def _handle_output(self, output: Any, request: Request, response: Response | None) -> None:
+    async def _handle_output(self, output: Any, request: Request) -> None:
         if isinstance(output, Request):
             output.depth = request.depth + 1
             self._frontier.add(output)  # type: ignore[union-attr]

@@ -72,7 +72,7 @@ class LinkScreen:
         offsite = self._offsite
         page: dict[str, str | None] = {}  # URL -> its verdict on this page (None: passed)
         out: list[str] = []
-        duplicate = off = bad = 0
+        counts: dict[str, int] = {}  # reason -> links filtered for it on this page
         added = 0
         for raw in hrefs:
             if not raw:
@@ -80,11 +80,10 @@ class LinkScreen:
             why = dead.get(raw)
             if why is None:
                 url = clean.resolve(raw)
-                if url is not None:
+                plain = url is not None  # a plain path: resolves alike in the whole directory
+                if plain:
                     host = clean.host
-                    alike = True
                 else:
-                    alike = _DIRECTORY_ALIKE.match(raw) is not None
                     try:
                         url, host = canonicalize(join(base, raw))
                     except BadURL:
@@ -93,7 +92,7 @@ class LinkScreen:
                     if url in page:  # another link to a URL already on this page: its verdict
                         why = page[url]
                         if why is None:  # passed the first time: a duplicate, not remembered
-                            duplicate += 1
+                            counts["duplicate"] = counts.get("duplicate", 0) + 1
                             continue
                     elif offsite is not None and offsite(host):
                         why = page[url] = "offsite"
@@ -103,27 +102,17 @@ class LinkScreen:
                         page[url] = None
                         out.append(url)
                         continue
-                if alike and directory and len(raw) <= _MAX_HREF:
+                if directory and len(raw) <= _MAX_HREF and (plain or _DIRECTORY_ALIKE.match(raw)):
                     dead[raw] = why
                     added += len(raw) + _ENTRY_BYTES
-            if why == "duplicate":
-                duplicate += 1
-            elif why == "offsite":
-                off += 1
-            else:
-                bad += 1
+            counts[why] = counts.get(why, 0) + 1
         if added:
             if directory not in self._dead:
                 self._dead[directory] = dead
                 added += _DIRECTORY_BYTES + len(directory)
             self._bytes += added
-        stats = self._stats
-        if duplicate:
-            stats.filtered(base, "duplicate", count=duplicate)
-        if off:
-            stats.filtered(base, "offsite", count=off)
-        if bad:
-            stats.filtered(base, "bad_url", count=bad)
+        for why, count in counts.items():
+            self._stats.filtered(base, why, count=count)
         return out
 
     def _screen_logged(self, base: str, hrefs: Iterable[str]) -> list[str]:

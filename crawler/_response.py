@@ -32,7 +32,9 @@ class Response:
     (images, PDF, JSON) they return an empty list instead of failing.
     """
 
-    __slots__ = ("_encoding", "_screen", "_selector", "_text", "body", "headers", "request", "status", "url")
+    __slots__ = (
+        "_content_type", "_encoding", "_screen", "_selector", "_text", "body", "headers", "request", "status", "url"
+    )
 
     def __init__(
         self,
@@ -52,6 +54,7 @@ class Response:
         self.body = body
         self.request = request
         self._text: str | None = None
+        self._content_type: str | None = None
         self._encoding: str | None = None
         self._selector: Selector | None = None
         #: Set by the crawl (the frontier's LinkScreen): a page's hrefs -> canonical URLs worth a Request.
@@ -88,7 +91,10 @@ class Response:
 
     @property
     def content_type(self) -> str:
-        return _media_type(self.headers.get("Content-Type", ""))
+        """The media type, lowercased, without parameters ("text/html"); "" when none is given."""
+        if self._content_type is None:  # asked several times a page: the headers never change
+            self._content_type = _media_type(self.headers.get("Content-Type", ""))
+        return self._content_type
 
     @property
     def is_markup(self) -> bool:
@@ -188,8 +194,7 @@ class Response:
 
     def follow(self, href: str | Selector, callback: Callable[..., Any] | None = None, **kwargs: Any) -> Request:
         """A Request for ``href`` (a string, or an ``<a>``/``<link>`` selector) resolved against this page."""
-        url = _href_of(href) if isinstance(href, Selector) else href
-        return Request(join(self.base_url, url), callback=callback, **kwargs)
+        return Request(join(self.base_url, _href_of(href)), callback=callback, **kwargs)
 
     def follow_all(
         self,
@@ -208,10 +213,7 @@ class Response:
         """
         if sum(x is not None for x in (urls, css, xpath)) != 1:
             raise ValueError("follow_all needs exactly one of urls, css or xpath")
-        if urls is None:
-            hrefs = self._hrefs(css, xpath)
-        else:
-            hrefs = [_href_of(u) if isinstance(u, Selector) else u for u in urls]
+        hrefs = self._hrefs(css, xpath) if urls is None else [_href_of(u) for u in urls]
         base = self.base_url
         # In a crawl, links the frontier would drop anyway (already seen, offsite, malformed)
         # are counted there and get no Request object at all: most links on a page are such.
@@ -285,9 +287,12 @@ _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _SELECTS_STRINGS = re.compile(r"(/@[\w:.*-]+|text\(\)|string\([^)]*\))\s*$")
 
 
-def _href_of(sel: Selector) -> str:
-    """The link a selector stands for: itself if it is text/an attribute, else its href or src."""
-    root = sel.root
+def _href_of(link: str | Selector) -> str:
+    """The link a string or selector stands for: the string, the selected text/attribute, or
+    the element's href (else src)."""
+    if isinstance(link, str):
+        return link
+    root = link.root
     if isinstance(root, str):
         return root
     # root.get, not sel.attrib: attrib builds a dict of every attribute, and lxml raises on

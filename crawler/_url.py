@@ -13,7 +13,7 @@ million URLs, ~3·10⁻⁶ for ten million. A collision makes the crawler skip o
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import xxhash
 
@@ -142,9 +142,7 @@ def join(base: str, href: str) -> str:
             scheme = href[:colon].lower()
             if scheme not in ("http", "https"):
                 return href  # mailto:, javascript:, data: ... stay as they are (urljoin agrees)
-            if href.startswith(("http://", "https://")) and "/." not in href:
-                return href
-            return _slow_join(base, href)
+            return _slow_join(base, href)  # "HTTP://...", "http:x": the general resolver
     root = _path_start(base)
     if root < 0:
         return _slow_join(base, href)
@@ -191,8 +189,6 @@ def _slow_join(base: str, href: str) -> str:
 
 
 def _idna(url: str, netloc: str) -> str:
-    from urllib.parse import unquote
-
     raw = unquote(netloc.rpartition("@")[2]).rsplit(":", 1)[0] if "]" not in netloc else ""
     try:
         return raw.encode("idna").decode("ascii").lower()

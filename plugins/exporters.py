@@ -68,10 +68,12 @@ class CsvExporter(_FileExporter):
     async def process_item(self, item: Any, spider: Spider) -> Any:
         row = item_to_dict(item)
         buffer = io.StringIO()
-        if self._fields is None:
+        header = self._fields is None
+        if header:
             self._fields = list(row)
-            csv.writer(buffer).writerow(self._fields)
         writer = csv.DictWriter(buffer, fieldnames=self._fields, extrasaction="ignore")
+        if header:
+            writer.writeheader()
         writer.writerow({k: _cell(v) for k, v in row.items()})
         self._write(buffer.getvalue())
         return item
