@@ -97,9 +97,8 @@ class Settings:
             return self
         if isinstance(overrides, Settings):
             overrides = overrides.explicit()
-        unknown = [name for name in overrides if name not in _VALIDATORS]
-        if unknown:
-            raise SettingsError(unknown[0], f"unknown setting (known: {', '.join(self.names())})")
+        for name in overrides:
+            _check_known(name)
         return dataclasses.replace(self, **overrides)
 
     def explicit(self) -> dict[str, Any]:
@@ -131,13 +130,17 @@ class Settings:
         name = name.strip()
         if not sep or not name:
             raise SettingsError(text, "expected name=value")
-        if name not in _VALIDATORS:
-            raise SettingsError(name, f"unknown setting (known: {', '.join(Settings.names())})")
+        _check_known(name)
         try:
             value = json.loads(raw)
         except ValueError:
             value = raw
         return name, value
+
+
+def _check_known(name: str) -> None:
+    if name not in _VALIDATORS:
+        raise SettingsError(name, f"unknown setting (known: {', '.join(Settings.names())})")
 
 
 # -- validators: each returns the (possibly normalised) value or raises SettingsError ------
