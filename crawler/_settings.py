@@ -9,6 +9,7 @@ does nothing.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import fnmatch
 import functools
 import json
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._exceptions import SettingsError
+from ._scrapy import scrapy_hint
 from ._version import __version__
 
 __all__ = ["DEFAULT_USER_AGENT", "Settings"]
@@ -76,6 +78,9 @@ class Settings:
     #: Per-domain overrides of ``rate_limit``/``domain_concurrency``; keys are host globs,
     #: e.g. ``{"*.api.example.com": {"rate_limit": 10}}``. The first matching glob wins.
     domain_settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    #: Keep the cookies servers set (one jar per crawl, scoped by domain and path as a
+    #: browser does, IP-address hosts included) and send them back. False: no jar at all.
+    cookies: bool = True
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -139,8 +144,14 @@ class Settings:
 
 
 def _check_known(name: str) -> None:
-    if name not in _VALIDATORS:
-        raise SettingsError(name, f"unknown setting (known: {', '.join(Settings.names())})")
+    if name in _VALIDATORS:
+        return
+    known = f"known: {', '.join(Settings.names())}"
+    hint = scrapy_hint(name) if isinstance(name, str) else None
+    if hint is None and isinstance(name, str):
+        close = difflib.get_close_matches(name.lower(), Settings.names(), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else None
+    raise SettingsError(name, f"unknown setting: {hint} ({known})" if hint else f"unknown setting ({known})")
 
 
 # -- validators: each returns the (possibly normalised) value or raises SettingsError ------
@@ -159,9 +170,11 @@ def _non_negative_int(name: str, value: Any) -> int:
 
 
 def _optional_limit(name: str, value: Any) -> int | None:
-    if value is None or value == 0:
+    if value is None or (value == 0 and not isinstance(value, bool)):
         return None
-    return _positive_int(name, value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SettingsError(name, f"must be a whole number >= 0 (0 means no limit), got {value!r}")
+    return value
 
 
 def _positive_float(name: str, value: Any) -> float:
@@ -177,9 +190,11 @@ def _non_negative_float(name: str, value: Any) -> float:
 
 
 def _rate(name: str, value: Any) -> float | None:
-    if value is None or value == 0:
+    if value is None or (value == 0 and not isinstance(value, bool)):
         return None
-    return _positive_float(name, value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise SettingsError(name, f"must be a finite number >= 0 (0 means no limit), got {value!r}")
+    return value
 
 
 def _text(name: str, value: Any) -> str:
@@ -260,4 +275,5 @@ _VALIDATORS = {
     "min_rate": _positive_float,
     "rate_scope": _rate_scope,
     "domain_settings": _domain_settings,
+    "cookies": _bool,
 }

@@ -95,3 +95,52 @@ def test_statuses_normalised_and_settings_frozen():
     assert s.handle_statuses == (404, 410)
     with pytest.raises(AttributeError):
         s.concurrency = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["max_pages", "max_items", "max_depth"])
+def test_a_negative_limit_says_zero_is_allowed(name):
+    with pytest.raises(SettingsError, match=r">= 0 \(0 means no limit\), got -1"):
+        Settings().merge({name: -1})
+    assert getattr(Settings().merge({name: 0}), name) is None
+
+
+def test_a_negative_rate_limit_says_zero_is_allowed():
+    with pytest.raises(SettingsError, match=r">= 0 \(0 means no limit\)"):
+        Settings().merge({"rate_limit": -2})
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("concurency", "concurrency"), ("RATE_LIMIT", "rate_limit"), ("max_page", "max_pages"), ("useragent", "user_agent")],
+)
+def test_unknown_setting_suggests_the_closest_name_first(typo, meant):
+    with pytest.raises(SettingsError) as caught:
+        Settings().merge({typo: 1})
+    message = str(caught.value)
+    assert f"did you mean {meant!r}?" in message
+    assert message.index("did you mean") < message.index("known:")
+
+
+@pytest.mark.parametrize(
+    ("scrapy", "ours"),
+    [
+        ("CONCURRENT_REQUESTS", "'concurrency'"),
+        ("CONCURRENT_REQUESTS_PER_DOMAIN", "'domain_concurrency'"),
+        ("DOWNLOAD_DELAY", "'rate_limit'"),
+        ("ROBOTSTXT_OBEY", "'obey_robots'"),
+        ("DEPTH_LIMIT", "'max_depth'"),
+        ("CLOSESPIDER_PAGECOUNT", "'max_pages'"),
+        ("COOKIES_ENABLED", "'cookies'"),
+        ("ITEM_PIPELINES", "`pipelines`"),
+    ],
+)
+def test_a_scrapy_setting_name_is_answered_with_ours(scrapy, ours):
+    with pytest.raises(SettingsError, match="Scrapy's name") as caught:
+        Settings.parse_assignment(f"{scrapy}=1")
+    assert ours in str(caught.value)
+
+    class S(Plain):
+        settings = {scrapy: 1}
+
+    with pytest.raises(SettingsError, match=ours.replace("`", ".")):
+        Crawler(S())
