@@ -111,7 +111,12 @@ def test_a_negative_rate_limit_says_zero_is_allowed():
 
 @pytest.mark.parametrize(
     ("typo", "meant"),
-    [("concurency", "concurrency"), ("RATE_LIMIT", "rate_limit"), ("max_page", "max_pages"), ("useragent", "user_agent")],
+    [
+        ("concurency", "concurrency"),
+        ("RATE_LIMIT", "rate_limit"),
+        ("max_page", "max_pages"),
+        ("useragent", "user_agent"),
+    ],
 )
 def test_unknown_setting_suggests_the_closest_name_first(typo, meant):
     with pytest.raises(SettingsError) as caught:
