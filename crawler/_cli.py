@@ -13,6 +13,7 @@ import importlib.util
 import inspect
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ from ._version import __version__
 
 __all__ = ["load_spider_class", "main"]
 
+EXIT_FAILED = 1  # the crawl raised, or ended without a single page handed to a callback
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -57,14 +59,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 a crawl that handed at least one page to a callback; 1 the crawl failed
+    or crawled no page (one line says why); 2 a usage error, found before the crawl starts;
+    130 interrupted (Ctrl-C)."""
     args = _parser().parse_args(argv)
     try:
+        output = args.output or args.overwrite_output
+        if output:
+            check_writable(output, "output file")
+        if args.stats:
+            check_writable(args.stats, "--stats file")
         spider_cls = load_spider_class(args.spider_file, args.spider)
         spider = spider_cls(**dict(_spider_argument(a) for a in args.spider_args))
         overrides = dict(Settings.parse_assignment(s) for s in args.settings)
         exporters = _exporters(args)
         crawler = Crawler(spider, overrides, exporters=exporters)
-    except (SpiderLoadError, SettingsError, ValueError) as exc:
+    except (SpiderLoadError, SettingsError, ValueError, TypeError) as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _configure_logging(args.log_level, args.log_format)
@@ -74,12 +84,44 @@ def main(argv: list[str] | None = None) -> int:
         errors = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
         print(f"crawler: error: crawl failed: {errors[0]!r}", file=sys.stderr)
         print(summary(crawler.statistics()), file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     stats = crawler.statistics()
+    code = EXIT_INTERRUPTED if interrupted else EXIT_FAILED if stats.pages == 0 else 0
     if args.stats:
-        Path(args.stats).write_text(json.dumps(stats.as_dict(), indent=2) + "\n")
+        try:
+            path = Path(args.stats)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(stats.as_dict(), indent=2) + "\n")
+        except OSError as exc:
+            print(f"crawler: error: cannot write --stats file {args.stats}: {exc.strerror or exc}", file=sys.stderr)
+            code = code or EXIT_FAILED
     print(summary(stats), file=sys.stderr)
-    return EXIT_INTERRUPTED if interrupted else 0
+    if code == EXIT_FAILED and stats.pages == 0:
+        print(f"crawler: error: no pages crawled: {stats.no_pages_reason()}", file=sys.stderr)
+    return code
+
+
+def check_writable(path: str, what: str) -> None:
+    """Raise ValueError, naming ``path`` and the reason, if a file cannot be written there.
+
+    Checked before the crawl starts, so a typo costs a usage error, not a crawl: the file
+    must not be a directory, and its nearest existing parent must be a writable directory
+    (missing directories are created, as for ``-o``).
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"cannot write {what} {path}: it is a directory")
+    if target.exists():
+        if not os.access(target, os.W_OK):
+            raise ValueError(f"cannot write {what} {path}: permission denied")
+        return
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {what} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {what} {path}: {parent} is not writable")
 
 
 def _spider_argument(text: str) -> tuple[str, str]:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import aiohttp
 
 from ._downloader import Downloader
-from ._exceptions import CrawlStateError, DropItem, IgnoreRequest, RequestFailed
+from ._exceptions import CrawlStateError, DropItem, IgnoreRequest, RequestFailed, SpiderLoadError
 from ._failure import Failure
 from ._frontier import Frontier, registrable_domain_key
 from ._log import debug_enabled, get_logger
@@ -29,14 +30,15 @@ from ._response import Response
 from ._retry import RetryMiddleware
 from ._robots import MAX_ROBOTS_REDIRECTS
 from ._settings import Settings
-from ._spider import Spider
+from ._spider import Spider, check_declaration
 from ._stats import CrawlStats, StatsCollector
-from ._url import BadURL, canonicalize, join
+from ._url import BadURL, allowed_hosts, canonicalize, join
 
 __all__ = ["Crawler"]
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _END = object()  # end-of-stream marker for items() subscribers
+_T = TypeVar("_T")
 
 
 class Crawler:
@@ -44,7 +46,8 @@ class Crawler:
 
     Settings layer as: defaults < ``spider.settings`` < ``settings``. ``session`` lets a host
     program share its own ``aiohttp.ClientSession`` (then the crawler does not close it).
-    ``pipelines`` run after the spider's own; ``exporters`` (pipelines too) run last.
+    ``pipelines`` run after the spider's own; ``exporters`` (pipelines too) run last. Where
+    a class is given for a middleware or pipeline, each crawl makes its own instance.
 
     A Crawler runs once: ``await crawler.run()`` returns the final :class:`CrawlStats`.
     """
@@ -55,16 +58,23 @@ class Crawler:
         settings: Settings | Mapping[str, Any] | None = None,
         *,
         session: aiohttp.ClientSession | None = None,
-        middlewares: Sequence[Middleware] = (),
-        pipelines: Sequence[ItemPipeline] = (),
-        exporters: Sequence[ItemPipeline] = (),
+        middlewares: Sequence[Middleware | type[Middleware]] = (),
+        pipelines: Sequence[ItemPipeline | type[ItemPipeline]] = (),
+        exporters: Sequence[ItemPipeline | type[ItemPipeline]] = (),
     ) -> None:
+        check_declaration(spider)
         self.spider = spider
         self.settings = Settings().merge(spider.settings).merge(settings)
+        self._allowed_hosts, self._allowed_notes = allowed_hosts(spider.allowed_domains)
+        if spider.allowed_domains and not self._allowed_hosts:
+            # An empty list would mean "any host": never widen a crawl because its list was bad.
+            raise SpiderLoadError("; ".join(self._allowed_notes) + ": allowed_domains names no usable host")
         self._session = session
-        self._extra_middlewares = (*spider.middlewares, *middlewares)
+        # A class is instantiated here, for this crawl only; an object is shared with any
+        # other crawl that lists it (e.g. as a spider class attribute).
+        self._extra_middlewares: tuple[Middleware, ...] = _per_crawl((*spider.middlewares, *middlewares))
         check_middlewares(self._extra_middlewares)
-        self._pipelines: tuple[ItemPipeline, ...] = (*spider.pipelines, *pipelines, *exporters)
+        self._pipelines: tuple[ItemPipeline, ...] = _per_crawl((*spider.pipelines, *pipelines, *exporters))
         for pipeline in self._pipelines:
             if not isinstance(pipeline, ItemPipeline):
                 raise TypeError(
@@ -114,7 +124,7 @@ class Crawler:
         self._frontier = frontier = Frontier(
             self.settings,
             self._stats,
-            allowed_domains=self.spider.allowed_domains,
+            allowed_domains=self._allowed_hosts,
             clock=loop.time,
             domain_key=registrable_domain_key() if self.settings.rate_scope == "registrable_domain" else None,
             on_failure=self._failed_in_frontier,
@@ -127,6 +137,8 @@ class Crawler:
             ]
         )
         self._log.info("crawl_started", settings=self.settings.explicit() or None)
+        for note in self._allowed_notes:
+            self._log.warning("allowed_domains_entry", reason=note)
         reason = "finished"
         opened: list[ItemPipeline] = []
         try:
@@ -173,6 +185,7 @@ class Crawler:
                 if frontier.closed:
                     break
                 if isinstance(request, Request):
+                    self._stats.start_requests += 1
                     frontier.add(request)
                 else:
                     self._log.error("bad_start_request", reason=f"not a Request: {request!r}"[:200])
@@ -195,9 +208,9 @@ class Crawler:
             frontier.hold()
             tasks.create_task(self._process(request, slots))
 
-    def _failed_in_frontier(self, request: Request, reason: str) -> None:
+    def _failed_in_frontier(self, request: Request, reason: str, error: str | None) -> None:
         """A request the frontier failed before it was sent: record it, run its errback."""
-        self._stats.failed(request, reason)
+        self._stats.failed(request, reason, error=error)
         if request.errback is not None and self._tasks is not None:
             self._frontier.hold()  # type: ignore[union-attr]
             self._tasks.create_task(self._run_errback(request, Failure(request, reason)))
@@ -216,14 +229,14 @@ class Crawler:
                 outcome = await self._download(request)
             except asyncio.CancelledError:
                 if not request.internal:
-                    self._stats.filtered(request.url, "cancelled")  # its one outcome, even now
+                    self._stats.count_filtered("cancelled")  # its one outcome, even now
                 raise
             except IgnoreRequest as exc:
                 if request.internal:  # a middleware refused robots.txt: its origin must still be settled
                     request.errback(Failure(request, exc.reason, exc))  # type: ignore[misc]
                     return
                 frontier.refund_page()
-                self._stats.filtered(request.url, exc.reason)
+                self._stats.filtered(request, exc.reason)
                 return
             except Exception as exc:  # a middleware's bug must not end the crawl
                 self._log.error("internal_error", url=request.url, reason=repr(exc), exc_info=exc)
@@ -233,7 +246,7 @@ class Crawler:
             if isinstance(outcome, Request):
                 if outcome.redirects > request.redirects:
                     self._stats.redirected += 1
-                    if not frontier.add(outcome):
+                    if frontier.add(outcome) is not None:
                         if outcome.internal:  # robots.txt redirected somewhere unusable: settle its origin
                             request.errback(Failure(outcome, "bad_url"))  # type: ignore[misc]
                         else:
@@ -251,9 +264,14 @@ class Crawler:
                     await self._run_callback(request.errback, outcome, request)
             else:
                 self._stats.pages += 1
-                outcome._screen = frontier.links
                 callback = request.callback or self.spider.parse
-                await self._run_callback(callback, outcome, request)
+                if debug_enabled():  # links the page's follow_all drops join its summary
+                    filtered: dict[str, int] = {}
+                    outcome._screen = functools.partial(frontier.links, counts=filtered)
+                    await self._run_callback(callback, outcome, request, filtered)
+                else:
+                    outcome._screen = frontier.links
+                    await self._run_callback(callback, outcome, request)
         finally:
             frontier.release()
             slots.release()
@@ -298,7 +316,11 @@ class Crawler:
 
     def _judge(self, request: Request, response: Response) -> Request | Response | Failure:
         status = response.status
-        if 200 <= status < 300 or (status in self.settings.handle_statuses and not request.internal):
+        if 200 <= status < 300:
+            return response
+        if not request.internal and (
+            status in self.settings.handle_statuses or (request._meta and _handles(request._meta, status))
+        ):
             return response
         if status in _REDIRECT_STATUSES and "Location" in response.headers:
             return self._redirect(request, response)
@@ -320,21 +342,36 @@ class Crawler:
             hop.dont_filter = request.dont_filter or canonicalize(target)[0] in chain
         return hop
 
-    async def _run_callback(self, callback: Any, argument: Response | Failure, request: Request) -> None:
-        frontier = self._frontier
-        assert frontier is not None
+    async def _run_callback(
+        self,
+        callback: Any,
+        argument: Response | Failure,
+        request: Request,
+        filtered: dict[str, int] | None = None,
+    ) -> None:
+        """Run a callback (with the request's ``cb_kwargs``) or an errback (with the failure
+        only, as in Scrapy: ``failure.request.cb_kwargs`` holds them) and take what it yields.
+
+        ``filtered`` (at DEBUG) gathers the reasons its requests were filtered for, logged as
+        one ``links_filtered`` event for the page rather than one event per link.
+        """
+        if filtered is None and debug_enabled():
+            filtered = {}
         try:
-            result = callback(argument, **request._cb_kwargs) if request._cb_kwargs else callback(argument)
+            if request._cb_kwargs and isinstance(argument, Response):
+                result = callback(argument, **request._cb_kwargs)
+            else:
+                result = callback(argument)
             if inspect.isasyncgen(result):
                 async for output in result:
-                    await self._handle_output(output, request)
+                    await self._handle_output(output, request, filtered)
                 return
             if inspect.isawaitable(result):
                 result = await result
             if result is None:
                 return
             for output in result:
-                await self._handle_output(output, request)
+                await self._handle_output(output, request, filtered)
         except Exception as exc:
             self._stats.callback_errors += 1
             self._log.error(
@@ -344,11 +381,16 @@ class Crawler:
                 reason=f"{type(exc).__name__}: {exc}",
                 exc_info=exc,
             )
+        finally:
+            if filtered:
+                self._log.debug("links_filtered", url=request.url, filtered=filtered)
 
-    async def _handle_output(self, output: Any, request: Request) -> None:
+    async def _handle_output(self, output: Any, request: Request, filtered: dict[str, int] | None = None) -> None:
         if isinstance(output, Request):
             output.depth = request.depth + 1
-            self._frontier.add(output)  # type: ignore[union-attr]
+            reason = self._frontier.add(output)  # type: ignore[union-attr]
+            if reason is not None and filtered is not None:
+                filtered[reason] = filtered.get(reason, 0) + 1
         elif is_item(output):
             await self._process_item(output)
         elif output is not None:
@@ -402,7 +444,40 @@ class Crawler:
             self._log.error("spider_closed_error", reason=repr(exc), exc_info=exc)
         for queue in self._subscribers:
             queue.put_nowait(_END)
-        self._log.info("crawl_finished", reason=reason, **_summary_fields(self._stats.snapshot()))
+        stats = self._stats.snapshot()
+        self._log.info("crawl_finished", reason=reason, **_summary_fields(stats))
+        if reason in ("finished", "error"):  # a crawl stopped or cancelled before its first page is no surprise
+            no_pages = stats.no_pages_reason()
+            if no_pages is not None:
+                self._log.warning("no_pages_crawled", reason=no_pages)
+
+
+def _handles(meta: Mapping[str, Any], status: int) -> bool:
+    """The request's own ``handle_statuses`` (a list, or True for every status); Scrapy's
+    ``handle_httpstatus_list`` / ``handle_httpstatus_all`` meta keys are read the same way."""
+    if meta.get("handle_statuses") is True or meta.get("handle_httpstatus_all") is True:
+        return True
+    for key in ("handle_statuses", "handle_httpstatus_list"):
+        statuses = meta.get(key)
+        if isinstance(statuses, Collection) and not isinstance(statuses, str | bytes) and status in statuses:
+            return True
+    return False
+
+
+def _per_crawl(entries: Iterable[_T | type[_T]]) -> tuple[_T, ...]:
+    """The objects for one crawl: a class is instantiated (no arguments), an object kept."""
+    made: list[_T] = []
+    for entry in entries:
+        if isinstance(entry, type):
+            try:
+                entry = entry()
+            except TypeError as exc:
+                raise TypeError(
+                    f"cannot make a {entry.__name__} for this crawl without arguments ({exc}): "
+                    "list an instance instead"
+                ) from exc
+        made.append(entry)
+    return tuple(made)
 
 
 def _describe(exc: BaseException | None) -> str | None:

@@ -5,7 +5,7 @@ program can catch them all with one clause::
 
     CrawlerError
     ├── SettingsError      a setting name is unknown or its value is invalid
-    ├── SpiderLoadError    the CLI cannot load a spider from a file
+    ├── SpiderLoadError    a spider cannot be loaded from a file, or is declared wrongly (custom_settings ...)
     ├── CrawlStateError    a Crawler was started twice, or used after it closed
     ├── DropItem           raised by an item pipeline to discard an item (counted with its reason)
     ├── IgnoreRequest      raised by a middleware to drop a request (recorded as filtered)
@@ -45,7 +45,9 @@ class SettingsError(CrawlerError, ValueError):
 
 
 class SpiderLoadError(CrawlerError):
-    """A spider could not be loaded (missing file, no Spider subclass, ambiguous choice)."""
+    """A spider could not be loaded (missing file, no Spider subclass, ambiguous choice) or
+    is declared in a way that would silently do nothing (Scrapy's ``custom_settings``, an
+    ``allowed_domains`` that names no host)."""
 
 
 class CrawlStateError(CrawlerError, RuntimeError):

@@ -169,7 +169,7 @@ class Frontier:
         allowed_domains: Iterable[str] = (),
         clock: Callable[[], float] | None = None,
         domain_key: Callable[[str], str] | None = None,
-        on_failure: Callable[[Request, str], None] | None = None,
+        on_failure: Callable[[Request, str, str | None], None] | None = None,
     ) -> None:
         self._settings = settings
         self._stats = stats
@@ -191,20 +191,25 @@ class Frontier:
         self._robots = RobotsCache(settings.user_agent, self._clock) if settings.obey_robots else None
         self._parked: dict[str, list[Request]] = {}  # origin -> requests waiting for its robots.txt
         # Records a request that fails here (robots_unavailable); the engine runs its errback.
-        self._on_failure = on_failure or (lambda request, reason: stats.failed(request, reason))
+        self._on_failure = on_failure or (lambda request, reason, error: stats.failed(request, reason, error=error))
         self._closed = False
         self.close_reason: str | None = None
         stats.domain_stats = self.domain_stats
 
     # -- adding ----------------------------------------------------------------------------
 
-    def add(self, request: Request) -> bool:
-        """Filter and enqueue a new request; False (and a recorded outcome) when it ends here."""
+    def add(self, request: Request) -> str | None:
+        """Filter and enqueue a new request: ``None`` when it is queued, else the reason it ended here.
+
+        A request that ends here has its outcome recorded (filtered, or failed for
+        ``robots_unavailable``) before this returns.
+        """
+        stats = self._stats
         try:
             url, host = canonicalize(request.url)
         except BadURL as exc:
-            self._stats.filtered(request.url, "bad_url", detail=exc.reason)
-            return False
+            stats.filtered(request, "bad_url", detail=exc.reason)
+            return "bad_url"
         request.url = url
         key = self._keys.get(host)
         if key is None:
@@ -212,26 +217,24 @@ class Frontier:
         request.domain = key
         if request.internal:  # robots.txt and its redirects: none of the crawl's filters apply
             self._push(request)
-            return True
+            return None
         if self._allowed and self._offsite(host):
-            self._stats.filtered(request.url, "offsite")
-            return False
-        max_depth = self._settings.max_depth
-        if max_depth is not None and request.depth > max_depth:
-            self._stats.filtered(request.url, "depth")
-            return False
+            reason = "offsite"
+        elif (max_depth := self._settings.max_depth) is not None and request.depth > max_depth:
+            reason = "depth"
         # dont_filter skips the check but still records the URL, so a later link back to a
         # start page is a duplicate rather than a second fetch.
-        if not self._seen.add(fingerprint(url, request.method, request.body)) and not request.dont_filter:
-            self._stats.filtered(url, "duplicate")
-            return False
-        if self._closed:
-            self._stats.filtered(request.url, self.close_reason or "closed")
-            return False
-        if self._robots is not None:
+        elif not self._seen.add(fingerprint(url, request.method, request.body)) and not request.dont_filter:
+            reason = "duplicate"
+        elif self._closed:
+            reason = self.close_reason or "closed"
+        elif self._robots is not None:
             return self._check_robots(request)
-        self._push(request)
-        return True
+        else:
+            self._push(request)
+            return None
+        stats.filtered(request, reason)
+        return reason
 
     def _offsite(self, host: str) -> bool:
         offsite = self._offsite_hosts.get(host)
@@ -245,7 +248,7 @@ class Frontier:
         """Put back a retry (no dedupe; it waits for its ``not_before`` holding no worker)."""
         if self._closed:
             if not request.internal:
-                self._stats.filtered(request.url, self.close_reason or "closed")
+                self._stats.count_filtered(self.close_reason or "closed")
             return
         self._push(request)
 
@@ -292,22 +295,23 @@ class Frontier:
 
     # -- robots.txt ------------------------------------------------------------------------
 
-    def _check_robots(self, request: Request) -> bool:
+    def _check_robots(self, request: Request) -> str | None:
         robots = self._robots
         assert robots is not None
         origin = origin_of(request.url)
         verdict = robots.verdict(origin, request.url)
         if verdict is True:
             self._push(request)
-            return True
+            return None
         if verdict is False:
-            self._stats.filtered(request.url, "robots")
+            self._stats.filtered(request, "robots")
             self._refund_hop(request)
-            return False
-        if robots.unavailable(origin):
-            self._on_failure(request, "robots_unavailable")
+            return "robots"
+        why = robots.unavailable(origin)
+        if why is not None:
+            self._on_failure(request, "robots_unavailable", why)
             self._refund_hop(request)
-            return False
+            return "robots_unavailable"
         parked = self._parked.get(origin)
         if parked is None:
             parked = self._parked[origin] = []
@@ -329,7 +333,7 @@ class Frontier:
             self._push(fetch)
         parked.append(request)
         self._stats.queued += 1
-        return True
+        return None
 
     def _refund_hop(self, request: Request) -> None:
         """A parked redirect hop that ends here ends its chain without a page."""
@@ -356,14 +360,17 @@ class Frontier:
             # redirect we cannot follow) means there are no rules.
             self._robots.allow_all(origin)
         else:
-            self._robots.mark_unavailable(origin)  # 5xx/429/unreachable after retries
+            # 5xx/429/unreachable after retries
+            error = failure.exception.__cause__ or failure.exception if failure.exception is not None else None
+            why = f"{origin}/robots.txt: {failure.reason}" + (f" ({error})" if error is not None else "")
+            self._robots.mark_unavailable(origin, why)
         self._release_parked(origin)
 
     def _release_parked(self, origin: str) -> None:
         for request in self._parked.pop(origin, ()):
             self._stats.queued -= 1
             if self._closed:
-                self._stats.filtered(request.url, self.close_reason or "closed")
+                self._stats.count_filtered(self.close_reason or "closed")
             else:
                 self._check_robots(request)
         self._wakeup.set()
@@ -428,16 +435,13 @@ class Frontier:
             return
         self._closed = True
         self.close_reason = reason
+        dropped = 0
         for domain in self._active.values():
-            for entry in domain.entries():
-                if isinstance(entry, tuple):
-                    self._stats.filtered(entry[0], reason)
-                elif not entry.internal:
-                    self._stats.filtered(entry.url, reason)
+            dropped += sum(1 for entry in domain.entries() if isinstance(entry, tuple) or not entry.internal)
             domain.clear()
-        for parked in self._parked.values():
-            for request in parked:
-                self._stats.filtered(request.url, reason)
+        dropped += sum(len(parked) for parked in self._parked.values())
+        if dropped:
+            self._stats.count_filtered(reason, dropped)
         self._parked.clear()
         self._active.clear()
         self._stats.queued = 0

@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-from ._log import debug_enabled
 from ._seen import FingerprintSet
 from ._stats import StatsCollector
 from ._url import BadURL, _path_start, canonicalize, fingerprint, join
@@ -58,10 +57,12 @@ class LinkScreen:
         self._dead: dict[str, dict[str, str]] = {}  # base directory -> href -> why it is dead
         self._bytes = 0  # estimated size of _dead
 
-    def __call__(self, base: str, hrefs: Iterable[str]) -> list[str]:
-        """The canonical URLs worth a Request among ``hrefs`` resolved against ``base``, each once, in order."""
-        if debug_enabled():  # every filtered link is logged with its URL: no shortcuts
-            return self._screen_logged(base, hrefs)
+    def __call__(self, base: str, hrefs: Iterable[str], counts: dict[str, int] | None = None) -> list[str]:
+        """The canonical URLs worth a Request among ``hrefs`` resolved against ``base``, each once, in order.
+
+        The links filtered are counted in the stats by reason, and added to ``counts`` when
+        given (the engine's per-page summary at DEBUG); none is logged on its own.
+        """
         directory = _directory_of(base)
         if self._bytes >= self._max_bytes:
             self._dead.clear()
@@ -72,7 +73,7 @@ class LinkScreen:
         offsite = self._offsite
         page: dict[str, str | None] = {}  # URL -> its verdict on this page (None: passed)
         out: list[str] = []
-        counts: dict[str, int] = {}  # reason -> links filtered for it on this page
+        page_counts: dict[str, int] = {}  # reason -> links filtered for it on this page
         added = 0
         for raw in hrefs:
             if not raw:
@@ -92,7 +93,7 @@ class LinkScreen:
                     if url in page:  # another link to a URL already on this page: its verdict
                         why = page[url]
                         if why is None:  # passed the first time: a duplicate, not remembered
-                            counts["duplicate"] = counts.get("duplicate", 0) + 1
+                            page_counts["duplicate"] = page_counts.get("duplicate", 0) + 1
                             continue
                     elif offsite is not None and offsite(host):
                         why = page[url] = "offsite"
@@ -105,42 +106,16 @@ class LinkScreen:
                 if directory and len(raw) <= _MAX_HREF and (plain or _DIRECTORY_ALIKE.match(raw)):
                     dead[raw] = why
                     added += len(raw) + _ENTRY_BYTES
-            counts[why] = counts.get(why, 0) + 1
+            page_counts[why] = page_counts.get(why, 0) + 1
         if added:
             if directory not in self._dead:
                 self._dead[directory] = dead
                 added += _DIRECTORY_BYTES + len(directory)
             self._bytes += added
-        for why, count in counts.items():
-            self._stats.filtered(base, why, count=count)
-        return out
-
-    def _screen_logged(self, base: str, hrefs: Iterable[str]) -> list[str]:
-        """The same verdicts without memory or shortcuts, each filtered link logged (DEBUG)."""
-        page: dict[str, str | None] = {}
-        out: list[str] = []
-        stats = self._stats
-        for raw in hrefs:
-            if not raw:
-                continue
-            url = join(base, raw)
-            try:
-                url, host = canonicalize(url)
-            except BadURL as exc:
-                stats.filtered(url, "bad_url", detail=exc.reason)
-                continue
-            if url in page:
-                stats.filtered(url, page[url] or "duplicate")
-                continue
-            if self._offsite is not None and self._offsite(host):
-                why = page[url] = "offsite"
-            elif fingerprint(url) in self._seen:
-                why = page[url] = "duplicate"
-            else:
-                page[url] = None
-                out.append(url)
-                continue
-            stats.filtered(url, why)
+        for why, count in page_counts.items():
+            self._stats.count_filtered(why, count)
+            if counts is not None:
+                counts[why] = counts.get(why, 0) + count
         return out
 
 

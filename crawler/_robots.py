@@ -67,7 +67,7 @@ class RobotsCache:
         self.token = product_token(user_agent)
         self._clock = clock
         self._rules: dict[str, RobotsRules] = {}
-        self._unavailable_until: dict[str, float] = {}
+        self._unavailable: dict[str, tuple[float, str]] = {}  # origin -> (until, why)
 
     def verdict(self, origin: str, url: str) -> bool | None:
         """True/False once the origin's rules are known; None while they must be fetched."""
@@ -76,8 +76,10 @@ class RobotsCache:
             return None
         return rules.allows(url)
 
-    def unavailable(self, origin: str) -> bool:
-        return self._unavailable_until.get(origin, 0.0) > self._clock()
+    def unavailable(self, origin: str) -> str | None:
+        """Why the origin's robots.txt could not be had, while that verdict stands; else None."""
+        until, why = self._unavailable.get(origin, (0.0, ""))
+        return why if until > self._clock() else None
 
     def loaded(self, origin: str, body: bytes) -> RobotsRules:
         text = body[:MAX_ROBOTS_BYTES].decode("utf-8", "replace")
@@ -90,11 +92,11 @@ class RobotsCache:
     def allow_all(self, origin: str) -> RobotsRules:
         return self._store(origin, None)
 
-    def mark_unavailable(self, origin: str) -> None:
+    def mark_unavailable(self, origin: str, why: str) -> None:
         self._rules.pop(origin, None)
-        self._unavailable_until[origin] = self._clock() + UNAVAILABLE_RETRY_S
+        self._unavailable[origin] = (self._clock() + UNAVAILABLE_RETRY_S, why)
 
     def _store(self, origin: str, parser: Protego | None) -> RobotsRules:
         rules = self._rules[origin] = RobotsRules(parser, self.token, self._clock())
-        self._unavailable_until.pop(origin, None)
+        self._unavailable.pop(origin, None)
         return rules

@@ -35,6 +35,7 @@ class CrawlStats:
     """
 
     requests: int  #: downloads attempted (retries and redirect hops included)
+    start_requests: int  #: requests the spider's ``start()`` (or ``start_requests()``) produced
     responses: dict[int, int]  #: responses by HTTP status
     pages: int  #: responses handed to a spider callback
     retries: int
@@ -52,6 +53,26 @@ class CrawlStats:
     domains: dict[str, DomainStats]
     close_reason: str | None  #: ``finished``, ``stopped``, ``cancelled``, ``max_pages``, ``max_items``, ``error``
 
+    def no_pages_reason(self) -> str | None:
+        """Why no page reached a callback, in one line; ``None`` when some did.
+
+        With no page handed to a callback, every outcome counted belongs to a start request
+        or its retries and redirect hops, so the counts say what became of them.
+        """
+        if self.pages:
+            return None
+        if not self.start_requests:
+            return "the spider made no start requests" + (
+                " (its start() raised: see the log)" if self.callback_errors else " (start_urls is empty)"
+            )
+        ends = [
+            f"{what} ({', '.join(f'{k}={v}' for k, v in sorted(counts.items()))})"
+            for what, counts in (("filtered", self.filtered), ("failed", self.failures))
+            if counts
+        ]
+        plural = "s" if self.start_requests > 1 else ""
+        return f"{self.start_requests} start request{plural} " + (" and ".join(ends) or "produced no page")
+
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["responses"] = {str(k): v for k, v in sorted(self.responses.items())}
@@ -63,6 +84,7 @@ class StatsCollector:
 
     def __init__(self) -> None:
         self.requests = 0
+        self.start_requests = 0
         self.responses: Counter[int] = Counter()
         self.pages = 0
         self.retries = 0
@@ -89,16 +111,34 @@ class StatsCollector:
         self.finished = time.monotonic()
         self.close_reason = reason
 
-    def filtered(self, url: str, reason: str, *, detail: str | None = None, count: int = 1) -> None:
+    def count_filtered(self, reason: str, count: int = 1) -> None:
+        """Requests or links filtered, counted without a log event each.
+
+        For links a page yields (the engine logs one summary per page at DEBUG) and for what
+        is still queued when a crawl closes (``max_pages``, ``stopped``...: by design, and
+        possibly millions).
+        """
         self.filtered_by[reason] += count
-        if debug_enabled():
-            self._log.debug("filtered", url=url, reason=reason, detail=detail)
+
+    def filtered(self, request: Request, reason: str, *, detail: str | None = None) -> None:
+        """One request filtered: counted, and logged when it is worth an event of its own.
+
+        A start request that is filtered may leave the crawl with nothing to do, so it is a
+        WARNING; a redirect hop is one DEBUG event. A link yielded by a page is only counted:
+        the engine logs one summary per page (one event per link drowned DEBUG logs).
+        """
+        self.filtered_by[reason] += 1
+        if request.depth == 0 and not request.internal:
+            self._log.warning("start_request_filtered", url=request.url, reason=reason, detail=detail)
+        elif request.redirects and debug_enabled():
+            self._log.debug("filtered", url=request.url, reason=reason, detail=detail)
 
     def failed(self, request: Request, reason: str, *, error: str | None = None) -> None:
         self.failures[reason] += 1
         # A 4xx is an ordinary answer (a dead link): counted, logged at DEBUG. Anything else
-        # (network trouble, 5xx after retries, a cap hit) is worth a warning.
-        if reason.startswith("http_4"):
+        # (network trouble, 5xx after retries, a cap hit), or any failure of a start request
+        # (the crawl may have nothing else to do), is worth a warning.
+        if reason.startswith("http_4") and (request.depth or request.internal):
             if not debug_enabled():
                 return
             log = self._log.debug
@@ -117,6 +157,7 @@ class StatsCollector:
         elapsed = 0.0 if self.started is None else (self.finished or time.monotonic()) - self.started
         return CrawlStats(
             requests=self.requests,
+            start_requests=self.start_requests,
             responses=dict(self.responses),
             pages=self.pages,
             retries=self.retries,

@@ -13,11 +13,12 @@ million URLs, ~3·10⁻⁶ for ten million. A collision makes the crawler skip o
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import xxhash
 
-__all__ = ["BadURL", "canonicalize", "fingerprint", "join"]
+__all__ = ["BadURL", "allowed_hosts", "canonicalize", "fingerprint", "join"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters left as they are when a URL needs percent-encoding: the RFC 3986 reserved and
@@ -30,6 +31,7 @@ _MAX_URL_LENGTH = 8192
 _HOST = re.compile(r"[A-Za-z0-9.\-_~!$&'()*+,;=:]+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 # An already canonical netloc: lowercase host, no userinfo, a port without leading zeros.
+_PORT_SUFFIX = re.compile(r":[0-9]*$")
 _CLEAN_NETLOC = re.compile(r"([a-z0-9.\-]+)(?::([1-9][0-9]{0,4}))?")
 
 
@@ -207,3 +209,36 @@ def fingerprint(canonical_url: str, method: str = "GET", body: bytes | None = No
         h.update(b"\n")
         h.update(body)
     return h.intdigest()
+
+
+def allowed_hosts(entries: str | Iterable[object]) -> tuple[tuple[str, ...], list[str]]:
+    """The hosts that ``allowed_domains`` entries name, and a note for each entry not a bare host.
+
+    Scrapy users write ``"127.0.0.1:8899"`` or ``"https://example.com/"``; compared as they
+    are, no host would ever match and the crawl would filter everything as offsite. Such an
+    entry is used as its host (ports and schemes are not compared), with a note saying so.
+    A string on its own is one entry, not a sequence of one-letter hosts. Hosts are in the
+    canonical form the offsite check compares against (lowercase, IDNA for non-ASCII).
+    """
+    if isinstance(entries, str):
+        entries = (entries,)
+    hosts: list[str] = []
+    notes: list[str] = []
+    for entry in entries:
+        text = entry.strip() if isinstance(entry, str) else ""
+        bare = text.lstrip("*").lstrip(".")
+        if bare.count(":") > 1 and "[" not in bare and "/" not in bare:
+            bare = f"[{bare}]"  # an IPv6 address written without brackets
+        try:
+            host = canonicalize(bare if "://" in bare else f"http://{bare}")[1] if bare else ""
+        except BadURL:
+            host = ""
+        if not host:
+            notes.append(f"allowed_domains entry {entry!r} names no host: ignored")
+            continue
+        hosts.append(host)
+        if "://" in text or "/" in text:
+            notes.append(f"allowed_domains entry {entry!r} is a URL: using its host {host!r} (any scheme or port)")
+        elif _PORT_SUFFIX.search(bare):
+            notes.append(f"allowed_domains entry {entry!r} has a port: using its host {host!r} (any port)")
+    return tuple(dict.fromkeys(hosts)), notes
