@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -202,6 +203,101 @@ def test_demo_shop_example_gives_60_products(tmp_path):
         assert item["category"] in {"books", "games", "music"}
 
 
+# -- crawls that do nothing exit non-zero and say why ------------------------------------------
+
+PLAIN = """
+class Plain(Spider):
+    settings = {"backoff_base": 0.01, "backoff_max": 0.02}
+
+    async def parse(self, response):
+        yield {"url": response.url}
+"""
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["-a", "start_urls=htp://x"], "no pages crawled: 1 start request filtered (bad_url=1)"),
+        ([], "no pages crawled: the spider made no start requests (start_urls is empty)"),
+        (
+            ["-a", "start_urls=http://127.0.0.1:{port}/", "-s", "obey_robots=false"],
+            "no pages crawled: 1 start request failed (connection_error=1)",
+        ),
+        (
+            ["-a", "start_urls=http://127.0.0.1:{port}/"],
+            "no pages crawled: 1 start request failed (robots_unavailable=1)",
+        ),
+    ],
+)
+def test_a_crawl_with_no_page_exits_1_with_one_line_saying_why(tmp_path, args, why):
+    spider = write_spider(tmp_path, PLAIN)
+    port = closed_port()
+    result = run_cli("run", spider, *(a.format(port=port) for a in args), "--log-format", "json", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in summary_lines(result.stderr) if line.startswith("crawler: error:")]
+    assert errors == [f"crawler: error: {why}"]
+    events = json_lines(result.stderr)
+    if args:  # the start request's own fate is a WARNING with its URL and reason
+        url = args[1].partition("=")[2].format(port=port)
+        warned = [e for e in events if e["level"] == "warning" and e.get("url") == url]
+        assert warned and warned[0]["event"] in ("start_request_filtered", "request_failed"), events
+        assert warned[0]["reason"] in why
+    assert [e["event"] for e in events if e["event"] == "no_pages_crawled"] == ["no_pages_crawled"]
+
+
+def test_a_start_url_answering_404_is_a_warning_and_exit_1(tmp_path):
+    code = """
+    class ShopSpider(ShopMixin, Spider):
+        settings = {"rate_limit": 0, "obey_robots": False}
+
+        async def start(self):
+            yield Request(self.base + "/status/404")
+
+        async def parse(self, response):
+            yield {"url": response.url}
+    """
+    result = run_cli("run", write_spider(tmp_path, code), "--log-format", "json", cwd=tmp_path)
+    assert result.returncode == 1
+    failed = [e for e in json_lines(result.stderr) if e["event"] == "request_failed"]
+    assert [(e["level"], e["reason"]) for e in failed] == [("warning", "http_404")]
+    assert "crawler: error: no pages crawled: 1 start request failed (http_404=1)" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["-O", "-o", "--stats"])
+def test_an_unwritable_output_path_is_a_usage_error_before_the_crawl(tmp_path, option):
+    spider = write_spider(tmp_path)
+    (tmp_path / "afile").write_text("a file, not a directory")
+    name = "afile/out.json" if option == "--stats" else "afile/out.jsonl"
+    result = run_cli("run", spider, option, name, cwd=tmp_path)
+    assert_usage_error(result, name, "afile is not a directory")
+    (tmp_path / "adir.jsonl").mkdir()
+    result = run_cli("run", spider, option, "adir.jsonl", cwd=tmp_path)
+    assert_usage_error(result, "adir.jsonl", "is a directory")
+
+
+def test_output_and_stats_go_into_new_directories(tmp_path):
+    spider = write_spider(tmp_path)
+    result = run_cli("run", spider, "-o", "out/items.jsonl", "--stats", "out/run/stats.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(read_jsonl(tmp_path / "out" / "items.jsonl")) == 6
+    assert json.loads((tmp_path / "out" / "run" / "stats.json").read_text())["items"] == 6
+
+
+def test_custom_settings_is_a_usage_error_naming_settings(tmp_path):
+    code = """
+    class ShopSpider(ShopMixin, Spider):
+        custom_settings = {"CONCURRENT_REQUESTS": 4, "DOWNLOAD_DELAY": 0.25}
+    """
+    result = run_cli("run", write_spider(tmp_path, code), cwd=tmp_path)
+    assert_usage_error(result, "custom_settings", "`settings = {'concurrency': 4, 'rate_limit': 4.0}`")
+
+
 # -- spider arguments, settings, choosing a spider --------------------------------------------
 
 
@@ -322,7 +418,9 @@ def test_unknown_spider_name(tmp_path):
 @pytest.mark.parametrize(
     ("assignment", "needles"),
     [
-        ("concurency=4", ["concurency", "unknown"]),
+        ("concurency=4", ["concurency", "unknown", "did you mean 'concurrency'?"]),
+        ("CONCURRENT_REQUESTS=4", ["CONCURRENT_REQUESTS", "Scrapy's name", "'concurrency'"]),
+        ("max_pages=-1", ["max_pages", ">= 0 (0 means no limit)"]),
         ("concurrency=abc", ["concurrency", "abc"]),
         ("concurrency=0", ["concurrency"]),
         ("rate_limit=-1", ["rate_limit"]),
