@@ -9,6 +9,10 @@ size. A body shorter than its Content-Length is an ``incomplete_body`` failure, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from http.cookies import SimpleCookie
+from typing import Any
+
 import aiohttp
 from yarl import URL
 
@@ -35,8 +39,15 @@ class Downloader:
     async def open(self) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._settings.concurrency, ttl_dns_cache=300)
+            # unsafe=True: aiohttp's default jar drops cookies from IP-address hosts, so a
+            # login on http://127.0.0.1/ or a LAN box would be forgotten; a crawler keeps
+            # them as it does for any host (still scoped to that host by the jar).
+            jar = aiohttp.CookieJar(unsafe=True) if self._settings.cookies else aiohttp.DummyCookieJar()
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, headers={"User-Agent": self._settings.user_agent}
+                connector=connector,
+                timeout=self._timeout,
+                headers={"User-Agent": self._settings.user_agent},
+                cookie_jar=jar,
             )
             # aiohttp silently resends an idempotent request once when a connection drops.
             # That second try would bypass the domain's limiter and the retry count; our own
@@ -59,6 +70,8 @@ class Downloader:
         headers = request._headers
         if not self._owns_session and not (headers and any(k.lower() == "user-agent" for k in headers)):
             headers = {**(headers or {}), "User-Agent": self._settings.user_agent}  # a host's session
+        if request.cookies is not None:
+            headers = self._apply_cookies(session, request, headers)
         fetch = self._deadlines.watch()
         try:
             response = await self._request(session, request, headers, fetch)
@@ -98,6 +111,21 @@ class Downloader:
         except aiohttp.ClientError as exc:
             raise RequestFailed("client_error", f"{type(exc).__name__}: {exc}", request=request) from exc
 
+    def _apply_cookies(
+        self, session: aiohttp.ClientSession, request: Request, headers: dict[str, str] | None
+    ) -> dict[str, str] | None:
+        """Put the request's cookies in the jar (it sends them); with no jar, in a header."""
+        cookies = _as_cookies(request.cookies)
+        if not isinstance(session.cookie_jar, aiohttp.DummyCookieJar):
+            session.cookie_jar.update_cookies(cookies, URL(request.url, encoded=True))
+            return headers
+        sent = "; ".join(f"{name}={morsel.coded_value}" for name, morsel in cookies.items())
+        headers = dict(headers or {})
+        for key in [k for k in headers if k.lower() == "cookie"]:
+            sent = f"{headers.pop(key)}; {sent}"
+        headers["Cookie"] = sent
+        return headers
+
     def _timed_out(self, limit: str, request: Request) -> RequestFailed:
         if limit == "read_timeout":
             message = f"no data for {self._settings.read_timeout}s"
@@ -128,3 +156,19 @@ class Downloader:
                 raise ResponseTooLarge(limit, request=request)
             chunks.append(chunk)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _as_cookies(cookies: Any) -> SimpleCookie:
+    """A request's cookies (``{name: value}`` or Scrapy's list of dicts) as morsels; path
+    ``/`` unless given, so they apply to the whole host rather than the URL's directory."""
+    entries = (
+        [{"name": k, "value": v} for k, v in cookies.items()] if isinstance(cookies, Mapping) else cookies
+    )
+    jar = SimpleCookie()
+    for entry in entries:
+        name = entry["name"]
+        jar[name] = str(entry["value"])
+        jar[name]["path"] = entry.get("path") or "/"
+        if entry.get("domain"):
+            jar[name]["domain"] = entry["domain"]
+    return jar

@@ -275,6 +275,7 @@ class Frontier:
             and not request._cb_kwargs
             and request.errback is None
             and request.body is None
+            and request.cookies is None
             and request.method == "GET"
             and request.attempt == 1
             and request.redirects == 0

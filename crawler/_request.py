@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 __all__ = ["Request"]
@@ -16,8 +17,15 @@ class Request:
     Higher ``priority`` is fetched sooner within its domain. ``dont_filter`` skips dedupe.
     A malformed ``url`` is not an exception here: the crawl records it as filtered ``bad_url``.
 
-    ``meta`` keys the crawler reads: ``max_response_bytes`` (this request's body cap) and
-    ``truncate_body`` (keep the first ``max_response_bytes`` instead of failing ``too_large``).
+    ``cookies`` (a ``{name: value}`` dict, or Scrapy's list of dicts with ``name``, ``value``
+    and optionally ``domain`` and ``path``) are put in the crawl's cookie jar for this URL's
+    host (path ``/`` unless given), so later requests to that host send them too; with the
+    ``cookies`` setting off they go with this request only.
+
+    ``meta`` keys the crawler reads: ``max_response_bytes`` (this request's body cap),
+    ``truncate_body`` (keep the first ``max_response_bytes`` instead of failing ``too_large``)
+    and ``handle_statuses`` (non-2xx statuses handed to the callback, or ``True`` for all;
+    Scrapy's ``handle_httpstatus_list`` / ``handle_httpstatus_all`` work too).
     """
 
     __slots__ = (
@@ -27,6 +35,7 @@ class Request:
         "attempt",
         "body",
         "callback",
+        "cookies",
         "depth",
         "domain",
         "dont_filter",
@@ -51,9 +60,14 @@ class Request:
         cb_kwargs: dict[str, Any] | None = None,
         priority: int = 0,
         dont_filter: bool = False,
+        cookies: Mapping[str, str] | Sequence[Mapping[str, str]] | None = None,
     ) -> None:
         if not isinstance(url, str):
             raise TypeError(f"Request url must be str, got {type(url).__name__}")
+        if cookies:
+            _check_cookies(cookies)
+        #: Cookies to set for this request's host (see the class docstring); None for none.
+        self.cookies = cookies or None
         self.url = url
         self.callback = callback
         self.errback = errback
@@ -116,6 +130,7 @@ class Request:
         request.url = url
         request.callback = callback
         request.errback = request._headers = request._meta = request._cb_kwargs = request.body = None
+        request.cookies = None
         request.method = "GET"
         request.priority = 0
         request.dont_filter = request.internal = False
@@ -142,3 +157,25 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.url}>"
+
+
+def _check_cookies(cookies: object) -> None:
+    """A TypeError now, naming what is wrong, rather than a failure at send time."""
+    if isinstance(cookies, Mapping):
+        entries: list[object] = [{"name": k, "value": v} for k, v in cookies.items()]
+    elif isinstance(cookies, Sequence) and not isinstance(cookies, str | bytes):
+        entries = list(cookies)
+    else:
+        raise TypeError(f"Request cookies must be a dict of name: value or a list of dicts, got {cookies!r}")
+    for entry in entries:
+        if not (
+            isinstance(entry, Mapping)
+            and isinstance(entry.get("name"), str)
+            and entry.get("name")
+            and isinstance(entry.get("value"), str | int | float)
+        ):
+            raise TypeError(f"Request cookie {entry!r} needs a 'name' (text) and a 'value'")
+        try:
+            SimpleCookie()[entry["name"]] = str(entry["value"])
+        except CookieError as exc:
+            raise ValueError(f"Request cookie {entry['name']!r}: {exc}") from None

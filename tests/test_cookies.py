@@ -1,0 +1,130 @@
+"""Cookies: one jar per crawl, scoped by host as a browser does, IP-address hosts included."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+from support import FAST, Collect
+
+from crawler import Crawler, Request, Spider
+
+
+def login_site(server) -> None:
+    """/login sets a session cookie; /account says whether the request carried it."""
+
+    async def login(request: web.Request) -> web.Response:
+        response = web.Response(text="<a href='/account'>account</a>", content_type="text/html")
+        response.set_cookie("session", "s3cret", path="/")
+        return response
+
+    async def account(request: web.Request) -> web.Response:
+        who = "member" if request.cookies.get("session") == "s3cret" else "stranger"
+        return web.Response(text=f"<h1>{who}</h1>", content_type="text/html")
+
+    server.route("/login", login)
+    server.route("/account", account)
+
+
+class LoginSpider(Spider):
+    def __init__(self, server, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.server = server
+
+    async def start(self):
+        yield Request(self.server.url("/login"))
+
+    async def parse(self, response):
+        if response.url.endswith("/account"):
+            yield {"who": response.css("h1::text").get()}
+        for request in response.follow_all(css="a"):
+            yield request
+
+
+async def test_a_login_on_an_ip_address_host_is_remembered(server):
+    login_site(server)
+    sink = Collect()
+    await Crawler(LoginSpider(server), FAST, pipelines=[sink]).run()
+    assert server.url().startswith("http://127.0.0.1:")
+    assert sink.items == [{"who": "member"}]
+
+
+async def test_the_cookies_setting_off_keeps_no_jar(server):
+    login_site(server)
+    sink = Collect()
+    await Crawler(LoginSpider(server), {**FAST, "cookies": False}, pipelines=[sink]).run()
+    assert sink.items == [{"who": "stranger"}]
+
+
+async def test_each_crawl_has_its_own_jar(server):
+    login_site(server)
+
+    class Visitor(Spider):
+        start_urls = [server.url("/account")]
+
+        async def parse(self, response):
+            yield {"who": response.css("h1::text").get()}
+
+    await Crawler(LoginSpider(server), FAST).run()  # logs in, in its own jar
+    sink = Collect()
+    await Crawler(Visitor(), FAST, pipelines=[sink]).run()
+    assert sink.items == [{"who": "stranger"}]
+
+
+def cookie_echo(server) -> None:
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response(dict(request.cookies))
+
+    for path in ("/first", "/second", "/deep/page"):
+        server.route(path, echo)
+
+
+@pytest.mark.parametrize(
+    "cookies",
+    [{"currency": "USD", "lang": "en"}, [{"name": "currency", "value": "USD"}, {"name": "lang", "value": "en"}]],
+)
+async def test_request_cookies_are_sent_and_kept_for_that_host(server, cookies):
+    cookie_echo(server)
+
+    class S(Spider):
+        settings = FAST
+
+        async def start(self):
+            yield Request(server.url("/first"), cookies=cookies)
+
+        async def parse(self, response):
+            yield {"path": response.url.split(str(server.port), 1)[1], "cookies": response.json()}
+            if response.url.endswith("/first"):
+                yield Request(server.url("/deep/page"))
+                yield Request(server.url("/second", host="127.0.0.2"))  # another host
+
+    sink = Collect()
+    await Crawler(S(), pipelines=[sink]).run()
+    got = {item["path"]: item["cookies"] for item in sink.items}
+    sent = {"currency": "USD", "lang": "en"}
+    assert got == {"/first": sent, "/deep/page": sent, "/second": {}}
+
+
+async def test_request_cookies_with_the_jar_off_go_with_that_request_only(server):
+    cookie_echo(server)
+
+    class S(Spider):
+        settings = {**FAST, "cookies": False}
+
+        async def start(self):
+            yield Request(server.url("/first"), cookies={"currency": "USD"}, headers={"Cookie": "mine=1"})
+
+        async def parse(self, response):
+            yield {"url": response.url, "cookies": response.json()}
+            if response.url.endswith("/first"):
+                yield Request(server.url("/second"))
+
+    sink = Collect()
+    await Crawler(S(), pipelines=[sink]).run()
+    got = {item["url"].rsplit("/", 1)[1]: item["cookies"] for item in sink.items}
+    assert got == {"first": {"mine": "1", "currency": "USD"}, "second": {}}
+
+
+@pytest.mark.parametrize("cookies", ["a=1", {"bad name": "1"}, [{"value": "1"}]])
+def test_malformed_request_cookies_fail_at_once(cookies):
+    with pytest.raises((TypeError, ValueError), match="cookie"):
+        Request("http://example.com/", cookies=cookies)
