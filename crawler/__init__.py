@@ -16,6 +16,7 @@ from ._exceptions import (
     SpiderLoadError,
 )
 from ._failure import Failure
+from ._log import log_formatter
 from ._middleware import BaseMiddleware, Middleware
 from ._pipeline import ItemPipeline, Pipeline, item_to_dict
 from ._request import Request
@@ -50,4 +51,5 @@ __all__ = [
     "canonicalize",
     "fingerprint",
     "item_to_dict",
+    "log_formatter",
 ]

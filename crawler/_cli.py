@@ -19,11 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from ._crawler import Crawler
 from ._exceptions import SettingsError, SpiderLoadError
-from ._log import STDLIB_LOGGER
+from ._log import STDLIB_LOGGER, log_formatter
 from ._settings import Settings
 from ._spider import Spider
 from ._stats import CrawlStats
@@ -212,26 +210,8 @@ async def _run(crawler: Crawler) -> bool:
 def _configure_logging(level: str, fmt: str | None) -> None:
     if fmt is None:
         fmt = "console" if sys.stderr.isatty() else "json"
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-        if fmt == "console"
-        else structlog.processors.JSONRenderer()
-    )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[
-                structlog.stdlib.add_log_level,
-                structlog.processors.TimeStamper(fmt="iso"),
-                structlog.stdlib.ExtraAdder(),
-            ],
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                renderer,
-            ],
-        )
-    )
+    handler.setFormatter(log_formatter("json" if fmt == "json" else "console", colors=sys.stderr.isatty()))
     STDLIB_LOGGER.handlers[:] = [handler]
     STDLIB_LOGGER.setLevel(level)
     STDLIB_LOGGER.propagate = False
