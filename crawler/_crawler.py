@@ -265,13 +265,11 @@ class Crawler:
             else:
                 self._stats.pages += 1
                 callback = request.callback or self.spider.parse
-                if debug_enabled():  # links the page's follow_all drops join its summary
-                    filtered: dict[str, int] = {}
-                    outcome._screen = functools.partial(frontier.links, counts=filtered)
-                    await self._run_callback(callback, outcome, request, filtered)
-                else:
-                    outcome._screen = frontier.links
-                    await self._run_callback(callback, outcome, request)
+                # At DEBUG, the links the page's follow_all drops join its one summary event.
+                filtered: dict[str, int] | None = {} if debug_enabled() else None
+                screen = frontier.links
+                outcome._screen = screen if filtered is None else functools.partial(screen, counts=filtered)
+                await self._run_callback(callback, outcome, request, filtered)
         finally:
             frontier.release()
             slots.release()
@@ -355,7 +353,7 @@ class Crawler:
         ``filtered`` (at DEBUG) gathers the reasons its requests were filtered for, logged as
         one ``links_filtered`` event for the page rather than one event per link.
         """
-        if filtered is None and debug_enabled():
+        if filtered is None and isinstance(argument, Failure) and debug_enabled():
             filtered = {}
         try:
             if request._cb_kwargs and isinstance(argument, Response):
@@ -469,11 +467,12 @@ def _per_crawl(entries: Iterable[_T | type[_T]]) -> tuple[_T, ...]:
     made: list[_T] = []
     for entry in entries:
         if isinstance(entry, type):
+            cls: type[_T] = entry
             try:
-                entry = entry()
+                entry = cls()
             except TypeError as exc:
                 raise TypeError(
-                    f"cannot make a {entry.__name__} for this crawl without arguments ({exc}): "
+                    f"cannot make a {cls.__name__} for this crawl without arguments ({exc}): "
                     "list an instance instead"
                 ) from exc
         made.append(entry)

@@ -136,7 +136,7 @@ class Downloader:
     async def _read(self, resp: aiohttp.ClientResponse, request: Request) -> bytes:
         meta = request._meta
         limit = meta.get("max_response_bytes", self._max_bytes) if meta else self._max_bytes
-        truncate = bool(meta) and meta.get("truncate_body", False)
+        truncate = bool(meta and meta.get("truncate_body", False))
         length = resp.content_length
         if length is not None and "Content-Encoding" not in resp.headers:  # the length is the body's
             if length <= limit:  # the parser stops at Content-Length: one read

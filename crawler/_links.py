@@ -81,7 +81,7 @@ class LinkScreen:
             why = dead.get(raw)
             if why is None:
                 url = clean.resolve(raw)
-                plain = url is not None  # a plain path: resolves alike in the whole directory
+                plain = bool(url)  # a plain path: resolves alike in the whole directory
                 if plain:
                     host = clean.host
                 else:
@@ -140,7 +140,7 @@ class _CleanLinks:
 
     ``resolve`` gives the canonical URL for an href made only of unreserved path characters
     (no query, scheme, "//", escapes or spaces, and no dot segments but leading "../"), else
-    None for the general path.
+    "" for the general path.
     """
 
     __slots__ = ("directory", "host", "origin")
@@ -161,9 +161,9 @@ class _CleanLinks:
         self.directory = path[: path.rfind("/") + 1]
         self.host = host
 
-    def resolve(self, href: str) -> str | None:
+    def resolve(self, href: str) -> str:
         if not self.origin:
-            return None
+            return ""
         if "#" in href:
             href = href.partition("#")[0]
         directory = self.directory
@@ -172,9 +172,9 @@ class _CleanLinks:
             href = href[3:]
             directory = directory[: directory.rfind("/", 0, len(directory) - 1) + 1] or "/"
         if not _CLEAN_PATH.fullmatch(href) or "/." in href or href.startswith(("//", ".")):
-            return None
+            return ""
         if href[0] == "/":
-            return None if up else self.origin + href  # "..//a" is left to the general path
+            return "" if up else self.origin + href  # "..//a" is left to the general path
         if ":" in href.partition("/")[0]:  # "a:b" would read as a scheme
-            return None
+            return ""
         return self.origin + directory + href

@@ -88,7 +88,7 @@ class MiddlewareChain:
 
     async def process_exception(self, request: Request, exc: Exception) -> Request | Response | None:
         for hook in self._exception_hooks:
-            result = await hook(request, exc)
+            result: Request | Response | None = await hook(request, exc)
             if result is not None:
                 return result
         return None

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urljoin
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # no stubs shipped
 from multidict import CIMultiDict, CIMultiDictProxy
 from parsel import Selector, SelectorList
 from parsel.csstranslator import css2xpath
@@ -318,8 +318,8 @@ def _says_utf8_or_nothing(content_type: str | None, body: bytes) -> bool:
         return found is not None and found[1].lower() in _UTF8_LABELS
     if body.find(b"harset", 0, 4096) < 0 and body.find(b"HARSET", 0, 4096) < 0:
         return True  # no declaration (odd spellings like "chARSET" are not looked for)
-    found = _META_CHARSET.search(body, 0, 4096)
-    return found is None or found[1].decode("ascii", "replace").lower() in _UTF8_LABELS
+    declared = _META_CHARSET.search(body, 0, 4096)
+    return declared is None or declared[1].decode("ascii", "replace").lower() in _UTF8_LABELS
 
 
 _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 BOMs (UTF-32 LE starts with the first)

@@ -223,7 +223,7 @@ def _bool(name: str, value: Any) -> bool:
 def _rate_scope(name: str, value: Any) -> str:
     if value not in ("host", "registrable_domain"):
         raise SettingsError(name, f"must be 'host' or 'registrable_domain', got {value!r}")
-    return value
+    return str(value)
 
 
 _DOMAIN_OVERRIDES = {"rate_limit": _rate, "domain_concurrency": _positive_int}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._exceptions import SpiderLoadError
@@ -65,7 +65,13 @@ class Spider:
                 yield request
 
     def start_requests(self) -> Iterable[Request] | AsyncIterable[Request]:
-        """One request per ``start_urls`` entry, never deduplicated (Scrapy's hook, honoured)."""
+        """One request per ``start_urls`` entry, never deduplicated (Scrapy's hook, honoured).
+
+        Override it with a plain or an async generator, as in Scrapy.
+        """
+        return self._start_url_requests()
+
+    def _start_url_requests(self) -> Iterator[Request]:
         urls = self.start_urls
         if isinstance(urls, str):
             urls = (urls,)

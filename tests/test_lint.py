@@ -1,4 +1,4 @@
-"""The codebase stays `ruff check` clean (configuration in pyproject.toml)."""
+"""The codebase stays `ruff check` and `mypy --strict` clean (configuration in pyproject.toml)."""
 
 import shutil
 import subprocess
@@ -12,4 +12,12 @@ def test_ruff_check_is_clean():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert ruff, "ruff is part of the test extras: pip install '.[test]'"
     result = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_is_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "crawler"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
