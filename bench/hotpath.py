@@ -98,7 +98,9 @@ async def run(n: int) -> dict[str, float]:
     with timed("enqueue", results, n):
         for urls in fresh:
             for u in urls:
-                frontier.add(Request(u))
+                request = Request(u)
+                request.depth = 1  # a followed link, as the engine marks it (depth 0 is a start request)
+                frontier.add(request)
     frontier = Frontier(Settings(obey_robots=False, rate_limit=None), StatsCollector(), allowed_domains=["127.0.0.1"])
     rs = responses(corpus)
     for r in rs:
@@ -107,6 +109,7 @@ async def run(n: int) -> dict[str, float]:
     with timed("follow_all", results, n):
         for r in rs:
             for request in r.follow_all(css="a"):
+                request.depth = 1
                 frontier.add(request)
     with timed("follow_all_seen", results, n):  # the same pages again: every link already seen
         for r in rs:

@@ -15,6 +15,7 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -188,6 +189,7 @@ class Crawler:
                     self._stats.start_requests += 1
                     frontier.add(request)
                 else:
+                    self._stats.callback_errors += 1
                     self._log.error("bad_start_request", reason=f"not a Request: {request!r}"[:200])
         except Exception as exc:
             self._stats.callback_errors += 1
@@ -333,6 +335,8 @@ class Crawler:
         if response.status in (301, 302, 303) and method != "HEAD":
             method, body = "GET", None
         hop = request.replace(url=target, method=method, body=body, redirects=request.redirects + 1, attempt=1)
+        if hop.cookies is not None and _host(target) != _host(request.url):
+            hop.cookies = None  # a request's own cookies never follow it to another host
         chain = hop.meta["redirect_urls"] = [*(request._meta or {}).get("redirect_urls", ()), request.url]
         # A hop back into its own chain (e.g. a cookie-setting bounce) is not a duplicate of
         # another page: it may be refetched, and max_redirects bounds a true loop.
@@ -387,7 +391,8 @@ class Crawler:
         if isinstance(output, Request):
             output.depth = request.depth + 1
             reason = self._frontier.add(output)  # type: ignore[union-attr]
-            if reason is not None and filtered is not None:
+            # robots_unavailable is a failure, logged on its own as request_failed.
+            if reason is not None and filtered is not None and reason != "robots_unavailable":
                 filtered[reason] = filtered.get(reason, 0) + 1
         elif is_item(output):
             await self._process_item(output)
@@ -450,13 +455,22 @@ class Crawler:
                 self._log.warning("no_pages_crawled", reason=no_pages)
 
 
+def _host(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
 def _handles(meta: Mapping[str, Any], status: int) -> bool:
-    """The request's own ``handle_statuses`` (a list, or True for every status); Scrapy's
-    ``handle_httpstatus_list`` / ``handle_httpstatus_all`` meta keys are read the same way."""
+    """The request's own ``handle_statuses`` (a list, one status, or True for every status);
+    Scrapy's ``handle_httpstatus_list`` / ``handle_httpstatus_all`` meta keys are read the same way."""
     if meta.get("handle_statuses") is True or meta.get("handle_httpstatus_all") is True:
         return True
     for key in ("handle_statuses", "handle_httpstatus_list"):
         statuses = meta.get(key)
+        if statuses == status and not isinstance(statuses, bool):
+            return True
         if isinstance(statuses, Collection) and not isinstance(statuses, str | bytes) and status in statuses:
             return True
     return False

@@ -30,6 +30,8 @@ class Downloader:
         self._settings = settings
         self._session = session
         self._owns_session = session is None
+        #: Request cookies go in our own jar; a host's session keeps its jar to itself.
+        self._jar_is_ours = self._owns_session and settings.cookies
         # The limits are enforced by one sweep (see _deadlines), not by aiohttp's per-request
         # timers: the session gets none of its own, not even aiohttp's default 5 minutes.
         self._timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
@@ -114,10 +116,14 @@ class Downloader:
     def _apply_cookies(
         self, session: aiohttp.ClientSession, request: Request, headers: dict[str, str] | None
     ) -> dict[str, str] | None:
-        """Put the request's cookies in the jar (it sends them); with no jar, in a header."""
+        """Put the request's cookies in the crawl's jar, which sends them; with no jar of
+        ours (``cookies`` off, or a host's session), in this request's Cookie header."""
         cookies = _as_cookies(request.cookies)
-        if not isinstance(session.cookie_jar, aiohttp.DummyCookieJar):
-            session.cookie_jar.update_cookies(cookies, URL(request.url, encoded=True))
+        if self._jar_is_ours:
+            # Once per chain: a retry or a redirect hop must not undo cookies the server set
+            # since (a login's 302 with a new session cookie).
+            if request.attempt == 1 and request.redirects == 0:
+                session.cookie_jar.update_cookies(cookies, URL(request.url, encoded=True))
             return headers
         sent = "; ".join(f"{name}={morsel.coded_value}" for name, morsel in cookies.items())
         headers = dict(headers or {})

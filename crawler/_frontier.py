@@ -208,7 +208,7 @@ class Frontier:
         try:
             url, host = canonicalize(request.url)
         except BadURL as exc:
-            stats.filtered(request, "bad_url", detail=exc.reason)
+            stats.filtered(request, "bad_url", detail=exc.reason, by_caller=True)
             return "bad_url"
         request.url = url
         key = self._keys.get(host)
@@ -229,11 +229,11 @@ class Frontier:
         elif self._closed:
             reason = self.close_reason or "closed"
         elif self._robots is not None:
-            return self._check_robots(request)
+            return self._check_robots(request, by_caller=True)
         else:
             self._push(request)
             return None
-        stats.filtered(request, reason)
+        stats.filtered(request, reason, by_caller=True)
         return reason
 
     def _offsite(self, host: str) -> bool:
@@ -296,7 +296,13 @@ class Frontier:
 
     # -- robots.txt ------------------------------------------------------------------------
 
-    def _check_robots(self, request: Request) -> str | None:
+    def _check_robots(self, request: Request, *, by_caller: bool) -> str | None:
+        """Queue, park or end ``request`` by its origin's robots.txt.
+
+        ``by_caller``: called from ``add``, whose caller gets the reason back (and logs the
+        page's summary, refunds a redirect hop); else a parked request is being released,
+        and its outcome is wholly settled here.
+        """
         robots = self._robots
         assert robots is not None
         origin = origin_of(request.url)
@@ -305,13 +311,15 @@ class Frontier:
             self._push(request)
             return None
         if verdict is False:
-            self._stats.filtered(request, "robots")
-            self._refund_hop(request)
+            self._stats.filtered(request, "robots", by_caller=by_caller)
+            if not by_caller:
+                self._refund_hop(request)
             return "robots"
         why = robots.unavailable(origin)
         if why is not None:
             self._on_failure(request, "robots_unavailable", why)
-            self._refund_hop(request)
+            if not by_caller:
+                self._refund_hop(request)
             return "robots_unavailable"
         parked = self._parked.get(origin)
         if parked is None:
@@ -373,7 +381,7 @@ class Frontier:
             if self._closed:
                 self._stats.count_filtered(self.close_reason or "closed")
             else:
-                self._check_robots(request)
+                self._check_robots(request, by_caller=False)
         self._wakeup.set()
 
     # -- the engine's side -----------------------------------------------------------------

@@ -25,6 +25,11 @@ def _delay_to_rate(delay: Any) -> Any:
     return 0  # no delay: no limit
 
 
+def _zero_is_off(value: Any) -> Any:
+    """Scrapy's 0 for "no limit / not used", which here is simply leaving the setting out."""
+    return None if value == 0 else value
+
+
 def _enabled_to_retries(enabled: Any) -> Any:
     return 0 if enabled is False else None  # RETRY_ENABLED=True is the default: nothing to say
 
@@ -33,7 +38,7 @@ def _enabled_to_retries(enabled: Any) -> Any:
 _SETTINGS: dict[str, tuple[str, Callable[[Any], Any], str]] = {
     "CONCURRENT_REQUESTS": ("concurrency", _same, ""),
     "CONCURRENT_REQUESTS_PER_DOMAIN": ("domain_concurrency", _same, ""),
-    "CONCURRENT_REQUESTS_PER_IP": ("domain_concurrency", _same, ""),
+    "CONCURRENT_REQUESTS_PER_IP": ("domain_concurrency", _zero_is_off, ""),
     "DOWNLOAD_DELAY": ("rate_limit", _delay_to_rate, "requests per second: 1 / DOWNLOAD_DELAY"),
     "ROBOTSTXT_OBEY": ("obey_robots", _same, ""),
     "DEPTH_LIMIT": ("max_depth", _same, ""),
@@ -43,7 +48,7 @@ _SETTINGS: dict[str, tuple[str, Callable[[Any], Any], str]] = {
     "RETRY_TIMES": ("retries", _same, ""),
     "RETRY_ENABLED": ("retries", _enabled_to_retries, "retries=0 turns retries off"),
     "DOWNLOAD_TIMEOUT": ("timeout", _same, ""),
-    "DOWNLOAD_MAXSIZE": ("max_response_bytes", _same, ""),
+    "DOWNLOAD_MAXSIZE": ("max_response_bytes", _zero_is_off, "bytes; Scrapy's 0, no cap, has no equivalent"),
     "REDIRECT_MAX_TIMES": ("max_redirects", _same, ""),
     "HTTPERROR_ALLOWED_CODES": ("handle_statuses", _same, ""),
     "AUTOTHROTTLE_ENABLED": ("autothrottle", _same, ""),

@@ -11,7 +11,11 @@ from typing import Any
 from ._log import debug_enabled, get_logger
 from ._request import Request
 
-__all__ = ["CrawlStats", "DomainStats", "StatsCollector"]
+__all__ = ["START_WARNINGS", "CrawlStats", "DomainStats", "StatsCollector"]
+
+#: How many start requests that are filtered or fail get a WARNING each; later ones are DEBUG
+#: (a seed list of a million URLs with duplicates must not flood the log).
+START_WARNINGS = 20
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,7 +67,9 @@ class CrawlStats:
             return None
         if not self.start_requests:
             return "the spider made no start requests" + (
-                " (its start() raised: see the log)" if self.callback_errors else " (start_urls is empty)"
+                " (its start() raised or yielded something other than a Request: see the log)"
+                if self.callback_errors
+                else " (start_urls is empty and start() yielded nothing)"
             )
         ends = [
             f"{what} ({', '.join(f'{k}={v}' for k, v in sorted(counts.items()))})"
@@ -97,6 +103,7 @@ class StatsCollector:
         self.robots_txt: Counter[str] = Counter()
         self.bytes = 0
         self.queued = 0
+        self._start_warnings = 0
         self.started: float | None = None
         self.finished: float | None = None
         self.close_reason: str | None = None
@@ -120,38 +127,47 @@ class StatsCollector:
         """
         self.filtered_by[reason] += count
 
-    def filtered(self, request: Request, reason: str, *, detail: str | None = None) -> None:
+    def filtered(self, request: Request, reason: str, *, detail: str | None = None, by_caller: bool = False) -> None:
         """One request filtered: counted, and logged when it is worth an event of its own.
 
         A start request that is filtered may leave the crawl with nothing to do, so it is a
-        WARNING; a redirect hop is one DEBUG event. A link yielded by a page is only counted:
-        the engine logs one summary per page (one event per link drowned DEBUG logs).
+        WARNING (the first few; the rest at DEBUG, for a seed list full of duplicates). A
+        link that a page yields, filtered on its way in (``by_caller``), is only counted: the
+        engine logs one summary per page, as one event per link drowned DEBUG logs. Anything
+        else filtered (a redirect hop, a middleware's IgnoreRequest, a link that waited for
+        its robots.txt) is one DEBUG event.
         """
         self.filtered_by[reason] += 1
         if request.depth == 0 and not request.internal:
-            self._log.warning("start_request_filtered", url=request.url, reason=reason, detail=detail)
-        elif request.redirects and debug_enabled():
+            self._start_request_event("start_request_filtered", url=request.url, reason=reason, detail=detail)
+        elif (request.redirects or not by_caller) and debug_enabled():
             self._log.debug("filtered", url=request.url, reason=reason, detail=detail)
 
     def failed(self, request: Request, reason: str, *, error: str | None = None) -> None:
         self.failures[reason] += 1
-        # A 4xx is an ordinary answer (a dead link): counted, logged at DEBUG. Anything else
-        # (network trouble, 5xx after retries, a cap hit), or any failure of a start request
-        # (the crawl may have nothing else to do), is worth a warning.
-        if reason.startswith("http_4") and (request.depth or request.internal):
-            if not debug_enabled():
-                return
-            log = self._log.debug
-        else:
-            log = self._log.warning
-        log(
-            "request_failed",
-            url=request.url,
-            domain=request.domain,
-            reason=reason,
-            attempt=request.attempt,
-            error=error,
-        )
+        fields = {
+            "url": request.url,
+            "domain": request.domain,
+            "reason": reason,
+            "attempt": request.attempt,
+            "error": error,
+        }
+        if not reason.startswith("http_4"):  # network trouble, 5xx after retries, a cap hit
+            self._log.warning("request_failed", **fields)
+        elif request.depth == 0 and not request.internal:  # the crawl may have nothing else to do
+            self._start_request_event("request_failed", **fields)
+        elif debug_enabled():  # a 4xx of a followed link: an ordinary dead link
+            self._log.debug("request_failed", **fields)
+
+    def _start_request_event(self, event: str, **fields: Any) -> None:
+        """A WARNING for each of the first start requests to go wrong, then DEBUG events."""
+        self._start_warnings += 1
+        if self._start_warnings <= START_WARNINGS:
+            if self._start_warnings == START_WARNINGS:
+                fields["note"] = f"the first {START_WARNINGS} start requests to go wrong are warnings, more are DEBUG"
+            self._log.warning(event, **fields)
+        elif debug_enabled():
+            self._log.debug(event, **fields)
 
     def snapshot(self) -> CrawlStats:
         elapsed = 0.0 if self.started is None else (self.finished or time.monotonic()) - self.started

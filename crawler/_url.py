@@ -227,14 +227,18 @@ def allowed_hosts(entries: str | Iterable[object]) -> tuple[tuple[str, ...], lis
     for entry in entries:
         text = entry.strip() if isinstance(entry, str) else ""
         bare = text.lstrip("*").lstrip(".")
-        if bare.count(":") > 1 and "[" not in bare and "/" not in bare:
+        if "://" in bare:  # a URL of any scheme: its host is what counts
+            bare = bare.partition("://")[2]
+        bare = bare.partition("/")[0].rstrip(".")  # "example.com." is the same DNS name
+        if bare.count(":") > 1 and "[" not in bare:
             bare = f"[{bare}]"  # an IPv6 address written without brackets
+        why = "empty"
         try:
-            host = canonicalize(bare if "://" in bare else f"http://{bare}")[1] if bare else ""
-        except BadURL:
-            host = ""
+            host = canonicalize(f"http://{bare}/")[1] if bare else ""
+        except BadURL as exc:
+            host, why = "", exc.reason
         if not host:
-            notes.append(f"allowed_domains entry {entry!r} names no host: ignored")
+            notes.append(f"allowed_domains entry {entry!r} names no host ({why}): ignored")
             continue
         hosts.append(host)
         if "://" in text or "/" in text:

@@ -224,7 +224,7 @@ def closed_port() -> int:
     ("args", "why"),
     [
         (["-a", "start_urls=htp://x"], "no pages crawled: 1 start request filtered (bad_url=1)"),
-        ([], "no pages crawled: the spider made no start requests (start_urls is empty)"),
+        ([], "no pages crawled: the spider made no start requests (start_urls is empty and start() yielded nothing)"),
         (
             ["-a", "start_urls=http://127.0.0.1:{port}/", "-s", "obey_robots=false"],
             "no pages crawled: 1 start request failed (connection_error=1)",

@@ -128,3 +128,106 @@ async def test_request_cookies_with_the_jar_off_go_with_that_request_only(server
 def test_malformed_request_cookies_fail_at_once(cookies):
     with pytest.raises((TypeError, ValueError), match="cookie"):
         Request("http://example.com/", cookies=cookies)
+
+
+async def test_a_redirect_or_retry_never_undoes_a_cookie_the_server_set(server):
+    """A login answering 302 + Set-Cookie: the hop must not put the request's old cookie back."""
+    seen: list[tuple[str, str | None]] = []
+    attempts = {"/flaky": 0}
+
+    async def login(request: web.Request) -> web.Response:
+        seen.append((request.path, request.cookies.get("session")))
+        response = web.HTTPFound("/account")
+        response.set_cookie("session", "authenticated", path="/")
+        raise response
+
+    async def account(request: web.Request) -> web.Response:
+        seen.append((request.path, request.cookies.get("session")))
+        return web.Response(text="<a href='/later'>later</a>", content_type="text/html")
+
+    async def flaky(request: web.Request) -> web.Response:
+        seen.append((request.path, request.cookies.get("session")))
+        attempts["/flaky"] += 1
+        if attempts["/flaky"] == 1:
+            response = web.Response(status=503)
+            response.set_cookie("session", "refreshed", path="/")
+            return response
+        return web.Response(text="ok", content_type="text/html")
+
+    server.route("/login", login)
+    server.route("/account", account)
+    server.route("/later", account)
+    server.route("/flaky", flaky)
+
+    class S(Spider):
+        settings = FAST
+
+        async def start(self):
+            yield Request(server.url("/login"), cookies={"session": "anonymous"})
+
+        async def parse(self, response):
+            for request in response.follow_all(css="a"):
+                yield request
+            if response.url.endswith("/later"):  # a retried request carrying the old cookie
+                yield Request(server.url("/flaky"), cookies={"session": "anonymous"})
+
+    await Crawler(S()).run()
+    assert seen == [
+        ("/login", "anonymous"),
+        ("/account", "authenticated"),
+        ("/later", "authenticated"),
+        ("/flaky", "anonymous"),  # its own cookies, set on the first attempt ...
+        ("/flaky", "refreshed"),  # ... and not again on the retry: the server's new one stands
+    ]
+
+
+@pytest.mark.parametrize("jar", [True, False])
+async def test_request_cookies_never_follow_a_redirect_to_another_host(server, jar):
+    seen: dict[str, dict[str, str]] = {}
+
+    async def bounce(request: web.Request) -> web.Response:
+        seen[request.host] = dict(request.cookies)
+        raise web.HTTPFound(server.url("/landing", host="127.0.0.2"))
+
+    async def landing(request: web.Request) -> web.Response:
+        seen[request.host] = dict(request.cookies)
+        return web.Response(text="landed", content_type="text/html")
+
+    server.route("/bounce", bounce)
+    server.route("/landing", landing)
+
+    class S(Spider):
+        settings = {**FAST, "cookies": jar}
+
+        async def start(self):
+            yield Request(server.url("/bounce"), cookies={"token": "secret"})
+
+        async def parse(self, response):
+            yield {"url": response.url}
+
+    stats = await Crawler(S()).run()
+    assert stats.pages == 1
+    assert seen == {f"127.0.0.1:{server.port}": {"token": "secret"}, f"127.0.0.2:{server.port}": {}}
+
+
+async def test_a_host_session_keeps_its_jar_and_request_cookies_go_in_the_header(server):
+    import aiohttp
+
+    cookie_echo(server)
+
+    class S(Spider):
+        settings = FAST
+
+        async def start(self):
+            yield Request(server.url("/first"), cookies={"token": "secret"})
+
+        async def parse(self, response):
+            yield {"cookies": response.json()}
+
+    sink = Collect()
+    async with aiohttp.ClientSession() as session:  # aiohttp's default jar (no IP-address hosts)
+        await Crawler(S(), pipelines=[sink], session=session).run()
+        assert sink.items == [{"cookies": {"token": "secret"}}]  # sent although the host is an IP
+        assert len(session.cookie_jar) == 0  # and the host program's jar was not touched
+        async with session.get(server.url("/second")) as response:
+            assert await response.json() == {}

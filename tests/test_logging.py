@@ -4,15 +4,18 @@ their fields through ``log_formatter()``."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 
 import pytest
+from aiohttp import web
 from support import FAST, links
 
 import crawler
-from crawler import Crawler, Spider
+from crawler import BaseMiddleware, Crawler, IgnoreRequest, Spider
+from crawler._stats import START_WARNINGS
 
 
 @pytest.fixture
@@ -113,3 +116,56 @@ async def test_a_host_program_sees_events_with_their_fields(server, style):
         assert len(failed) == 1
         assert f"url={server.url('/gone')}" in failed[0] and "reason=http_404" in failed[0]
         assert "warning" in failed[0]
+
+
+async def test_requests_filtered_after_they_were_queued_are_one_debug_event_each(server, debug_records):
+    """Filtered later than the page's own summary can see: by a middleware at download time,
+    or by robots.txt once it arrives. Each still gets its event with its URL."""
+
+    async def slow_robots(request):
+        await asyncio.sleep(0.2)  # the page's links are queued (parked) before it arrives
+        return web.Response(text="User-agent: *\nDisallow: /private\n")
+
+    server.route("/robots.txt", slow_robots)
+    server.route("/", links(server.url("/private/x", host="127.0.0.2"), "/blocked", "/ok"))
+    server.route_pages(["/ok", "/blocked"])
+
+    class Block(BaseMiddleware):
+        async def process_request(self, request):
+            if request.url.endswith("/blocked"):
+                raise IgnoreRequest("blocked_by_middleware")
+            return None
+
+    class S(Spider):
+        start_urls = [server.url("/")]
+        middlewares = [Block]
+
+        async def parse(self, response):
+            for request in response.follow_all(css="a"):
+                yield request
+
+    stats = await Crawler(S(), {**FAST, "obey_robots": True}).run()
+    assert stats.filtered == {"blocked_by_middleware": 1, "robots": 1}
+    filtered = {(r.url, r.reason) for r in debug_records if r.getMessage() == "filtered"}
+    assert filtered == {
+        (server.url("/blocked"), "blocked_by_middleware"),
+        (server.url("/private/x", host="127.0.0.2"), "robots"),
+    }
+
+
+async def test_the_first_start_requests_that_go_wrong_are_warnings_the_rest_debug(server, debug_records):
+    bad = [f"htp://host/{i}" for i in range(START_WARNINGS + 5)]
+
+    class S(Spider):
+        start_urls = bad
+
+        async def parse(self, response):
+            yield {}
+
+    stats = await Crawler(S(), FAST).run()
+    assert stats.filtered == {"bad_url": len(bad)}
+    events = [r for r in debug_records if r.getMessage() == "start_request_filtered"]
+    assert [r.url for r in events] == bad  # every one is logged, with its URL ...
+    levels = [r.levelno for r in events]
+    assert levels == [logging.WARNING] * START_WARNINGS + [logging.DEBUG] * 5  # ... the first ones as warnings
+    assert "more are DEBUG" in events[START_WARNINGS - 1].note

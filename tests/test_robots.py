@@ -396,3 +396,30 @@ async def test_robots_txt_is_not_a_page_without_max_pages(server):
     assert stats.pages == 1
     assert [r.url for r in spider.parsed] == [server.url("/a")]
     assert stats.robots_txt == {"fetched": 1}
+
+
+async def test_a_redirect_into_a_disallowed_path_gives_its_page_back_once(server):
+    """Three links redirect into /private (disallowed): each chain ends without a page and
+    refunds max_pages once, so the crawl still stops at exactly max_pages pages."""
+    server.route("/robots.txt", "User-agent: *\nDisallow: /private\n", content_type="text/plain")
+    server.route("/", links(*(f"/r{i}" for i in range(3)), *(f"/p{i}" for i in range(10))))
+    for i in range(3):
+
+        async def bounce(request: web.Request, i: int = i) -> web.Response:
+            raise web.HTTPFound(f"/private/{i}")
+
+        server.route(f"/r{i}", bounce)
+    server.route_pages(f"/p{i}" for i in range(10))
+
+    class S(Spider):
+        start_urls = [server.url("/")]
+
+        async def parse(self, response):
+            for request in response.follow_all(css="a"):
+                yield request
+
+    stats = await Crawler(S(), {**ROBOTS, "max_pages": 5, "concurrency": 1, "domain_concurrency": 1}).run()
+    assert stats.pages == 5
+    assert stats.filtered.get("robots") == 3
+    assert stats.close_reason == "max_pages"
+    assert server.hits_for("/private/0") == []

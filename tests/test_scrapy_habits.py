@@ -8,7 +8,8 @@ import logging
 import pytest
 from support import FAST, Collect, html, links
 
-from crawler import Crawler, Pipeline, Request, Spider, SpiderLoadError
+from crawler import Crawler, Pipeline, Request, Settings, Spider, SpiderLoadError
+from crawler._scrapy import translate_scrapy_settings
 
 # -- start_urls and start_requests -------------------------------------------------------------
 
@@ -223,7 +224,13 @@ async def test_errback_gets_the_failure_only_and_cb_kwargs_on_its_request(server
 
 @pytest.mark.parametrize(
     "meta",
-    [{"handle_statuses": [404]}, {"handle_httpstatus_list": [404]}, {"handle_httpstatus_all": True}],
+    [
+        {"handle_statuses": [404]},
+        {"handle_statuses": 404},
+        {"handle_statuses": True},
+        {"handle_httpstatus_list": [404]},
+        {"handle_httpstatus_all": True},
+    ],
 )
 async def test_a_request_may_handle_statuses_of_its_own(server, meta):
     server.route("/gone", html("<h1>gone</h1>"), status=404)
@@ -316,3 +323,17 @@ def test_a_pipeline_class_that_needs_arguments_is_a_clear_error():
 
     with pytest.raises(TypeError, match=r"NeedsPath.*list an instance instead"):
         Crawler(S())
+
+
+@pytest.mark.parametrize(
+    "scrapy",
+    [
+        {"DOWNLOAD_MAXSIZE": 0, "CONCURRENT_REQUESTS_PER_IP": 0, "DOWNLOAD_DELAY": 0, "DEPTH_LIMIT": 0},
+        {"DOWNLOAD_MAXSIZE": 1024, "CONCURRENT_REQUESTS_PER_IP": 2, "DOWNLOAD_DELAY": 3, "RETRY_ENABLED": False},
+        {"HTTPERROR_ALLOWED_CODES": [404], "COOKIES_ENABLED": False, "USER_AGENT": "bot/1", "RETRY_ENABLED": True},
+    ],
+)
+def test_the_settings_suggested_for_custom_settings_are_valid_here(scrapy):
+    """Scrapy's 0 means "off" for some settings: what the error suggests must itself load."""
+    ours, _ = translate_scrapy_settings(scrapy)
+    Settings().merge(ours)

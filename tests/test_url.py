@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from crawler import canonicalize, fingerprint
-from crawler._url import BadURL
+from crawler._url import BadURL, allowed_hosts
 
 
 @pytest.mark.parametrize(
@@ -71,3 +71,35 @@ def test_fingerprint_is_stable_across_processes():
         for _ in range(2)
     }
     assert outputs == {str(fingerprint("http://example.com/p"))}
+
+
+@pytest.mark.parametrize(
+    ("entry", "host", "note"),
+    [
+        ("example.com", "example.com", None),
+        ("Example.COM", "example.com", None),
+        (".example.com", "example.com", None),
+        ("*.example.com", "example.com", None),
+        ("example.com.", "example.com", None),  # the same DNS name
+        ("bücher.de", "xn--bcher-kva.de", None),
+        ("::1", "::1", None),
+        ("127.0.0.1:8899", "127.0.0.1", "has a port"),
+        ("[::1]:8080", "::1", "has a port"),
+        ("https://example.com/shop/", "example.com", "is a URL"),
+        ("ftp://files.example.com", "files.example.com", "is a URL"),
+        ("example.com:99999", None, "names no host"),
+        ("", None, "names no host"),
+        ("a b", None, "names no host"),
+    ],
+)
+def test_allowed_domains_entries_become_hosts(entry, host, note):
+    hosts, notes = allowed_hosts([entry])
+    assert hosts == ((host,) if host else ())
+    if note is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and note in notes[0] and repr(entry) in notes[0]
+
+
+def test_allowed_domains_as_one_string_is_one_entry():
+    assert allowed_hosts("example.com") == (("example.com",), [])
