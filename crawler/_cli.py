@@ -133,7 +133,7 @@ def _exporters(args: argparse.Namespace) -> list[Any]:
     path = args.output or args.overwrite_output
     if not path:
         return []
-    from crawler_plugins.exporters import exporter_for  # type: ignore[import-not-found]  # installed beside us
+    from crawler_plugins.exporters import exporter_for
 
     return [exporter_for(path, overwrite=bool(args.overwrite_output))]
 
