@@ -40,6 +40,7 @@ __all__ = ["Crawler"]
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _END = object()  # end-of-stream marker for items() subscribers
 _T = TypeVar("_T")
+_CREDENTIAL_HEADERS = frozenset({"cookie", "authorization"})
 
 
 class Crawler:
@@ -187,6 +188,7 @@ class Crawler:
                     break
                 if isinstance(request, Request):
                     self._stats.start_requests += 1
+                    _new_chain(request)
                     frontier.add(request)
                 else:
                     self._stats.callback_errors += 1
@@ -335,8 +337,11 @@ class Crawler:
         if response.status in (301, 302, 303) and method != "HEAD":
             method, body = "GET", None
         hop = request.replace(url=target, method=method, body=body, redirects=request.redirects + 1, attempt=1)
-        if hop.cookies is not None and _host(target) != _host(request.url):
-            hop.cookies = None  # a request's own cookies never follow it to another host
+        if _host(target) != _host(request.url):
+            # Credentials never follow a redirect to another host (as browsers and Scrapy do).
+            hop.cookies = None
+            if hop._headers:
+                hop._headers = {k: v for k, v in hop._headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
         chain = hop.meta["redirect_urls"] = [*(request._meta or {}).get("redirect_urls", ()), request.url]
         # A hop back into its own chain (e.g. a cookie-setting bounce) is not a duplicate of
         # another page: it may be refetched, and max_redirects bounds a true loop.
@@ -390,6 +395,8 @@ class Crawler:
     async def _handle_output(self, output: Any, request: Request, filtered: dict[str, int] | None = None) -> None:
         if isinstance(output, Request):
             output.depth = request.depth + 1
+            if output.attempt != 1 or output.redirects:  # e.g. response.request.replace(url=...)
+                _new_chain(output)
             reason = self._frontier.add(output)  # type: ignore[union-attr]
             # robots_unavailable is a failure, logged on its own as request_failed.
             if reason is not None and filtered is not None and reason != "robots_unavailable":
@@ -453,6 +460,13 @@ class Crawler:
             no_pages = stats.no_pages_reason()
             if no_pages is not None:
                 self._log.warning("no_pages_crawled", reason=no_pages)
+
+
+def _new_chain(request: Request) -> None:
+    """A request the spider yields starts a chain of its own, even when it was made with
+    ``replace()`` from a retried or redirected one: its own retries, its own cookies, and
+    its place in ``max_pages``."""
+    request.attempt, request.redirects, request.not_before = 1, 0, 0.0
 
 
 def _host(url: str) -> str | None:

@@ -72,11 +72,10 @@ class Downloader:
         headers = request._headers
         if not self._owns_session and not (headers and any(k.lower() == "user-agent" for k in headers)):
             headers = {**(headers or {}), "User-Agent": self._settings.user_agent}  # a host's session
-        if request.cookies is not None:
-            headers = self._apply_cookies(session, request, headers)
+        cookies = self._request_cookies(session, request) if request.cookies is not None else None
         fetch = self._deadlines.watch()
         try:
-            response = await self._request(session, request, headers, fetch)
+            response = await self._request(session, request, headers, cookies, fetch)
         except BaseException as exc:
             limit = self._deadlines.done(fetch, exc)
             if limit is not None:
@@ -86,13 +85,23 @@ class Downloader:
         return response
 
     async def _request(
-        self, session: aiohttp.ClientSession, request: Request, headers: dict[str, str] | None, fetch: Fetch
+        self,
+        session: aiohttp.ClientSession,
+        request: Request,
+        headers: dict[str, str] | None,
+        cookies: SimpleCookie | None,
+        fetch: Fetch,
     ) -> Response:
+        try:
+            url = URL(request.url, encoded=True)
+        except ValueError as exc:  # what canonicalize let through and yarl refuses
+            raise RequestFailed("bad_url", str(exc), request=request) from exc
         try:
             async with session.request(
                 request.method,
-                URL(request.url, encoded=True),
+                url,
                 headers=headers,
+                cookies=cookies,
                 data=request.body,
                 allow_redirects=False,
                 timeout=self._timeout,
@@ -112,25 +121,21 @@ class Downloader:
             raise RequestFailed("bad_response", str(exc), request=request) from exc
         except aiohttp.ClientError as exc:
             raise RequestFailed("client_error", f"{type(exc).__name__}: {exc}", request=request) from exc
+        except ValueError as exc:  # aiohttp refusing what it was given, e.g. a newline in a header value
+            raise RequestFailed("bad_request", f"{type(exc).__name__}: {exc}", request=request) from exc
 
-    def _apply_cookies(
-        self, session: aiohttp.ClientSession, request: Request, headers: dict[str, str] | None
-    ) -> dict[str, str] | None:
-        """Put the request's cookies in the crawl's jar, which sends them; with no jar of
-        ours (``cookies`` off, or a host's session), in this request's Cookie header."""
+    def _request_cookies(self, session: aiohttp.ClientSession, request: Request) -> SimpleCookie | None:
+        """Put the request's cookies in the crawl's jar, which sends them (``None`` returned);
+        with no jar of ours (``cookies`` off, or a host's session, whose jar is never written
+        to), return them to go with this request only, where they win over the jar's."""
         cookies = _as_cookies(request.cookies)
-        if self._jar_is_ours:
-            # Once per chain: a retry or a redirect hop must not undo cookies the server set
-            # since (a login's 302 with a new session cookie).
-            if request.attempt == 1 and request.redirects == 0:
-                session.cookie_jar.update_cookies(cookies, URL(request.url, encoded=True))
-            return headers
-        sent = "; ".join(f"{name}={morsel.coded_value}" for name, morsel in cookies.items())
-        headers = dict(headers or {})
-        for key in [k for k in headers if k.lower() == "cookie"]:
-            sent = f"{headers.pop(key)}; {sent}"
-        headers["Cookie"] = sent
-        return headers
+        if not self._jar_is_ours:
+            return cookies
+        # Once per chain: a retry or a redirect hop must not undo cookies the server set
+        # since (a login's 302 with a new session cookie).
+        if request.attempt == 1 and request.redirects == 0:
+            session.cookie_jar.update_cookies(cookies, URL(request.url, encoded=True))
+        return None
 
     def _timed_out(self, limit: str, request: Request) -> RequestFailed:
         if limit == "read_timeout":

@@ -89,6 +89,8 @@ def _canonicalize(url: str) -> tuple[str, str]:
         port = parts.port
     except ValueError as exc:
         raise BadURL(url, str(exc)) from None
+    if "\\" in parts.netloc:  # a browser reads a backslash here as "/": another host than the one checked
+        raise BadURL(url, "backslash in the host part")
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         raise BadURL(url, f"unsupported scheme {scheme or '(none)'!r}")

@@ -231,3 +231,82 @@ async def test_a_host_session_keeps_its_jar_and_request_cookies_go_in_the_header
         assert len(session.cookie_jar) == 0  # and the host program's jar was not touched
         async with session.get(server.url("/second")) as response:
             assert await response.json() == {}
+
+
+async def test_a_request_made_with_replace_from_a_redirected_one_sends_its_cookies(server):
+    cookie_echo(server)
+
+    async def bounce(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/first")
+
+    server.route("/start", bounce)
+
+    class S(Spider):
+        settings = FAST
+
+        async def start(self):
+            yield Request(server.url("/start"))
+
+        async def parse(self, response):
+            yield {"url": response.url, "cookies": response.json()}
+            if response.url.endswith("/first"):  # reached through a redirect: redirects == 1
+                yield response.request.replace(url=server.url("/second"), cookies={"token": "t1"})
+
+    sink = Collect()
+    await Crawler(S(), pipelines=[sink]).run()
+    assert [item["cookies"] for item in sink.items] == [{}, {"token": "t1"}]
+
+
+async def test_a_request_cookie_wins_over_a_host_session_jar(server):
+    import aiohttp
+    from yarl import URL
+
+    cookie_echo(server)
+
+    class S(Spider):
+        settings = FAST
+
+        async def start(self):
+            yield Request(server.url("/first"), cookies={"session": "new"})
+
+        async def parse(self, response):
+            yield {"cookies": response.json()}
+
+    sink = Collect()
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        session.cookie_jar.update_cookies({"session": "old", "other": "kept"}, URL(server.url("/")))
+        await Crawler(S(), pipelines=[sink], session=session).run()
+        assert sink.items == [{"cookies": {"session": "new", "other": "kept"}}]
+        assert {c.key: c.value for c in session.cookie_jar} == {"session": "old", "other": "kept"}
+
+
+async def test_credential_headers_never_follow_a_redirect_to_another_host(server):
+    seen: list[tuple[str, str | None, str | None]] = []
+
+    def record(request: web.Request) -> None:
+        seen.append((request.path, request.headers.get("Cookie"), request.headers.get("Authorization")))
+
+    async def bounce(request: web.Request) -> web.Response:
+        record(request)
+        target = "/same" if request.path == "/first" else server.url("/away", host="127.0.0.2")
+        raise web.HTTPFound(target)
+
+    async def landing(request: web.Request) -> web.Response:
+        record(request)
+        return web.Response(text="landed", content_type="text/html")
+
+    server.route("/first", bounce)
+    server.route("/same", bounce)  # then on to the other host
+    server.route("/away", landing)
+
+    class S(Spider):
+        settings = FAST
+
+        async def start(self):
+            yield Request(server.url("/first"), headers={"cookie": "sid=1", "Authorization": "Bearer x"})
+
+        async def parse(self, response):
+            yield {"url": response.url}
+
+    await Crawler(S()).run()
+    assert seen == [("/first", "sid=1", "Bearer x"), ("/same", "sid=1", "Bearer x"), ("/away", None, None)]

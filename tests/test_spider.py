@@ -384,6 +384,31 @@ async def test_max_pages_hands_exactly_n_pages_to_callbacks(server):
     assert stats.filtered.get("max_pages") == 11 - 4  # 11 pages discovered, 4 crawled
 
 
+async def test_requests_made_with_replace_from_a_redirected_page_count_in_max_pages(server):
+    """A request built from a redirected one (``response.request.replace``) is a new chain:
+    it takes its place in max_pages like any other page."""
+    pages = server.hub(6)
+
+    async def bounce(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/")
+
+    server.route("/start", bounce)
+
+    class S(Spider):
+        settings = {**FAST, "max_pages": 3, "concurrency": 1}
+
+        async def start(self):
+            yield Request(server.url("/start"))
+
+        async def parse(self, response):
+            for path in pages if response.request.redirects else ():
+                yield response.request.replace(url=server.url(path))
+
+    stats = await Crawler(S()).run()
+    assert stats.pages == 3
+    assert stats.close_reason == "max_pages"
+
+
 async def test_max_items_stops_after_exactly_n_items(server):
     server.hub(10)
 

@@ -41,6 +41,7 @@ def test_canonical_forms(raw, canonical):
         "/relative/only",
         "http://",
         "http://example.com/" + "a" * 10_000,
+        "http://evil.example\\@127.0.0.2/",  # a browser would go to evil.example
     ],
 )
 def test_bad_urls_raise_bad_url(raw):
