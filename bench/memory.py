@@ -106,9 +106,18 @@ def _run(target, count: int) -> dict:
     queue: multiprocessing.Queue = multiprocessing.Queue()
     proc = multiprocessing.Process(target=target, args=(count, queue))
     proc.start()
-    result = queue.get(timeout=600)
-    proc.join()
-    return result
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            result = queue.get(timeout=1)
+        except Exception:  # queue.Empty: still working, or dead
+            if not proc.is_alive():
+                raise SystemExit(f"bench: the {target.__name__} child died (exit code {proc.exitcode})") from None
+            continue
+        proc.join()
+        return result
+    proc.kill()
+    raise SystemExit(f"bench: the {target.__name__} child took more than 600 s")
 
 
 def main() -> int:

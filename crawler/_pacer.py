@@ -1,0 +1,191 @@
+"""The pacer: per-domain admission (rate, concurrency, pauses, AIMD, Crawl-delay floor).
+
+Principle 1 of DESIGN.md is split in two: a store (``_store``) holds what is queued, and the
+pacer says *when* each domain may send next. ``ready_at(key, now)`` is that time (``inf``
+while the domain is at its concurrency), so a store can keep its domains ordered by it and
+find a ready one without looking at the ones that are not (a heap here, a sorted set in a
+shared store). Every change that could make a domain ready sooner (a slot freed) is reported
+by the store's caller; changes that only make it later (a pause, a cut rate, a Crawl-delay)
+need no report: the store re-asks when the old time comes.
+
+The in-memory pacer is built on aiolimiter: one token per interval, bucket of one (even
+spacing, no burst at start) is the hard cap; autothrottle (AIMD on 429/503) and robots.txt
+Crawl-delay only ever slow a domain down from it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+from aiolimiter import AsyncLimiter
+
+from ._retry import PAUSE_STATUSES
+from ._settings import Settings
+
+__all__ = ["MemoryPacer", "Pace", "Pacer"]
+
+# Autothrottle (AIMD): a 429/503 halves the domain's rate; each run of this many successes
+# adds a tenth of the configured rate back.
+_DECREASE = 0.5
+_SUCCESS_RUN = 10
+_INCREASE_SHARE = 0.1
+
+
+class Pacer(Protocol):
+    """When may each domain send, and what happened to what it sent."""
+
+    def ready_at(self, key: str, now: float) -> float:
+        """The soonest time ``key`` may send a request (``now`` if it may now; ``inf`` while it
+        is at its concurrency: ``done`` frees it)."""
+        ...
+
+    async def take(self, key: str, now: float) -> float:
+        """A request of ``key`` goes out now (``ready_at`` said it may): use its token and slot.
+        Returns ``ready_at(key, now)`` after it."""
+        ...
+
+    def done(self, key: str) -> None:
+        """A request of ``key`` finished downloading: its slot is free."""
+        ...
+
+    def observe(self, key: str, status: int) -> None:
+        """The answer's status, for autothrottle."""
+        ...
+
+    def pause(self, key: str, until: float) -> None:
+        """The server asked the whole domain to wait (Retry-After) until ``until``."""
+        ...
+
+    def set_floor(self, key: str, seconds: float) -> None:
+        """A lower bound on the interval between requests (robots.txt Crawl-delay)."""
+        ...
+
+    def pace(self, key: str) -> Pace:
+        """The domain's state, for stats."""
+        ...
+
+
+class Pace:
+    """One domain's admission state."""
+
+    __slots__ = (
+        "ceiling",
+        "concurrency",
+        "configured_rate",
+        "floor",
+        "in_flight",
+        "interval",
+        "last_token",
+        "limiter",
+        "paused_until",
+        "rate",
+        "step",
+        "streak",
+        "throttled",
+    )
+
+    def __init__(self, rate: float | None, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self.in_flight = 0
+        self.paused_until = 0.0
+        self.configured_rate = rate
+        self.limiter = AsyncLimiter(1, 1 / rate) if rate else None
+        self.rate = rate  #: current (adaptive) rate; None = unlimited
+        self.ceiling = rate  #: where autothrottle recovers to before handing back to configured_rate
+        self.step = 0.0
+        self.interval = 0.0  #: moving average of seconds between hand-outs
+        self.streak = 0
+        self.throttled = 0
+        self.floor = 0.0  #: robots.txt Crawl-delay / Request-rate, seconds
+        self.last_token = -math.inf
+
+    def gap(self) -> float:
+        """Seconds that must separate two requests beyond what the limiter enforces."""
+        gap = self.floor
+        if self.rate is not None and self.rate != self.configured_rate:
+            gap = max(gap, 1 / self.rate)
+        return gap
+
+
+class MemoryPacer:
+    """Pacing state of every domain, in this process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._paces: dict[str, Pace] = {}
+
+    def _pace(self, key: str) -> Pace:
+        pace = self._paces.get(key)
+        if pace is None:
+            pace = self._paces[key] = Pace(*self._settings.for_domain(key))
+        return pace
+
+    def ready_at(self, key: str, now: float) -> float:
+        pace = self._pace(key)
+        if pace.in_flight >= pace.concurrency:
+            return math.inf
+        ready = max(now, pace.paused_until)
+        gap = pace.gap()
+        if gap:
+            ready = max(ready, pace.last_token + gap)
+        if pace.limiter is not None and not pace.limiter.has_capacity():
+            ready = max(ready, pace.last_token + 1 / pace.configured_rate)  # type: ignore[operator]
+        return ready
+
+    async def take(self, key: str, now: float) -> float:
+        pace = self._paces[key]  # ready_at made it
+        if pace.last_token > -math.inf:
+            pace.interval += 0.1 * ((now - pace.last_token) - pace.interval)
+        pace.last_token = now
+        pace.in_flight += 1
+        if pace.limiter is not None:
+            await pace.limiter.acquire()  # has capacity (ready_at said so): returns without waiting
+        elif not pace.floor and pace.rate is None and pace.in_flight < pace.concurrency:
+            return max(now, pace.paused_until)  # unlimited: the common case of a fast crawl, in short
+        return self.ready_at(key, now)
+
+    def done(self, key: str) -> None:
+        pace = self._paces.get(key)
+        if pace is not None:
+            pace.in_flight -= 1
+
+    def observe(self, key: str, status: int) -> None:
+        pace = self._paces.get(key)
+        if pace is None:
+            return
+        if status in PAUSE_STATUSES:
+            pace.throttled += 1
+            pace.streak = 0
+            if self._settings.autothrottle:
+                self._slow_down(pace)
+        elif pace.rate != pace.configured_rate:
+            pace.streak += 1
+            if pace.streak >= _SUCCESS_RUN:
+                pace.streak = 0
+                rate = pace.rate + pace.step  # type: ignore[operator]
+                pace.rate = pace.configured_rate if rate >= pace.ceiling else rate  # type: ignore[operator]
+
+    def _slow_down(self, pace: Pace) -> None:
+        if pace.rate is None:
+            # Unlimited until now: cut from the pace it actually had, and recover to that
+            # pace before going back to unlimited.
+            pace.rate = pace.ceiling = 1 / pace.interval if pace.interval > 0 else 10.0
+        pace.step = max(pace.ceiling * _INCREASE_SHARE, self._settings.min_rate)  # type: ignore[operator]
+        pace.rate = max(pace.rate * _DECREASE, self._settings.min_rate)
+
+    def pause(self, key: str, until: float) -> None:
+        pace = self._pace(key)
+        pace.paused_until = max(pace.paused_until, until)
+
+    def set_floor(self, key: str, seconds: float) -> None:
+        pace = self._pace(key)
+        pace.floor = max(pace.floor, seconds)
+
+    def pace(self, key: str) -> Pace:
+        return self._pace(key)
+
+    def paces(self) -> dict[str, Pace]:
+        """Every domain's state, for stats (a view: do not change it)."""
+        return self._paces
+
