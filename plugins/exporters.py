@@ -69,9 +69,8 @@ class CsvExporter(_FileExporter):
         row = item_to_dict(item)
         buffer = io.StringIO()
         header = self._fields is None
-        if header:
-            self._fields = list(row)
-        writer = csv.DictWriter(buffer, fieldnames=self._fields, extrasaction="ignore")
+        fields = self._fields = list(row) if self._fields is None else self._fields
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
         if header:
             writer.writeheader()
         writer.writerow({k: _cell(v) for k, v in row.items()})
@@ -92,6 +91,7 @@ def exporter_for(path: str, *, overwrite: bool = False) -> Pipeline:
     name = aliases.get(suffix, suffix)
     for ep in entry_points(group="crawler.plugins"):
         if ep.name == name:
-            return ep.load()(path, overwrite=overwrite)
+            exporter: Pipeline = ep.load()(path, overwrite=overwrite)
+            return exporter
     known = sorted({ep.name for ep in entry_points(group="crawler.plugins")} | set(aliases))
     raise ValueError(f"no exporter for {path!r}: use one of the extensions {', '.join(known)}")
