@@ -4,7 +4,7 @@ Write a :class:`Spider`, then run it with ``python -m crawler run spider.py -o i
 or, inside any asyncio program, ``stats = await Crawler(MySpider()).run()``.
 """
 
-from ._crawler import Crawler
+from ._crawler import Crawler, CrawlerState
 from ._exceptions import (
     CrawlerError,
     CrawlStateError,
@@ -33,6 +33,7 @@ __all__ = [
     "CrawlStats",
     "Crawler",
     "CrawlerError",
+    "CrawlerState",
     "DropItem",
     "Failure",
     "IgnoreRequest",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 import inspect
 import time
@@ -35,12 +36,21 @@ from ._spider import Spider, check_declaration
 from ._stats import CrawlStats, StatsCollector
 from ._url import BadURL, allowed_hosts, canonicalize, join
 
-__all__ = ["Crawler"]
+__all__ = ["Crawler", "CrawlerState"]
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _END = object()  # end-of-stream marker for items() subscribers
 _T = TypeVar("_T")
 _CREDENTIAL_HEADERS = frozenset({"cookie", "authorization"})
+
+
+class CrawlerState(enum.Enum):
+    """Where a :class:`Crawler` is in its one life."""
+
+    NEW = "new"
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
 
 
 class Crawler:
@@ -85,7 +95,8 @@ class Crawler:
                 )
         self._stats = StatsCollector()
         self._log = get_logger(spider=spider.name)
-        self._state = "new"  # new -> running -> closed
+        self._state = CrawlerState.NEW
+        self._closed = asyncio.Event()  # set once everything the crawl opened is closed
         self._subscribers: list[asyncio.Queue[Any]] = []
         self._frontier: Frontier | None = None
         self._tasks: asyncio.TaskGroup | None = None
@@ -102,7 +113,7 @@ class Crawler:
     async def items(self) -> AsyncIterator[Any]:
         """Stream items as they are produced, from now until the crawl ends."""
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        if self._state == "closed":
+        if self._state in (CrawlerState.CLOSING, CrawlerState.CLOSED):
             return
         self._subscribers.append(queue)
         try:
@@ -117,10 +128,17 @@ class Crawler:
         if self._frontier is not None:
             self._frontier.close("stopped")
 
+    @property
+    def state(self) -> CrawlerState:
+        """``NEW`` until ``run()``, ``RUNNING``, ``CLOSING`` while it closes what it opened, ``CLOSED``."""
+        return self._state
+
     async def run(self) -> CrawlStats:
-        if self._state != "new":
-            raise CrawlStateError("a Crawler runs once; make a new one for another crawl")
-        self._state = "running"
+        """Crawl until the frontier is empty, a limit is reached, ``stop()`` or cancellation;
+        the final stats. A Crawler runs once."""
+        if self._state is not CrawlerState.NEW:
+            raise CrawlStateError(f"a Crawler runs once ({self._state.value}); make a new one for another crawl")
+        self._state = CrawlerState.RUNNING
         self._stats.start()
         loop = asyncio.get_running_loop()
         self._frontier = frontier = Frontier(
@@ -168,8 +186,16 @@ class Crawler:
         return self._stats.snapshot()
 
     async def aclose(self) -> None:
-        """Stop the crawl if it runs; safe to call twice."""
+        """Stop the crawl if it runs and wait until it has ended and closed everything it
+        opened (pipelines, files, the HTTP session). Safe to call twice, and before ``run()``
+        (the Crawler will then not run). Not from inside the crawl's own task: it would
+        wait for itself."""
+        if self._state is CrawlerState.NEW:
+            self._state = CrawlerState.CLOSED
+            self._closed.set()
+            return
         await self.stop()
+        await self._closed.wait()
 
     async def __aenter__(self) -> Crawler:
         return self
@@ -437,7 +463,14 @@ class Crawler:
 
     async def _finish(self, reason: str, opened: list[ItemPipeline]) -> None:
         """Close everything the crawl opened, even when cancelled; items already out are kept."""
-        self._state = "closed"
+        self._state = CrawlerState.CLOSING
+        try:
+            await self._close_all(reason, opened)
+        finally:
+            self._state = CrawlerState.CLOSED
+            self._closed.set()
+
+    async def _close_all(self, reason: str, opened: list[ItemPipeline]) -> None:
         if self._frontier is not None:
             self._frontier.close(reason)
         self._stats.finish(reason)

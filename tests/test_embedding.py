@@ -202,6 +202,37 @@ async def test_a_running_crawler_refuses_a_second_run(server):
     assert stats.pages == 4
 
 
+async def test_async_with_stops_the_crawl_and_waits_until_everything_is_closed(server):
+    spider_cls = site(server, 20, delay=0.2)
+    sink = Collect()
+    async with asyncio.TaskGroup() as tasks:
+        async with Crawler(spider_cls(), {"concurrency": 2}, pipelines=[sink]) as c:
+            assert c.state is crawler.CrawlerState.NEW
+            run = tasks.create_task(c.run())
+            await wait_until(lambda: len(server.hits) >= 2)
+            assert c.state is crawler.CrawlerState.RUNNING
+        # Leaving the block stopped the crawl and waited for it: all closed, nothing pending.
+        assert c.state is crawler.CrawlerState.CLOSED
+        assert sink.closed
+        assert run.done()
+    stats = run.result()
+    assert stats.close_reason == "stopped" and stats.pages < 21
+    assert len(sink.items) == stats.items
+    await c.aclose()  # safe twice
+    with pytest.raises(crawler.CrawlStateError):
+        await c.run()
+
+
+async def test_aclose_before_run_means_it_never_runs(server):
+    c = Crawler(site(server, 1)())
+    await c.aclose()
+    await c.aclose()
+    assert c.state is crawler.CrawlerState.CLOSED
+    with pytest.raises(crawler.CrawlStateError):
+        await c.run()
+    assert server.hits == []
+
+
 async def test_two_crawlers_with_different_settings_run_side_by_side(server):
     a = Crawler(site(server, 5, delay=0.05)(), {"max_pages": 2, "user_agent": "bot-a"})
     b = Crawler(site(server, 5, host="127.0.0.2", delay=0.05)(), {"user_agent": "bot-b"})
