@@ -18,7 +18,7 @@ from ._exceptions import (
 from ._failure import Failure
 from ._log import log_formatter
 from ._middleware import BaseMiddleware, Middleware
-from ._pipeline import ItemPipeline, Pipeline, item_to_dict
+from ._pipeline import ItemPipeline, Pipeline, ResumableExporter, item_to_dict
 from ._request import Request
 from ._response import Response
 from ._settings import Settings
@@ -44,6 +44,7 @@ __all__ = [
     "RequestFailed",
     "Response",
     "ResponseTooLarge",
+    "ResumableExporter",
     "Settings",
     "SettingsError",
     "Spider",

@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["console", "json"], default=None,
                      help="default: console on a terminal, json otherwise")
     run.add_argument("--stats", metavar="FILE", help="write the final stats as JSON to FILE")
+    run.add_argument("--state", metavar="FILE",
+                     help="keep the crawl's state in FILE (SQLite): run the same command again to resume it")
     return parser
 
 
@@ -67,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
             check_writable(output, "output file")
         if args.stats:
             check_writable(args.stats, "--stats file")
+        if args.state:
+            check_writable(args.state, "--state file")
         spider_cls = load_spider_class(args.spider_file, args.spider)
         spider = spider_cls(**dict(_spider_argument(a) for a in args.spider_args))
         overrides = dict(Settings.parse_assignment(s) for s in args.settings)
+        if args.state:
+            overrides["state"] = args.state
         exporters = _exporters(args)
         crawler = Crawler(spider, overrides, exporters=exporters)
     except (SpiderLoadError, SettingsError, ValueError, TypeError) as exc:
@@ -80,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = asyncio.run(_run(crawler))
     except Exception as exc:  # e.g. the spider's opened() raised: say so in one line, keep the stats
         errors = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
+        if isinstance(errors[0], SpiderLoadError):  # e.g. a state file of another spider
+            print(f"crawler: error: {errors[0]}", file=sys.stderr)
+            return EXIT_USAGE
         print(f"crawler: error: crawl failed: {errors[0]!r}", file=sys.stderr)
         print(summary(crawler.statistics()), file=sys.stderr)
         return EXIT_FAILED
@@ -93,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             print(f"crawler: error: cannot write --stats file {args.stats}: {exc.strerror or exc}", file=sys.stderr)
             code = code or EXIT_FAILED
+    if crawler.already_finished:
+        print(f"crawl already finished ({args.state}): nothing to fetch; delete it to start over", file=sys.stderr)
     print(summary(stats), file=sys.stderr)
     if code == EXIT_FAILED and stats.pages == 0:
         print(f"crawler: error: no pages crawled: {stats.no_pages_reason()}", file=sys.stderr)

@@ -26,9 +26,11 @@ from ._failure import Failure
 from ._frontier import Frontier, registrable_domain_key
 from ._log import debug_enabled, get_logger
 from ._middleware import Middleware, MiddlewareChain, check_middlewares
+from ._pacer import MemoryPacer
 from ._pipeline import ItemPipeline, is_item
 from ._request import Request
 from ._response import Response
+from ._resume import Resume
 from ._retry import RetryMiddleware
 from ._robots import MAX_ROBOTS_REDIRECTS
 from ._settings import Settings
@@ -86,7 +88,9 @@ class Crawler:
         # other crawl that lists it (e.g. as a spider class attribute).
         self._extra_middlewares: tuple[Middleware, ...] = _per_crawl((*spider.middlewares, *middlewares))
         check_middlewares(self._extra_middlewares)
-        self._pipelines: tuple[ItemPipeline, ...] = _per_crawl((*spider.pipelines, *pipelines, *exporters))
+        self._user_pipelines: tuple[ItemPipeline, ...] = _per_crawl((*spider.pipelines, *pipelines))
+        self._exporters: tuple[ItemPipeline, ...] = _per_crawl(exporters)
+        self._pipelines = (*self._user_pipelines, *self._exporters)
         for pipeline in self._pipelines:
             if not isinstance(pipeline, ItemPipeline):
                 raise TypeError(
@@ -102,6 +106,9 @@ class Crawler:
         self._tasks: asyncio.TaskGroup | None = None
         self._stop_requested = False
         self._downloader: Downloader | None = None
+        self._resume: Resume | None = None  # with a state file: the crawl is resumable
+        #: True when ``run()`` found its state file holding a finished crawl and fetched nothing.
+        self.already_finished = False
         self._items_in_pipelines = 0
 
     # -- public API ------------------------------------------------------------------------
@@ -141,6 +148,27 @@ class Crawler:
         self._state = CrawlerState.RUNNING
         self._stats.start()
         loop = asyncio.get_running_loop()
+        pacer = MemoryPacer(self.settings)
+        stored = None
+        if self.settings.state is not None:
+            try:
+                self._resume = Resume(
+                    self.settings.state, self.spider, self._stats, self._exporters, pacer, self.settings.concurrency
+                )
+                stored = self._resume.open()
+            except BaseException:
+                self._resume = None
+                self._state = CrawlerState.CLOSED
+                self._closed.set()
+                raise
+            if stored.finished:
+                self.already_finished = True
+                self._log.info("crawl_already_finished", state=self.settings.state)
+                self._resume.close(finished=True, save=False)
+                self._stats.finish("finished")
+                self._state = CrawlerState.CLOSED
+                self._closed.set()
+                return self._stats.snapshot()
         self._frontier = frontier = Frontier(
             self.settings,
             self._stats,
@@ -148,6 +176,9 @@ class Crawler:
             clock=loop.time,
             domain_key=registrable_domain_key() if self.settings.rate_scope == "registrable_domain" else None,
             on_failure=self._failed_in_frontier,
+            store=self._resume.store if self._resume is not None else None,
+            pacer=pacer,
+            pages_done=self._stats.pages,
         )
         self._downloader = Downloader(self.settings, self._session)
         self._chain = MiddlewareChain(
@@ -156,7 +187,11 @@ class Crawler:
                 *self._extra_middlewares,
             ]
         )
-        self._log.info("crawl_started", settings=self.settings.explicit() or None)
+        self._log.info(
+            "crawl_resumed" if stored is not None and not stored.new else "crawl_started",
+            settings=self.settings.explicit() or None,
+            queued=len(stored.requests) if stored is not None and not stored.new else None,
+        )
         for note in self._allowed_notes:
             self._log.warning("allowed_domains_entry", reason=note)
         reason = "finished"
@@ -171,8 +206,12 @@ class Crawler:
                 frontier.close("stopped")
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
-                frontier.hold()
-                tasks.create_task(self._feed_start_requests())
+                for request in stored.requests if stored is not None else ():
+                    frontier.restore(request)
+                if self._resume is None or not self._resume.start_done:
+                    frontier.resumed = stored is not None and not stored.new
+                    frontier.hold()
+                    tasks.create_task(self._feed_start_requests())
                 await self._dispatch(tasks)
             reason = frontier.close_reason or "finished"
         except asyncio.CancelledError:
@@ -219,6 +258,9 @@ class Crawler:
                 else:
                     self._stats.callback_errors += 1
                     self._log.error("bad_start_request", reason=f"not a Request: {request!r}"[:200])
+            else:
+                if self._resume is not None and not frontier.closed:
+                    self._resume.start_done = True  # a resumed run need not call start() again
         except Exception as exc:
             self._stats.callback_errors += 1
             self._log.error("start_requests_error", reason=repr(exc), exc_info=exc)
@@ -244,12 +286,35 @@ class Crawler:
         if request.errback is not None and self._tasks is not None:
             self._frontier.hold()  # type: ignore[union-attr]
             self._tasks.create_task(self._run_errback(request, Failure(request, reason)))
+        else:
+            self._frontier.finish(request)  # type: ignore[union-attr]
 
     async def _run_errback(self, request: Request, failure: Failure) -> None:
         try:
-            await self._run_callback(request.errback, failure, request)
+            items = self._page_items()
+            await self._run_callback(request.errback, failure, request, sink=items)
+            await self._end_chain(request, items)
         finally:
             self._frontier.release()  # type: ignore[union-attr]
+
+    def _page_items(self) -> list[Any] | None:
+        """Where a callback's items wait for its chain to end (with a state file), or None:
+        exported as they come."""
+        return [] if self._resume is not None else None
+
+    async def _end_chain(self, request: Request, items: list[Any] | None) -> None:
+        """``request``'s chain has its one outcome: export its page's items, then let the store
+        forget it. With a state file, this order is what makes items exactly once: a
+        checkpoint records the exporters' positions and the ended chains together."""
+        for item in items or ():
+            try:
+                for exporter in self._exporters:
+                    item = await exporter.process_item(item, self.spider)
+            except DropItem as exc:
+                self._stats.items_dropped[str(exc) or "dropped"] += 1
+            except Exception as exc:
+                self._log.error("exporter_error", url=request.url, reason=repr(exc), exc_info=exc)
+        self._frontier.finish(request)  # type: ignore[union-attr]
 
     async def _process(self, request: Request, slots: asyncio.Semaphore) -> None:
         frontier = self._frontier
@@ -267,6 +332,7 @@ class Crawler:
                     return
                 frontier.refund_page()
                 self._stats.filtered(request, exc.reason)
+                frontier.finish(request)
                 return
             except Exception as exc:  # a middleware's bug must not end the crawl
                 self._log.error("internal_error", url=request.url, reason=repr(exc), exc_info=exc)
@@ -281,6 +347,7 @@ class Crawler:
                             request.errback(Failure(outcome, "bad_url"))  # type: ignore[misc]
                         else:
                             frontier.refund_page()  # the chain ends here without a page
+                            frontier.finish(request)
                 else:
                     self._stats.retries += 1
                     frontier.requeue(outcome)
@@ -290,8 +357,10 @@ class Crawler:
             elif isinstance(outcome, Failure):
                 frontier.refund_page()
                 self._stats.failed(request, outcome.reason, error=_describe(outcome.exception))
+                items = self._page_items()
                 if request.errback is not None:
-                    await self._run_callback(request.errback, outcome, request)
+                    await self._run_callback(request.errback, outcome, request, sink=items)
+                await self._end_chain(request, items)
             else:
                 self._stats.pages += 1
                 callback = request.callback or self.spider.parse
@@ -299,7 +368,9 @@ class Crawler:
                 filtered: dict[str, int] | None = {} if debug_enabled() else None
                 screen = frontier.links
                 outcome._screen = screen if filtered is None else functools.partial(screen, counts=filtered)
-                await self._run_callback(callback, outcome, request, filtered)
+                items = self._page_items()
+                await self._run_callback(callback, outcome, request, filtered, sink=items)
+                await self._end_chain(request, items)
         finally:
             frontier.release()
             slots.release()
@@ -381,12 +452,16 @@ class Crawler:
         argument: Response | Failure,
         request: Request,
         filtered: dict[str, int] | None = None,
+        *,
+        sink: list[Any] | None = None,
     ) -> None:
         """Run a callback (with the request's ``cb_kwargs``) or an errback (with the failure
         only, as in Scrapy: ``failure.request.cb_kwargs`` holds them) and take what it yields.
 
         ``filtered`` (at DEBUG) gathers the reasons its requests were filtered for, logged as
-        one ``links_filtered`` event for the page rather than one event per link.
+        one ``links_filtered`` event for the page rather than one event per link. ``sink``
+        (with a state file) collects its items for the exporters, which get them when the
+        chain ends.
         """
         if filtered is None and isinstance(argument, Failure) and debug_enabled():
             filtered = {}
@@ -397,14 +472,14 @@ class Crawler:
                 result = callback(argument)
             if inspect.isasyncgen(result):
                 async for output in result:
-                    await self._handle_output(output, request, filtered)
+                    await self._handle_output(output, request, filtered, sink)
                 return
             if inspect.isawaitable(result):
                 result = await result
             if result is None:
                 return
             for output in result:
-                await self._handle_output(output, request, filtered)
+                await self._handle_output(output, request, filtered, sink)
         except Exception as exc:
             self._stats.callback_errors += 1
             self._log.error(
@@ -418,17 +493,19 @@ class Crawler:
             if filtered:
                 self._log.debug("links_filtered", url=request.url, filtered=filtered)
 
-    async def _handle_output(self, output: Any, request: Request, filtered: dict[str, int] | None = None) -> None:
+    async def _handle_output(
+        self, output: Any, request: Request, filtered: dict[str, int] | None, sink: list[Any] | None
+    ) -> None:
         if isinstance(output, Request):
             output.depth = request.depth + 1
-            if output.attempt != 1 or output.redirects:  # e.g. response.request.replace(url=...)
+            if output.attempt != 1 or output.redirects or output.chain:  # e.g. response.request.replace(url=...)
                 _new_chain(output)
             reason = self._frontier.add(output)  # type: ignore[union-attr]
             # robots_unavailable is a failure, logged on its own as request_failed.
             if reason is not None and filtered is not None and reason != "robots_unavailable":
                 filtered[reason] = filtered.get(reason, 0) + 1
         elif is_item(output):
-            await self._process_item(output)
+            await self._process_item(output, sink)
         elif output is not None:
             self._stats.callback_errors += 1
             self._log.error(
@@ -437,7 +514,9 @@ class Crawler:
                 reason=f"neither an item nor a Request: {type(output).__name__}",
             )
 
-    async def _process_item(self, item: Any) -> None:
+    async def _process_item(self, item: Any, sink: list[Any] | None = None) -> None:
+        """Through the pipelines, then the exporters, or (``sink``) into the page's items,
+        for the exporters when its chain ends."""
         max_items = self.settings.max_items
         # Items still in the pipelines count against max_items, so concurrent callbacks
         # cannot overshoot it; one that a pipeline drops or fails on gives its place back.
@@ -446,7 +525,7 @@ class Crawler:
             return
         self._items_in_pipelines += 1
         try:
-            for pipeline in self._pipelines:
+            for pipeline in self._user_pipelines if sink is not None else self._pipelines:
                 item = await pipeline.process_item(item, self.spider)
         except DropItem as exc:
             reason = str(exc) or "dropped"
@@ -456,6 +535,8 @@ class Crawler:
         finally:
             self._items_in_pipelines -= 1
         self._stats.items += 1
+        if sink is not None:
+            sink.append(item)
         for queue in self._subscribers:
             queue.put_nowait(item)
         if max_items is not None and self._stats.items >= max_items:
@@ -474,6 +555,11 @@ class Crawler:
         if self._frontier is not None:
             self._frontier.close(reason)
         self._stats.finish(reason)
+        if self._resume is not None:  # before the exporters close: their positions are saved
+            try:
+                self._resume.close(finished=reason == "finished")
+            except Exception as exc:
+                self._log.error("state_save_error", state=self._resume.path, reason=repr(exc), exc_info=exc)
         for pipeline in reversed(opened):
             try:
                 await pipeline.close(self.spider)
@@ -499,7 +585,7 @@ def _new_chain(request: Request) -> None:
     """A request the spider yields starts a chain of its own, even when it was made with
     ``replace()`` from a retried or redirected one: its own retries, its own cookies, and
     its place in ``max_pages``."""
-    request.attempt, request.redirects, request.not_before = 1, 0, 0.0
+    request.attempt, request.redirects, request.not_before, request.chain = 1, 0, 0.0, 0
 
 
 def _host(url: str) -> str | None:

@@ -20,15 +20,16 @@ import asyncio
 import math
 from collections.abc import Callable, Iterable
 
+from ._codec import UnstorableRequest
 from ._failure import Failure
 from ._links import LinkScreen
-from ._pacer import MemoryPacer
+from ._pacer import MemoryPacer, Pacer
 from ._request import Request
 from ._response import Response
 from ._robots import MAX_ROBOTS_BYTES, RobotsCache, origin_of
 from ._settings import Settings
 from ._stats import DomainStats, StatsCollector
-from ._store import MemoryStore, uses_budget
+from ._store import FrontierStore, MemoryStore, uses_budget
 from ._url import BadURL, canonicalize, fingerprint
 
 __all__ = ["Frontier"]
@@ -49,6 +50,9 @@ class Frontier:
         clock: Callable[[], float] | None = None,
         domain_key: Callable[[str], str] | None = None,
         on_failure: Callable[[Request, str, str | None], None] | None = None,
+        store: FrontierStore | None = None,
+        pacer: Pacer | None = None,
+        pages_done: int = 0,
     ) -> None:
         self._settings = settings
         self._stats = stats
@@ -57,13 +61,17 @@ class Frontier:
         self._domain_key = domain_key or (lambda host: host)
         self._keys: dict[str, str] = {}  # host -> domain key, cached
         self._offsite_hosts: dict[str, bool] = {}  # host -> outside allowed_domains, cached
-        self._pacer = MemoryPacer(settings)
-        self._store = MemoryStore(self._pacer)
+        self._pacer: Pacer = pacer or MemoryPacer(settings)
+        self._store: FrontierStore = store or MemoryStore(self._pacer)
         #: For ``Response.follow_all``: a page's links screened as ``add`` would, in one pass.
         self.links = LinkScreen(self._store.seen, self._offsite if self._allowed else None, stats)
         self._wakeup = asyncio.Event()
         self._holds = 0  # producers still running (start requests, requests being processed)
-        self._page_budget = settings.max_pages  # first attempts still allowed to be handed out
+        # First attempts still allowed to be handed out (a resumed crawl counts its earlier pages).
+        self._page_budget = None if settings.max_pages is None else max(settings.max_pages - pages_done, 0)
+        #: A resumed crawl whose start() runs again: start requests already accepted are skipped,
+        #: even the ones that skip dedupe (start_urls' requests do).
+        self.resumed = False
         self._robots = RobotsCache(settings.user_agent, self._clock) if settings.obey_robots else None
         self._parked: dict[str, list[Request]] = {}  # origin -> requests waiting for its robots.txt
         # Records a request that fails here (robots_unavailable); the engine runs its errback.
@@ -100,17 +108,59 @@ class Frontier:
             reason = "depth"
         # dont_filter skips the check but still records the URL, so a later link back to a
         # start page is a duplicate rather than a second fetch.
-        elif not self._store.see(fingerprint(url, request.method, request.body)) and not request.dont_filter:
+        elif not self._store.see(fingerprint(url, request.method, request.body)) and (
+            not request.dont_filter or (self.resumed and request.depth == 0)
+        ):
             reason = "duplicate"
-        elif self._closed:
-            reason = self.close_reason or "closed"
-        elif self._robots is not None:
-            return self._check_robots(request, by_caller=True)
         else:
+            try:
+                # Accepted even when the crawl has closed: a durable store keeps it for the
+                # run that resumes the crawl (nothing else would find that link again).
+                self._store.accept(request)
+            except UnstorableRequest as exc:
+                self._stats.unstorable(request, str(exc))
+                return "unstorable"
+            if self._closed:
+                reason = self.close_reason or "closed"
+                stats.filtered(request, reason, by_caller=True)
+                return reason
+            if self._robots is not None:
+                return self._check_robots(request, by_caller=True)
             self._push(request)
             return None
         stats.filtered(request, reason, by_caller=True)
         return reason
+
+    def restore(self, request: Request) -> None:
+        """Queue again a request that a resumed crawl read back from its store.
+
+        It was accepted before (it is in the seen-set), so only the filters that settings may
+        have changed since apply; one that ends here ends its stored chain.
+        """
+        try:
+            url, host = canonicalize(request.url)
+        except BadURL as exc:
+            self._stats.filtered(request, "bad_url", detail=exc.reason)
+            self._store.finish(request)
+            return
+        request.url = url
+        request.domain = self._keys.get(host) or self._keys.setdefault(host, self._domain_key(host))
+        if self._allowed and self._offsite(host):
+            reason = "offsite"
+        elif (max_depth := self._settings.max_depth) is not None and request.depth > max_depth:
+            reason = "depth"
+        elif self._robots is not None:
+            self._check_robots(request, by_caller=False)
+            return
+        else:
+            self._push(request)
+            return
+        self._stats.filtered(request, reason)
+        self._store.finish(request)
+
+    def finish(self, request: Request) -> None:
+        """``request``'s chain has ended (its one outcome is recorded): the store may forget it."""
+        self._store.finish(request)
 
     def _offsite(self, host: str) -> bool:
         offsite = self._offsite_hosts.get(host)
@@ -153,6 +203,7 @@ class Frontier:
             self._stats.filtered(request, "robots", by_caller=by_caller)
             if not by_caller:
                 self._refund_hop(request)
+                self._store.finish(request)
             return "robots"
         why = robots.unavailable(origin)
         if why is not None:

@@ -65,6 +65,10 @@ class Pacer(Protocol):
         """The domain's state, for stats."""
         ...
 
+    def paces(self) -> dict[str, Pace]:
+        """Every domain's state, for stats."""
+        ...
+
 
 class Pace:
     """One domain's admission state."""

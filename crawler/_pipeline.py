@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from ._spider import Spider
 
-__all__ = ["ItemPipeline", "Pipeline", "is_item", "item_to_dict"]
+__all__ = ["ItemPipeline", "Pipeline", "ResumableExporter", "is_item", "item_to_dict"]
 
 
 @runtime_checkable
@@ -50,3 +50,25 @@ class Pipeline:
 
     async def close(self, spider: Spider) -> None:
         return None
+
+
+class ResumableExporter(Pipeline):
+    """An exporter whose output a resumed crawl can cut back to its last checkpoint.
+
+    With a state file (``--state``), the crawl records ``position()`` with every checkpoint;
+    when it resumes it calls ``resume_at(position)`` before ``open``, and the exporter drops
+    whatever it wrote after that position (items of pages that will be fetched again), so
+    every item is in the output exactly once. ``key`` names the output in the state file.
+    """
+
+    @property
+    def key(self) -> str:
+        raise NotImplementedError
+
+    def position(self) -> int:
+        """How far the output is written, everything before it flushed."""
+        raise NotImplementedError
+
+    def resume_at(self, position: int) -> None:
+        """Before ``open``: keep the output up to ``position`` and append after it."""
+        raise NotImplementedError

@@ -35,6 +35,7 @@ class Request:
         "attempt",
         "body",
         "callback",
+        "chain",
         "cookies",
         "depth",
         "domain",
@@ -92,6 +93,9 @@ class Request:
         self.internal = False
         #: Loop time before which the frontier must not hand this request out (retries).
         self.not_before = 0.0
+        #: A durable store's id for the chain (the request, its retries and redirect hops)
+        #: this belongs to; 0 while it is stored nowhere.
+        self.chain = 0
 
     @property
     def headers(self) -> dict[str, str]:
@@ -139,6 +143,7 @@ class Request:
         request.attempt = 1
         request.redirects = 0
         request.not_before = 0.0
+        request.chain = 0
         return request
 
     def replace(self, **changes: Any) -> Request:

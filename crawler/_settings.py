@@ -14,6 +14,7 @@ import fnmatch
 import functools
 import json
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -81,6 +82,9 @@ class Settings:
     #: Keep the cookies servers set (one jar per crawl, scoped by domain and path as a
     #: browser does, IP-address hosts included) and send them back. False: no jar at all.
     cookies: bool = True
+    #: A state file (SQLite) that makes the crawl resumable: the same command run again goes
+    #: on where it stopped, even after kill -9. None: the crawl lives in memory only.
+    state: str | None = None
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -220,6 +224,16 @@ def _bool(name: str, value: Any) -> bool:
     return value
 
 
+def _optional_path(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(name, f"must be a file path, got {value!r}")
+    return value
+
+
 def _rate_scope(name: str, value: Any) -> str:
     if value not in ("host", "registrable_domain"):
         raise SettingsError(name, f"must be 'host' or 'registrable_domain', got {value!r}")
@@ -276,4 +290,5 @@ _VALIDATORS = {
     "rate_scope": _rate_scope,
     "domain_settings": _domain_settings,
     "cookies": _bool,
+    "state": _optional_path,
 }

@@ -85,6 +85,9 @@ class CrawlStats:
         return data
 
 
+_TOTALS = ("requests", "start_requests", "pages", "retries", "redirected", "items", "callback_errors", "bytes")
+
+
 class StatsCollector:
     """Mutable counters owned by one crawl; also logs each recorded outcome."""
 
@@ -104,6 +107,7 @@ class StatsCollector:
         self.bytes = 0
         self.queued = 0
         self._start_warnings = 0
+        self._earlier_elapsed = 0.0  # seconds crawled by earlier runs of a resumed crawl
         self.started: float | None = None
         self.finished: float | None = None
         self.close_reason: str | None = None
@@ -113,6 +117,29 @@ class StatsCollector:
 
     def start(self) -> None:
         self.started = time.monotonic()
+
+    def totals(self) -> dict[str, Any]:
+        """The counters as plain data, cheaply (a resumable crawl saves them at each checkpoint);
+        ``restore`` takes them back, as it takes a ``CrawlStats.as_dict()``."""
+        data: dict[str, Any] = {name: getattr(self, name) for name in _TOTALS}
+        data["responses"] = {str(k): v for k, v in self.responses.items()}
+        data["failures"] = dict(self.failures)
+        data["filtered"] = dict(self.filtered_by)
+        data["items_dropped"] = dict(self.items_dropped)
+        data["robots_txt"] = dict(self.robots_txt)
+        data["elapsed_s"] = self._elapsed()
+        return data
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Carry the totals of earlier runs of a resumed crawl (``totals()`` or ``CrawlStats.as_dict()``)."""
+        for name in _TOTALS:
+            setattr(self, name, int(saved.get(name, 0)))
+        self.responses = Counter({int(status): n for status, n in saved.get("responses", {}).items()})
+        self.failures = Counter(saved.get("failures", {}))
+        self.filtered_by = Counter(saved.get("filtered", {}))
+        self.items_dropped = Counter(saved.get("items_dropped", {}))
+        self.robots_txt = Counter(saved.get("robots_txt", {}))
+        self._earlier_elapsed = float(saved.get("elapsed_s", 0.0))
 
     def finish(self, reason: str) -> None:
         self.finished = time.monotonic()
@@ -143,6 +170,13 @@ class StatsCollector:
         elif (request.redirects or not by_caller) and debug_enabled():
             self._log.debug("filtered", url=request.url, reason=reason, detail=detail)
 
+    def unstorable(self, request: Request, error: str) -> None:
+        """A request the crawl's state file cannot keep (a lambda callback, a datetime in meta):
+        an error in the spider, named with the request, filtered as ``unstorable``."""
+        self.filtered_by["unstorable"] += 1
+        self.callback_errors += 1
+        self._log.error("unstorable_request", url=request.url, reason=error)
+
     def failed(self, request: Request, reason: str, *, error: str | None = None) -> None:
         self.failures[reason] += 1
         fields = {
@@ -169,8 +203,14 @@ class StatsCollector:
         elif debug_enabled():
             self._log.debug(event, **fields)
 
+    def _elapsed(self) -> float:
+        elapsed = self._earlier_elapsed
+        if self.started is not None:
+            elapsed += (self.finished or time.monotonic()) - self.started
+        return elapsed
+
     def snapshot(self) -> CrawlStats:
-        elapsed = 0.0 if self.started is None else (self.finished or time.monotonic()) - self.started
+        elapsed = self._elapsed()
         return CrawlStats(
             requests=self.requests,
             start_requests=self.start_requests,

@@ -41,6 +41,11 @@ class FrontierStore(Protocol):
         """Record ``fingerprint``; True if it is new."""
         ...
 
+    def accept(self, request: Request) -> None:
+        """``request`` enters the crawl (a new chain): a durable store records it now, before
+        it may wait for its robots.txt; raises ``UnstorableRequest`` if it cannot keep it."""
+        ...
+
     def push(self, request: Request, now: float) -> None:
         """Queue ``request`` (its ``domain`` set); it waits for its ``not_before`` if that is later."""
         ...
@@ -73,6 +78,10 @@ class FrontierStore(Protocol):
 
     def queued(self, key: str) -> int:
         """Requests queued for domain ``key``."""
+        ...
+
+    def finish(self, request: Request) -> None:
+        """``request``'s chain has ended (a page, filtered, or failed): a durable store forgets it."""
         ...
 
     def domains(self) -> list[str]:
@@ -173,6 +182,9 @@ class MemoryStore:
     def see(self, fingerprint: int) -> bool:
         return self.seen.add(fingerprint)
 
+    def accept(self, request: Request) -> None:
+        return None  # nothing outlives the process
+
     def push(self, request: Request, now: float) -> None:
         key = request.domain
         queue = self._queues.get(key)
@@ -182,7 +194,7 @@ class MemoryStore:
             heapq.heappush(queue.delayed, (request.not_before, next(self._seq), request))
             at = request.not_before
         else:
-            queue.push(request.priority, self._compact(request))
+            queue.push(request.priority, self._compact(request) if request.chain == 0 else request)
             at = now
         if key in self._at_concurrency:
             return  # a freed slot schedules it
@@ -294,6 +306,9 @@ class MemoryStore:
         self._over_budget.clear()
 
     # -- the state -------------------------------------------------------------------------
+
+    def finish(self, request: Request) -> None:
+        return None  # nothing outlives the process
 
     def has_unbudgeted(self) -> bool:
         return any(not uses_budget(entry) for queue in self._queues.values() for entry in queue.entries())

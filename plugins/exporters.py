@@ -14,18 +14,41 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from crawler import Pipeline, Spider, item_to_dict
+from crawler import Pipeline, ResumableExporter, Spider, item_to_dict
 
 __all__ = ["CsvExporter", "JsonLinesExporter", "exporter_for"]
 
 
-class _FileExporter(Pipeline):
+class _FileExporter(ResumableExporter):
     def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         self.path = Path(path)
         self.overwrite = overwrite
         self._file: IO[str] | None = None
+        self._resume_at: int | None = None
+        self._position = 0  # where the output ended when last seen (before open: where it resumes)
+
+    @property
+    def key(self) -> str:
+        return str(self.path.resolve())
+
+    def position(self) -> int:
+        return self._file.tell() if self._file is not None else self._position
+
+    def resume_at(self, position: int) -> None:
+        self._resume_at = self._position = position
+
+    def _cut_back(self) -> None:
+        """A resumed crawl: drop what was written after its checkpoint (a torn last line included)."""
+        if self._resume_at is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as existing:
+            existing.truncate(min(self._resume_at, existing.seek(0, os.SEEK_END)))
+        self._resume_at = None
+        self.overwrite = False  # -O replaces the file when a crawl starts, never when it resumes
 
     async def open(self, spider: Spider) -> None:
+        self._cut_back()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Held open for the whole crawl and closed in close(), which the crawler always calls.
         self._file = open(self.path, "w" if self.overwrite else "a", encoding="utf-8", newline="")  # noqa: SIM115
@@ -33,6 +56,7 @@ class _FileExporter(Pipeline):
     async def close(self, spider: Spider) -> None:
         file, self._file = self._file, None
         if file is not None:
+            self._position = file.tell()
             file.close()
 
     def _write(self, text: str) -> None:
@@ -60,6 +84,7 @@ class CsvExporter(_FileExporter):
         self._fields: list[str] | None = None
 
     async def open(self, spider: Spider) -> None:
+        self._cut_back()
         if not self.overwrite and self.path.exists() and self.path.stat().st_size:
             with open(self.path, encoding="utf-8", newline="") as existing:
                 self._fields = next(csv.reader(existing), None)

@@ -1,0 +1,110 @@
+"""Requests as data: what a durable store writes, and reads back after a restart.
+
+A stored request is JSON: its URL, method, headers, body (base64), cookies, priority, depth,
+``dont_filter``, its callback and errback *by the name of the spider method*, and ``meta`` /
+``cb_kwargs`` as JSON. Nothing read back is unpickled or evaluated; a callback name is looked
+up on the spider class, nothing else. A request that cannot be stored this way (a lambda as
+callback, a ``datetime`` in ``meta``) fails when it is queued, with an error naming the
+request and the key, never later when a resumed crawl tries to read it back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from ._request import Request
+
+__all__ = ["RequestCodec", "UnstorableRequest"]
+
+
+class UnstorableRequest(TypeError):
+    """The request holds something a durable store cannot keep as data."""
+
+
+class RequestCodec:
+    """Turns requests of one spider into JSON text and back."""
+
+    def __init__(self, spider: object) -> None:
+        self._spider = spider
+
+    def encode(self, request: Request) -> str:
+        data: dict[str, Any] = {"url": request.url}
+        if request.method != "GET":
+            data["method"] = request.method
+        if request._headers:
+            data["headers"] = request._headers
+        if request.body is not None:
+            data["body"] = base64.b64encode(request.body).decode("ascii")
+        if request.cookies:
+            data["cookies"] = request.cookies
+        if request.priority:
+            data["priority"] = request.priority
+        if request.depth:
+            data["depth"] = request.depth
+        if request.dont_filter:
+            data["dont_filter"] = True
+        for key in ("callback", "errback"):
+            name = self._method_name(request, key)
+            if name is not None:
+                data[key] = name
+        if request._meta:
+            data["meta"] = request._meta
+        if request._cb_kwargs:
+            data["cb_kwargs"] = request._cb_kwargs
+        try:
+            return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError):
+            raise UnstorableRequest(f"{request!r} cannot be stored: {self._culprit(data)}") from None
+
+    def decode(self, text: str) -> Request:
+        data = json.loads(text)
+        body = data.get("body")
+        request = Request(
+            data["url"],
+            callback=self._method(data.get("callback")),
+            errback=self._method(data.get("errback")),
+            method=data.get("method", "GET"),
+            headers=data.get("headers"),
+            body=base64.b64decode(body) if body is not None else None,
+            meta=data.get("meta"),
+            cb_kwargs=data.get("cb_kwargs"),
+            priority=data.get("priority", 0),
+            dont_filter=data.get("dont_filter", False),
+            cookies=data.get("cookies"),
+        )
+        request.depth = data.get("depth", 0)
+        return request
+
+    def _method_name(self, request: Request, key: str) -> str | None:
+        function = getattr(request, key)
+        if function is None:
+            return None
+        name = getattr(function, "__name__", None)
+        bound_here = getattr(function, "__self__", None) is self._spider
+        if bound_here and name and getattr(self._spider, name, None) == function:
+            return str(name)
+        raise UnstorableRequest(
+            f"{request!r} cannot be stored: its {key} {function!r} is not a method of the spider "
+            "(a durable store keeps callbacks by method name)"
+        )
+
+    def _method(self, name: str | None) -> Any:
+        if name is None:
+            return None
+        method = getattr(type(self._spider), name, None)
+        if not callable(method):
+            raise UnstorableRequest(f"the spider has no method {name!r}: the stored crawl was made by another spider")
+        return getattr(self._spider, name)
+
+    @staticmethod
+    def _culprit(data: dict[str, Any]) -> str:
+        """Which key of meta / cb_kwargs (or which field) holds what JSON cannot keep."""
+        for field in ("meta", "cb_kwargs", "headers", "cookies"):
+            for key, value in (data.get(field) or {}).items() if isinstance(data.get(field), dict) else ():
+                try:
+                    json.dumps(value, allow_nan=False)
+                except (TypeError, ValueError) as exc:
+                    return f"{field}[{key!r}] is not JSON data ({exc})"
+        return "a field is not JSON data"

@@ -1,0 +1,228 @@
+"""Pause and resume (``--state``): real crawler subprocesses killed with SIGKILL at random
+moments, then resumed to the end, against a site served from this test's process (so it
+outlives every crawler and keeps its port)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import random
+import signal
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from crawler import Crawler, Request, Spider, SpiderLoadError
+
+PAGES = 400
+CONCURRENCY = 6
+
+SPIDER = '''
+from crawler import Spider
+
+CONCURRENCY = @CONCURRENCY@
+
+
+class ShopSpider(Spider):
+    name = "shop"
+    settings = {"rate_limit": 0, "domain_concurrency": CONCURRENCY, "concurrency": CONCURRENCY,
+                "obey_robots": False, "retries": 0}
+
+    def __init__(self, base, **kwargs):
+        super().__init__(**kwargs)
+        self.start_urls = [base + "/"]
+
+    async def parse(self, response):
+        title = response.css("h1::text").get()
+        if title:
+            yield {"url": response.url, "title": title, "note": "é, \\"quoted\\", a,comma"}
+        for request in response.follow_all(css="a"):
+            yield request
+'''.replace("@CONCURRENCY@", str(CONCURRENCY))
+
+
+def shop(server) -> list[str]:
+    """A hub and PAGES product pages, each linking to a few others; pages answer in 20-60 ms."""
+    rng = random.Random(3)
+    paths = [f"/p/{i}" for i in range(PAGES)]
+    server.route("/", "".join(f'<a href="{p}">{p}</a>' for p in paths[:10]))
+    for i, path in enumerate(paths):
+        targets = [paths[(i + k) % PAGES] for k in (1, 2, 7, 31)] + [rng.choice(paths)]
+        body = f"<h1>Product {i}</h1>" + "".join(f'<a href="{t}">{t}</a>' for t in targets)
+
+        async def page(request: web.Request, body: str = body) -> web.Response:
+            await asyncio.sleep(rng.uniform(0.02, 0.06))
+            return web.Response(text=f"<html><body>{body}</body></html>", content_type="text/html")
+
+        server.route(path, page)
+    return paths
+
+
+async def run_crawler(tmp_path: Path, *args: str, kill_after: float | None = None, sigint_after: float | None = None):
+    """Run the CLI; with ``kill_after``, SIGKILL it then. Returns (exit code, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crawler", "run", str(tmp_path / "spider.py"), *args,
+        cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    signal_after = kill_after if kill_after is not None else sigint_after
+    if signal_after is not None:
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=signal_after)
+        except TimeoutError:
+            proc.send_signal(signal.SIGKILL if kill_after is not None else signal.SIGINT)
+    stderr = await asyncio.wait_for(proc.stderr.read(), timeout=90)  # type: ignore[union-attr]
+    code = await asyncio.wait_for(proc.wait(), timeout=90)
+    return code, stderr.decode("utf-8", "replace")
+
+
+def read_items(path: Path, fmt: str) -> list[dict]:
+    text = path.read_text(encoding="utf-8")
+    assert text.endswith("\n"), "the last line is whole"
+    if fmt == "jsonl":
+        return [json.loads(line) for line in text.splitlines()]
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert all(set(row) == {"url", "title", "note"} for row in rows), "one header, whole rows"
+    return rows
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+async def test_kill_9_at_random_moments_then_resume_gives_every_item_exactly_once(server, tmp_path, fmt):
+    paths = shop(server)
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    out = tmp_path / f"items.{fmt}"
+    args = ["-a", f"base={server.url('').rstrip('/')}", "-o", str(out), "--state", "crawl.db",
+            "--stats", "stats.json", "--log-level", "WARNING"]
+    rng = random.Random(11)
+    kills = 0
+    for _ in range(4):
+        code, stderr = await run_crawler(tmp_path, *args, kill_after=rng.uniform(0.5, 1.0))
+        if code == 0:  # finished before the kill
+            break
+        assert code == -signal.SIGKILL, stderr
+        kills += 1
+    code, stderr = await run_crawler(tmp_path, *args)
+    assert code == 0, stderr
+    assert kills >= 3, "the kills came before the crawl could finish"
+
+    items = read_items(out, fmt)
+    urls = Counter(item["url"] for item in items)
+    assert urls == Counter({server.url(p): 1 for p in paths}), "every product exactly once"
+    assert all(item["note"] == 'é, "quoted", a,comma' for item in items)
+    fetches = Counter(hit.path for hit in server.hits)
+    assert set(fetches) == {"/", *paths}, "nothing queued before a kill was lost"
+    refetched = sum(fetches.values()) - len(fetches)
+    # Fetched again: only what was in flight at a kill, or ended after the last checkpoint
+    # (one per CONCURRENCY // 4 ended chains).
+    assert refetched <= kills * (CONCURRENCY + max(1, CONCURRENCY // 4)), (kills, refetched)
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["items"] == PAGES and stats["pages"] == PAGES + 1  # totals across all runs
+    assert stats["close_reason"] == "finished"
+
+    # Run again: finished, nothing fetched, exit 0.
+    before = len(server.hits)
+    code, stderr = await run_crawler(tmp_path, *args)
+    assert code == 0 and "already finished" in stderr, stderr
+    assert len(server.hits) == before
+    assert read_items(out, fmt) == items
+
+
+async def test_ctrl_c_pauses_and_the_same_command_resumes(server, tmp_path):
+    paths = shop(server)
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    args = ["-a", f"base={server.url('').rstrip('/')}", "-o", "items.jsonl", "--state", "crawl.db",
+            "--stats", "stats.json", "--log-level", "WARNING"]
+    code, stderr = await run_crawler(tmp_path, *args, sigint_after=0.8)
+    assert code == 130, stderr
+    paused = json.loads((tmp_path / "stats.json").read_text())
+    assert 0 < paused["items"] < PAGES
+    code, stderr = await run_crawler(tmp_path, *args)
+    assert code == 0, stderr
+    items = read_items(tmp_path / "items.jsonl", "jsonl")
+    assert sorted(i["url"] for i in items) == sorted(server.url(p) for p in paths)
+    fetches = Counter(hit.path for hit in server.hits)
+    assert max(fetches.values()) == 1, "a clean pause refetches nothing"
+    assert json.loads((tmp_path / "stats.json").read_text())["items"] == PAGES
+
+
+def test_a_state_file_of_another_spider_is_refused(tmp_path):
+    spider = tmp_path / "spider.py"
+    spider.write_text(SPIDER, encoding="utf-8")
+    other = tmp_path / "other.py"
+    other.write_text(SPIDER.replace('name = "shop"', 'name = "other"'), encoding="utf-8")
+    import subprocess
+
+    def run(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "crawler", "run", str(path), "-a", "base=htp://nowhere", "--state", "crawl.db"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )
+
+    assert run(spider).returncode == 1  # no pages (a bad URL), but the state file is now the shop's
+    result = run(other)
+    assert result.returncode == 2
+    assert "holds a crawl of the spider 'shop', not 'other'" in result.stderr
+
+
+async def test_changed_settings_apply_when_a_crawl_resumes(server, tmp_path):
+    paths = shop(server)
+
+    class S(Spider):
+        name = "shop"
+        start_urls = [server.url("/")]
+
+        async def parse(self, response):
+            if response.css("h1"):
+                yield {"url": response.url}
+            for request in response.follow_all(css="a"):
+                yield request
+
+    state = str(tmp_path / "crawl.db")
+    base = {"rate_limit": 0, "domain_concurrency": 4, "obey_robots": False, "state": state}
+    first = await Crawler(S(), {**base, "max_pages": 20}).run()
+    assert first.close_reason == "max_pages" and first.pages == 20
+    second = await Crawler(S(), {**base, "max_pages": 50}).run()  # a higher limit: 30 more pages
+    assert second.pages == 50 and second.close_reason == "max_pages"
+    third = await Crawler(S(), base).run()  # no limit: to the end
+    assert third.close_reason == "finished" and third.pages == PAGES + 1
+    assert Counter(hit.path for hit in server.hits) == Counter({"/": 1, **{p: 1 for p in paths}})
+
+
+async def test_a_request_that_cannot_be_stored_fails_at_enqueue_naming_it(server, tmp_path, caplog):
+    server.route("/", "<a href='/next'>next</a>")
+    server.route("/next", "<h1>next</h1>")
+
+    class S(Spider):
+        start_urls = [server.url("/")]
+
+        async def parse(self, response):
+            yield Request(server.url("/next"), callback=lambda r: None)  # not a spider method
+            yield Request(server.url("/next?2"), meta={"when": object()})
+
+    stats = await Crawler(S(), {"rate_limit": 0, "obey_robots": False, "state": str(tmp_path / "c.db")}).run()
+    assert stats.filtered == {"unstorable": 2} and stats.pages == 1
+    messages = [r for r in caplog.records if r.getMessage() == "unstorable_request"]
+    assert len(messages) == 2
+    assert "is not a method of the spider" in messages[0].reason
+    assert "meta['when']" in messages[1].reason
+
+
+def test_bad_state_path_is_a_usage_error(tmp_path):
+    import subprocess
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "spider.py").write_text(textwrap.dedent(SPIDER), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "crawler", "run", "spider.py", "-a", "base=http://x", "--state", "afile/c.db"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and "afile is not a directory" in result.stderr
+
+
+def test_spider_load_error_is_exported():
+    assert issubclass(SpiderLoadError, Exception)
