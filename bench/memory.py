@@ -91,6 +91,53 @@ def measure_seen(count: int, out: multiprocessing.Queue) -> None:
     )
 
 
+def measure_state(count: int, out: multiprocessing.Queue) -> None:
+    """A state file (--state) holding ``count`` queued URLs and as many seen fingerprints:
+    bytes on disk per URL, from SQLite's dbstat."""
+    import sqlite3
+    import tempfile
+    from pathlib import Path
+
+    from crawler import Request, Settings, Spider
+    from crawler._codec import RequestCodec
+    from crawler._pacer import MemoryPacer
+    from crawler._sqlite_store import SqliteStore
+    from crawler._url import fingerprint
+
+    class Shop(Spider):
+        async def parse(self, response: object) -> None:
+            return None
+
+    spider = Shop()
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "state.db"
+        store = SqliteStore(path, MemoryPacer(Settings()), RequestCodec(spider))
+        store.open()
+        started = time.perf_counter()
+        for i in range(count):
+            url = f"http://shop-{i % 100:03d}.example.com/catalog/item/{i:09d}.html?ref=listing"
+            request = Request(url, callback=spider.parse)
+            request.depth = 3
+            store.see(fingerprint(url))
+            store.accept(request)
+            if i % 10_000 == 9_999:
+                store.checkpoint()
+        store.aclose_sync()
+        elapsed = time.perf_counter() - started
+        db = sqlite3.connect(path)
+        sizes = dict(db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall())
+        db.close()
+        out.put(
+            {
+                "urls": count,
+                "file_mib": round(path.stat().st_size / 2**20, 1),
+                "bytes_per_queued_url": round(sizes.get("queue", 0) / count, 1),
+                "bytes_per_seen_url": round(sizes.get("seen", 0) / count, 1),
+                "us_per_url": round(elapsed / count * 1e6, 2),
+            }
+        )
+
+
 def _stdlib_set_cost(n: int = 1_000_000) -> float:
     import random
 
@@ -124,9 +171,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queued", type=int, default=1_000_000)
     parser.add_argument("--seen", type=int, default=5_000_000)
+    parser.add_argument("--state", type=int, default=1_000_000, help="URLs in the state-file measurement (0: skip)")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     results = {"queued": _run(measure_queued, args.queued), "seen": _run(measure_seen, args.seen)}
+    if args.state:
+        results["state"] = _run(measure_state, args.state)
     q, s = results["queued"], results["seen"]
     print(f"queued: {q['queued']:,} URLs ({q['url_chars']} chars) over {q['domains']} domains: "
           f"{q['rss_growth_mib']} MiB, {q['bytes_per_queued_url']} B/URL (target <= 250), "
@@ -134,6 +184,11 @@ def main() -> int:
     print(f"seen:   {s['seen']:,} fingerprints: {s['rss_growth_mib']} MiB, {s['bytes_per_seen_url']} B/URL "
           f"(tables {s['table_bytes_per_seen_url']} B/URL; target <= 32; a stdlib set costs "
           f"{s['stdlib_set_bytes_per_int_for_comparison']} B/int), {s['add_us_per_fingerprint']} us per add")
+    if "state" in results:
+        d = results["state"]
+        print(f"state:  {d['urls']:,} queued + seen URLs in a --state file: {d['file_mib']} MiB on disk, "
+              f"{d['bytes_per_queued_url']} B per queued URL, {d['bytes_per_seen_url']} B per seen URL, "
+              f"{d['us_per_url']} us per URL")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

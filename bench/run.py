@@ -43,8 +43,10 @@ What it does, from the repository root (``python bench/run.py``):
 
 Modes:
 
-* default: 20,000 pages, 5 + 5 runs, then politeness (about 4 minutes on 2 cores);
-* ``--quick``: 5,000 pages, 3 + 3 runs, then politeness;
+* default: 20,000 pages, 5 runs each of the crawler, the crawler with a state file
+  (``--state``, SQLite; ``--no-state`` skips it) and the floor, alternating, then politeness
+  (about 5 minutes on 2 cores);
+* ``--quick``: 5,000 pages, 3 runs each, then politeness;
 * ``--smoke``: 200 pages, one run each, item counts checked (not timed figures, not the
   digest); finishes in a few seconds, exit 0 or 1 (for a pytest smoke test);
 * ``--politeness``: the politeness scenario alone; ``--no-politeness`` skips it;
@@ -104,6 +106,8 @@ EXIT_INTERRUPTED = 130
 
 ALIAS_COUNT = 50  # 127.0.0.2 ... 127.0.0.51
 ALIAS_FIRST = 2
+#: Ours, run alternately: the crawler in memory, the crawler with a state file, the floor.
+OURS = ("crawler", "crawler_state", "floor")
 
 
 def _load_site_module() -> ModuleType:
@@ -380,6 +384,9 @@ class Contender:
 
     def command(self, url: str, out: Path, stats: Path, concurrency: int) -> list[str]:
         py = self.python
+        if self.key == "crawler_state":  # the same crawl, resumable: a fresh state file per run
+            plain = Contender("crawler", "", py, None, True).command(url, out, stats, concurrency)
+            return [*plain, "--state", str(out.with_suffix(".state.db"))]
         if self.key == "crawler":
             return [
                 py,
@@ -473,7 +480,7 @@ class Bench:
         if self.args.run_timeout:
             return self.args.run_timeout
         # ours and the floor: at least 100 pages/s; the peers: at least 20 pages/s
-        return 30 + self.pages / (100 if key in ("crawler", "floor") else 20)
+        return 30 + self.pages / (100 if key in OURS else 20)
 
     def run_once(self, who: Contender, index: int, total: int, label: str) -> dict:
         self.counter += 1
@@ -481,7 +488,7 @@ class Bench:
         out, stats, log = self.work / f"{tag}.jsonl", self.work / f"{tag}.stats.json", self.work / f"{tag}.log"
         cmd = who.command(self.url, out, stats, self.args.concurrency)
         cwd = REPO
-        if who.key not in ("crawler", "floor"):  # peers may write ./storage and the like
+        if who.key not in OURS:  # peers may write ./storage and the like
             cwd = self.work / f"{tag}.cwd"
             cwd.mkdir()
         timeout = self.timeout_for(who.key)
@@ -513,8 +520,10 @@ class Bench:
         elif child.exit_code != 0:
             record["problems"].insert(0, f"exit code {child.exit_code}")
         record["ok"] = not record["problems"]
-        if who.key == "crawler":
+        if who.key in ("crawler", "crawler_state"):
             record["self_reported"] = _self_reported(stats)  # diagnosis only, never a figure
+        if who.key == "crawler_state":
+            record["state_disk"] = _state_disk(out.with_suffix(".state.db"))
         if not record["ok"]:
             record["log_tail"] = _tail(log, 15)
             self.failures.append(f"{who.label} run {index}: " + "; ".join(record["problems"]))
@@ -529,8 +538,8 @@ class Bench:
         return record
 
     def throughput(self, contenders: list[Contender]) -> None:
-        ours = [c for c in contenders if c.key in ("crawler", "floor")]
-        peers = [c for c in contenders if c.key not in ("crawler", "floor") and c.available]
+        ours = [c for c in contenders if c.key in OURS]
+        peers = [c for c in contenders if c.key not in OURS and c.available]
         runs = self.args.runs
         total = runs * len(ours) + self.args.peer_runs * len(peers)
         print(f"\nthroughput: {self.pages:,} pages from {self.url}, concurrency {self.args.concurrency}", flush=True)
@@ -684,6 +693,31 @@ def _tail(path: Path, lines: int) -> list[str]:
 # -- the report --------------------------------------------------------------------------------------
 
 
+def _state_disk(path: Path) -> dict[str, Any]:
+    """The state file's size, and bytes on disk per seen and per queued URL (SQLite's dbstat)."""
+    import sqlite3
+
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(path)
+    try:
+        seen = db.execute("SELECT count(*) FROM seen").fetchone()[0]
+        queued = db.execute("SELECT count(*) FROM queue").fetchone()[0]
+        sizes = dict(db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall())
+    except sqlite3.Error as exc:
+        return {"error": str(exc)}
+    finally:
+        db.close()
+    files = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+    return {
+        "file_bytes": files,
+        "seen_rows": seen,
+        "queue_rows": queued,
+        "seen_bytes_per_url": round(sizes.get("seen", 0) / seen, 1) if seen else None,
+        "queue_bytes_per_url": round(sizes.get("queue", 0) / queued, 1) if queued else None,
+    }
+
+
 def summarize(who: Contender, floor_median: float | None) -> dict:
     good = [r for r in who.runs if r["ok"]]
     summary: dict[str, Any] = {"runs": len(who.runs), "ok_runs": len(good)}
@@ -772,6 +806,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     only = ap.add_mutually_exclusive_group()
     only.add_argument("--politeness", action="store_true", help="only the politeness scenario")
     only.add_argument("--no-politeness", action="store_true", help="skip the politeness scenario")
+    ap.add_argument("--no-state", action="store_true", help="skip the crawler --state (SQLite) runs")
     ap.add_argument("--concurrency", type=int, default=64, help="throughput concurrency for every crawler (64)")
     ap.add_argument("--python", default=sys.executable, help="interpreter for the crawler and the floor")
     ap.add_argument("--scrapy-python", help=f"interpreter with Scrapy (default {PEERS_PYTHON}, else scrapy on PATH)")
@@ -880,6 +915,11 @@ def _main(args: argparse.Namespace, nginx_bin: str, children: Children, work: Pa
             ours_version is not None,
             note="" if ours_version else f"cannot import crawler with {args.python}",
         ),
+        *(
+            []
+            if args.no_state
+            else [Contender("crawler_state", "crawler --state (SQLite)", args.python, ours_version, bool(ours_version))]
+        ),
         Contender(
             "floor",
             "raw aiohttp floor",
@@ -895,7 +935,7 @@ def _main(args: argparse.Namespace, nginx_bin: str, children: Children, work: Pa
             return EXIT_USAGE
     if args.peers:
         contenders += [find_peer("scrapy", args.scrapy_python), find_peer("crawlee", args.crawlee_python)]
-        for who in contenders[2:]:
+        for who in contenders[len(OURS) - args.no_state :]:
             if not who.available:
                 print(f"note: {who.label} skipped: {who.note}", flush=True)
 
@@ -906,7 +946,7 @@ def _main(args: argparse.Namespace, nginx_bin: str, children: Children, work: Pa
     if politeness is not None:
         politeness["trim"] = args.trim
 
-    floor_summary = summarize(contenders[1], None)
+    floor_summary = summarize(next(c for c in contenders if c.key == "floor"), None)
     floor_median = floor_summary.get("pages_per_s_median")
     summaries = {who.key: summarize(who, floor_median) for who in contenders if who.available}
     lines: list[str] = []
