@@ -360,7 +360,8 @@ class Crawler:
                 items = self._page_items()
                 if request.errback is not None:
                     await self._run_callback(request.errback, outcome, request, sink=items)
-                await self._end_chain(request, items)
+                if items is not None:  # with a state file; else the memory store has nothing to end
+                    await self._end_chain(request, items)
             else:
                 self._stats.pages += 1
                 callback = request.callback or self.spider.parse
@@ -368,9 +369,10 @@ class Crawler:
                 filtered: dict[str, int] | None = {} if debug_enabled() else None
                 screen = frontier.links
                 outcome._screen = screen if filtered is None else functools.partial(screen, counts=filtered)
-                items = self._page_items()
+                items = [] if self._resume is not None else None
                 await self._run_callback(callback, outcome, request, filtered, sink=items)
-                await self._end_chain(request, items)
+                if items is not None:  # with a state file; else the memory store has nothing to end
+                    await self._end_chain(request, items)
         finally:
             frontier.release()
             slots.release()
