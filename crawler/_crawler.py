@@ -32,7 +32,6 @@ from ._request import Request
 from ._response import Response
 from ._resume import Resume
 from ._retry import RetryMiddleware
-from ._robots import MAX_ROBOTS_REDIRECTS
 from ._settings import Settings
 from ._spider import Spider, check_declaration
 from ._stats import CrawlStats, StatsCollector
@@ -44,6 +43,7 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _END = object()  # end-of-stream marker for items() subscribers
 _T = TypeVar("_T")
 _CREDENTIAL_HEADERS = frozenset({"cookie", "authorization"})
+_HANDLE_KEYS = frozenset({"handle_statuses", "handle_httpstatus_list", "handle_httpstatus_all"})
 
 
 class CrawlerState(enum.Enum):
@@ -323,47 +323,28 @@ class Crawler:
             try:
                 outcome = await self._download(request)
             except asyncio.CancelledError:
-                if not request.internal:
-                    self._stats.count_filtered("cancelled")  # its one outcome, even now
+                frontier.cancelled(request)
                 raise
             except IgnoreRequest as exc:
-                if request.internal:  # a middleware refused robots.txt: its origin must still be settled
-                    request.errback(Failure(request, exc.reason, exc))  # type: ignore[misc]
-                    return
-                frontier.refund_page()
-                self._stats.filtered(request, exc.reason)
-                frontier.finish(request)
+                frontier.ignored(request, exc)
                 return
             except Exception as exc:  # a middleware's bug must not end the crawl
                 self._log.error("internal_error", url=request.url, reason=repr(exc), exc_info=exc)
                 outcome = Failure(request, "internal_error", exc)
             finally:
                 frontier.download_done(request)
+            # The frontier records the outcome; the spider sees only what is its own.
             if isinstance(outcome, Request):
-                if outcome.redirects > request.redirects:
-                    self._stats.redirected += 1
-                    if frontier.add(outcome) is not None:
-                        if outcome.internal:  # robots.txt redirected somewhere unusable: settle its origin
-                            request.errback(Failure(outcome, "bad_url"))  # type: ignore[misc]
-                        else:
-                            frontier.refund_page()  # the chain ends here without a page
-                            frontier.finish(request)
-                else:
-                    self._stats.retries += 1
-                    frontier.requeue(outcome)
-            elif request.internal:  # robots.txt: the frontier's own callbacks, not a page
-                self._stats.robots_txt[outcome.reason if isinstance(outcome, Failure) else "fetched"] += 1
-                (request.errback if isinstance(outcome, Failure) else request.callback)(outcome)  # type: ignore[misc]
+                frontier.followed(request, outcome)
             elif isinstance(outcome, Failure):
-                frontier.refund_page()
-                self._stats.failed(request, outcome.reason, error=_describe(outcome.exception))
+                if not frontier.failed(request, outcome):
+                    return
                 items = self._page_items()
                 if request.errback is not None:
                     await self._run_callback(request.errback, outcome, request, sink=items)
                 if items is not None:  # with a state file; else the memory store has nothing to end
                     await self._end_chain(request, items)
-            else:
-                self._stats.pages += 1
+            elif frontier.answered(request, outcome):
                 callback = request.callback or self.spider.parse
                 # At DEBUG, the links the page's follow_all drops join its one summary event.
                 filtered: dict[str, int] | None = {} if debug_enabled() else None
@@ -419,16 +400,20 @@ class Crawler:
         status = response.status
         if 200 <= status < 300:
             return response
-        if not request.internal and (
-            status in self.settings.handle_statuses or (request._meta and _handles(request._meta, status))
-        ):
+        meta = request._meta
+        if meta and not _HANDLE_KEYS.isdisjoint(meta):  # the request's own list replaces the setting
+            handled = _handles(meta, status)
+        else:
+            handled = status in self.settings.handle_statuses
+        if handled:
             return response
         if status in _REDIRECT_STATUSES and "Location" in response.headers:
             return self._redirect(request, response)
         return Failure(request, f"http_{status}", response=response)
 
     def _redirect(self, request: Request, response: Response) -> Request | Failure:
-        limit = MAX_ROBOTS_REDIRECTS if request.internal else self.settings.max_redirects
+        meta = request._meta
+        limit = meta.get("max_redirects", self.settings.max_redirects) if meta else self.settings.max_redirects
         if request.redirects >= limit:
             return Failure(request, "max_redirects", response=response)
         target = join(request.url, response.headers["Location"])  # RFC 9110: against the request URL
@@ -598,8 +583,9 @@ def _host(url: str) -> str | None:
 
 
 def _handles(meta: Mapping[str, Any], status: int) -> bool:
-    """The request's own ``handle_statuses`` (a list, one status, or True for every status);
-    Scrapy's ``handle_httpstatus_list`` / ``handle_httpstatus_all`` meta keys are read the same way."""
+    """The request's own ``handle_statuses`` (a list, one status, or True for every status),
+    which replaces the setting for it, as Scrapy's ``handle_httpstatus_list`` /
+    ``handle_httpstatus_all`` meta keys do (read the same way)."""
     if meta.get("handle_statuses") is True or meta.get("handle_httpstatus_all") is True:
         return True
     for key in ("handle_statuses", "handle_httpstatus_list"):
@@ -626,13 +612,6 @@ def _per_crawl(entries: Iterable[_T | type[_T]]) -> tuple[_T, ...]:
                 ) from exc
         made.append(entry)
     return tuple(made)
-
-
-def _describe(exc: BaseException | None) -> str | None:
-    if exc is None:
-        return None
-    cause = exc.__cause__
-    return f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
 
 
 def _summary_fields(stats: CrawlStats) -> dict[str, Any]:

@@ -21,12 +21,13 @@ import math
 from collections.abc import Callable, Iterable
 
 from ._codec import UnstorableRequest
+from ._exceptions import IgnoreRequest
 from ._failure import Failure
 from ._links import LinkScreen
 from ._pacer import MemoryPacer, Pacer
 from ._request import Request
 from ._response import Response
-from ._robots import MAX_ROBOTS_BYTES, RobotsCache, origin_of
+from ._robots_gate import RobotsGate
 from ._settings import Settings
 from ._stats import DomainStats, StatsCollector
 from ._store import FrontierStore, MemoryStore, uses_budget
@@ -37,7 +38,6 @@ __all__ = ["Frontier"]
 # Slack added to computed wake-up times so a token bucket that leaks in floating point has
 # surely refilled when we look again (avoids a burst of zero-length sleeps).
 _WAKE_SLACK = 0.0001
-_ROBOTS_PRIORITY = 1 << 30
 
 
 class Frontier:
@@ -72,8 +72,7 @@ class Frontier:
         #: A resumed crawl whose start() runs again: start requests already accepted are skipped,
         #: even the ones that skip dedupe (start_urls' requests do).
         self.resumed = False
-        self._robots = RobotsCache(settings.user_agent, self._clock) if settings.obey_robots else None
-        self._parked: dict[str, list[Request]] = {}  # origin -> requests waiting for its robots.txt
+        self._robots = RobotsGate(self, settings.user_agent, self._clock) if settings.obey_robots else None
         # Records a request that fails here (robots_unavailable); the engine runs its errback.
         self._on_failure = on_failure or (lambda request, reason, error: stats.failed(request, reason, error=error))
         self._closed = False
@@ -125,7 +124,7 @@ class Frontier:
                 stats.filtered(request, reason, by_caller=True)
                 return reason
             if self._robots is not None:
-                return self._check_robots(request, by_caller=True)
+                return self._robots.check(request, by_caller=True)
             self._push(request)
             return None
         stats.filtered(request, reason, by_caller=True)
@@ -150,7 +149,7 @@ class Frontier:
         elif (max_depth := self._settings.max_depth) is not None and request.depth > max_depth:
             reason = "depth"
         elif self._robots is not None:
-            self._check_robots(request, by_caller=False)
+            self._robots.check(request, by_caller=False)
             return
         else:
             self._push(request)
@@ -183,95 +182,60 @@ class Frontier:
         self._stats.queued += 1
         self._wakeup.set()
 
-    # -- robots.txt ------------------------------------------------------------------------
+    # -- outcomes: every request's one outcome is recorded here ------------------------------
 
-    def _check_robots(self, request: Request, *, by_caller: bool) -> str | None:
-        """Queue, park or end ``request`` by its origin's robots.txt.
-
-        ``by_caller``: called from ``add``, whose caller gets the reason back (and logs the
-        page's summary, refunds a redirect hop); else a parked request is being released,
-        and its outcome is wholly settled here.
-        """
-        robots = self._robots
-        assert robots is not None
-        origin = origin_of(request.url)
-        verdict = robots.verdict(origin, request.url)
-        if verdict is True:
-            self._push(request)
-            return None
-        if verdict is False:
-            self._stats.filtered(request, "robots", by_caller=by_caller)
-            if not by_caller:
-                self._refund_hop(request)
-                self._store.finish(request)
-            return "robots"
-        why = robots.unavailable(origin)
-        if why is not None:
-            self._on_failure(request, "robots_unavailable", why)
-            if not by_caller:
-                self._refund_hop(request)
-            return "robots_unavailable"
-        parked = self._parked.get(origin)
-        if parked is None:
-            parked = self._parked[origin] = []
-            fetch = Request(
-                origin + "/robots.txt",
-                callback=self._robots_loaded,
-                errback=self._robots_failed,
-                dont_filter=True,
-                priority=_ROBOTS_PRIORITY,
-                meta={
-                    "max_response_bytes": MAX_ROBOTS_BYTES,
-                    "truncate_body": True,
-                    "robots_origin": origin,
-                    "robots_domain": request.domain,
-                },
-            )
-            fetch.internal = True
-            fetch.domain = request.domain
-            self._push(fetch)
-        parked.append(request)
-        self._stats.queued += 1
-        return None
-
-    def _refund_hop(self, request: Request) -> None:
-        """A parked redirect hop that ends here ends its chain without a page."""
-        if request.redirects:  # (a hop never uses the page budget: see _uses_budget)
-            self.refund_page()
-
-    def _robots_loaded(self, response: Response) -> None:
-        assert self._robots is not None
-        origin = response.request.meta["robots_origin"]
-        rules = self._robots.loaded(origin, response.body)
-        floor = rules.min_interval()
-        if floor:
-            self._pacer.set_floor(response.request.meta["robots_domain"], floor)
-        self._release_parked(origin)
-
-    def _robots_failed(self, failure: Failure) -> None:
-        assert self._robots is not None
-        origin = failure.request.meta["robots_origin"]
-        status = failure.response.status if failure.response is not None else None
-        client_error = status is not None and 400 <= status < 500 and status != 429
-        if failure.reason in ("max_redirects", "bad_url") or client_error:
-            # RFC 9309 2.3.1.3: an "unavailable" robots.txt (4xx, more than 5 redirects, or a
-            # redirect we cannot follow) means there are no rules.
-            self._robots.allow_all(origin)
+    def followed(self, request: Request, then: Request) -> None:
+        """The download gave the next request of the same chain: a redirect hop or a retry."""
+        if then.redirects > request.redirects:
+            self._stats.redirected += 1
+            if self.add(then) is not None:  # the hop ended here (filtered, or robots)
+                if then.internal:  # robots.txt redirected somewhere unusable: settle its origin
+                    self._gate().failed(Failure(then, "bad_url"))
+                else:
+                    self.refund_page()  # the chain ends here without a page
+                    self.finish(request)
         else:
-            # 5xx/429/unreachable after retries
-            error = failure.exception.__cause__ or failure.exception if failure.exception is not None else None
-            why = f"{origin}/robots.txt: {failure.reason}" + (f" ({error})" if error is not None else "")
-            self._robots.mark_unavailable(origin, why)
-        self._release_parked(origin)
+            self._stats.retries += 1
+            self.requeue(then)
 
-    def _release_parked(self, origin: str) -> None:
-        for request in self._parked.pop(origin, ()):
-            self._stats.queued -= 1
-            if self._closed:
-                self._stats.count_filtered(self.close_reason or "closed")
-            else:
-                self._check_robots(request, by_caller=False)
-        self._wakeup.set()
+    def ignored(self, request: Request, error: IgnoreRequest) -> None:
+        """A middleware refused the request."""
+        if request.internal:  # refused robots.txt: its origin must still be settled
+            self._gate().failed(Failure(request, error.reason, error))
+            return
+        self.refund_page()
+        self._stats.filtered(request, error.reason)
+        self.finish(request)
+
+    def cancelled(self, request: Request) -> None:
+        """The crawl was cancelled with the request in flight: its one outcome, even now."""
+        if not request.internal:
+            self._stats.count_filtered("cancelled")
+
+    def failed(self, request: Request, failure: Failure) -> bool:
+        """The request failed; True when the spider's errback is to see it (then the engine
+        ends its chain, after the errback)."""
+        if request.internal:
+            self._stats.robots_txt[failure.reason] += 1
+            self._gate().failed(failure)
+            return False
+        self.refund_page()
+        self._stats.failed(request, failure.reason, error=_describe(failure.exception))
+        return True
+
+    def answered(self, request: Request, response: Response) -> bool:
+        """A response for a callback; True when it is a page of the spider's (then the
+        engine runs the callback and ends the chain)."""
+        if request.internal:
+            self._stats.robots_txt["fetched"] += 1
+            self._gate().loaded(response)
+            return False
+        self._stats.pages += 1
+        return True
+
+    def _gate(self) -> RobotsGate:
+        assert self._robots is not None, "a robots.txt request without a robots gate"
+        return self._robots
 
     # -- the engine's side -----------------------------------------------------------------
 
@@ -309,10 +273,9 @@ class Frontier:
             return
         self._closed = True
         self.close_reason = reason
-        dropped = self._store.drain() + sum(len(parked) for parked in self._parked.values())
+        dropped = self._store.drain() + (self._robots.drop() if self._robots is not None else 0)
         if dropped:
             self._stats.count_filtered(reason, dropped)
-        self._parked.clear()
         self._stats.queued = 0
         self._wakeup.set()
 
@@ -351,11 +314,12 @@ class Frontier:
                 self._stats.queued -= 1
                 return request
             if self._holds == 0:
-                if not store.active() and not self._parked:
+                parked = self._robots is not None and self._robots.waiting()
+                if not store.active() and not parked:
                     if budget == 0:
                         self.close("max_pages")
                     return None
-                if budget == 0 and not store.has_unbudgeted() and not self._parked:
+                if budget == 0 and not store.has_unbudgeted() and not parked:
                     self.close("max_pages")
                     return None
             self._wakeup.clear()
@@ -365,6 +329,13 @@ class Frontier:
                     await self._wakeup.wait()
             except TimeoutError:
                 pass
+
+
+def _describe(exc: BaseException | None) -> str | None:
+    if exc is None:
+        return None
+    cause = exc.__cause__
+    return f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
 
 
 def registrable_domain_key() -> Callable[[str], str]:

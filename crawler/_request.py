@@ -23,9 +23,10 @@ class Request:
     ``cookies`` setting off they go with this request only.
 
     ``meta`` keys the crawler reads: ``max_response_bytes`` (this request's body cap),
-    ``truncate_body`` (keep the first ``max_response_bytes`` instead of failing ``too_large``)
-    and ``handle_statuses`` (non-2xx statuses handed to the callback, or ``True`` for all;
-    Scrapy's ``handle_httpstatus_list`` / ``handle_httpstatus_all`` work too).
+    ``truncate_body`` (keep the first ``max_response_bytes`` instead of failing ``too_large``),
+    ``max_redirects`` (this request's redirect limit) and ``handle_statuses`` (non-2xx
+    statuses handed to the callback, or ``True`` for all; it replaces the setting for this
+    request; Scrapy's ``handle_httpstatus_list`` / ``handle_httpstatus_all`` work too).
     """
 
     __slots__ = (
