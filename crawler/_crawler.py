@@ -9,21 +9,20 @@ handlers and configures no logging: that is the CLI's job.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import functools
 import inspect
 import time
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from ._downloader import Downloader
-from ._exceptions import CrawlStateError, DropItem, IgnoreRequest, RequestFailed, SpiderLoadError
+from ._exceptions import CrawlStateError, IgnoreRequest, RequestFailed, SpiderLoadError
 from ._failure import Failure
 from ._frontier import Frontier, registrable_domain_key
+from ._items import ItemFlow
 from ._log import debug_enabled, get_logger
 from ._middleware import Middleware, MiddlewareChain, check_middlewares
 from ._pacer import MemoryPacer
@@ -35,15 +34,12 @@ from ._retry import RetryMiddleware
 from ._settings import Settings
 from ._spider import Spider, check_declaration
 from ._stats import CrawlStats, StatsCollector
-from ._url import BadURL, allowed_hosts, canonicalize, join
+from ._url import allowed_hosts
+from ._verdict import judge
 
 __all__ = ["Crawler", "CrawlerState"]
 
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_END = object()  # end-of-stream marker for items() subscribers
 _T = TypeVar("_T")
-_CREDENTIAL_HEADERS = frozenset({"cookie", "authorization"})
-_HANDLE_KEYS = frozenset({"handle_statuses", "handle_httpstatus_list", "handle_httpstatus_all"})
 
 
 class CrawlerState(enum.Enum):
@@ -101,7 +97,6 @@ class Crawler:
         self._log = get_logger(spider=spider.name)
         self._state = CrawlerState.NEW
         self._closed = asyncio.Event()  # set once everything the crawl opened is closed
-        self._subscribers: list[asyncio.Queue[Any]] = []
         self._frontier: Frontier | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._stop_requested = False
@@ -109,7 +104,15 @@ class Crawler:
         self._resume: Resume | None = None  # with a state file: the crawl is resumable
         #: True when ``run()`` found its state file holding a finished crawl and fetched nothing.
         self.already_finished = False
-        self._items_in_pipelines = 0
+        self._items = ItemFlow(
+            spider,
+            self.settings,
+            self._stats,
+            self._user_pipelines,
+            self._exporters,
+            self._log,
+            on_max_items=lambda: self._frontier.close("max_items"),  # type: ignore[union-attr]
+        )
 
     # -- public API ------------------------------------------------------------------------
 
@@ -117,17 +120,9 @@ class Crawler:
         """A frozen snapshot of the counters, at any time during or after the crawl."""
         return self._stats.snapshot()
 
-    async def items(self) -> AsyncIterator[Any]:
+    def items(self) -> AsyncIterator[Any]:
         """Stream items as they are produced, from now until the crawl ends."""
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        if self._state in (CrawlerState.CLOSING, CrawlerState.CLOSED):
-            return
-        self._subscribers.append(queue)
-        try:
-            while (item := await queue.get()) is not _END:
-                yield item
-        finally:
-            self._subscribers.remove(queue)
+        return self._items.stream()
 
     async def stop(self) -> None:
         """Stop scheduling; requests in flight finish, queued ones are recorded as ``stopped``."""
@@ -306,14 +301,8 @@ class Crawler:
         """``request``'s chain has its one outcome: export its page's items, then let the store
         forget it. With a state file, this order is what makes items exactly once: a
         checkpoint records the exporters' positions and the ended chains together."""
-        for item in items or ():
-            try:
-                for exporter in self._exporters:
-                    item = await exporter.process_item(item, self.spider)
-            except DropItem as exc:
-                self._stats.items_dropped[str(exc) or "dropped"] += 1
-            except Exception as exc:
-                self._log.error("exporter_error", url=request.url, reason=repr(exc), exc_info=exc)
+        if items:
+            await self._items.export(request, items)
         self._frontier.finish(request)  # type: ignore[union-attr]
 
     async def _process(self, request: Request, slots: asyncio.Semaphore) -> None:
@@ -394,44 +383,7 @@ class Crawler:
             return handled if handled is not None else Failure(request, exc.reason, exc)
         if isinstance(result, Request):
             return result
-        return self._judge(request, result)
-
-    def _judge(self, request: Request, response: Response) -> Request | Response | Failure:
-        status = response.status
-        if 200 <= status < 300:
-            return response
-        meta = request._meta
-        if meta and not _HANDLE_KEYS.isdisjoint(meta):  # the request's own list replaces the setting
-            handled = _handles(meta, status)
-        else:
-            handled = status in self.settings.handle_statuses
-        if handled:
-            return response
-        if status in _REDIRECT_STATUSES and "Location" in response.headers:
-            return self._redirect(request, response)
-        return Failure(request, f"http_{status}", response=response)
-
-    def _redirect(self, request: Request, response: Response) -> Request | Failure:
-        meta = request._meta
-        limit = meta.get("max_redirects", self.settings.max_redirects) if meta else self.settings.max_redirects
-        if request.redirects >= limit:
-            return Failure(request, "max_redirects", response=response)
-        target = join(request.url, response.headers["Location"])  # RFC 9110: against the request URL
-        method, body = request.method, request.body
-        if response.status in (301, 302, 303) and method != "HEAD":
-            method, body = "GET", None
-        hop = request.replace(url=target, method=method, body=body, redirects=request.redirects + 1, attempt=1)
-        if _host(target) != _host(request.url):
-            # Credentials never follow a redirect to another host (as browsers and Scrapy do).
-            hop.cookies = None
-            if hop._headers:
-                hop._headers = {k: v for k, v in hop._headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
-        chain = hop.meta["redirect_urls"] = [*(request._meta or {}).get("redirect_urls", ()), request.url]
-        # A hop back into its own chain (e.g. a cookie-setting bounce) is not a duplicate of
-        # another page: it may be refetched, and max_redirects bounds a true loop.
-        with contextlib.suppress(BadURL):  # a bad target is recorded by the frontier as bad_url
-            hop.dont_filter = request.dont_filter or canonicalize(target)[0] in chain
-        return hop
+        return judge(request, result, self.settings)
 
     async def _run_callback(
         self,
@@ -492,7 +444,7 @@ class Crawler:
             if reason is not None and filtered is not None and reason != "robots_unavailable":
                 filtered[reason] = filtered.get(reason, 0) + 1
         elif is_item(output):
-            await self._process_item(output, sink)
+            await self._items.process(output, sink)
         elif output is not None:
             self._stats.callback_errors += 1
             self._log.error(
@@ -500,34 +452,6 @@ class Crawler:
                 url=request.url,
                 reason=f"neither an item nor a Request: {type(output).__name__}",
             )
-
-    async def _process_item(self, item: Any, sink: list[Any] | None = None) -> None:
-        """Through the pipelines, then the exporters, or (``sink``) into the page's items,
-        for the exporters when its chain ends."""
-        max_items = self.settings.max_items
-        # Items still in the pipelines count against max_items, so concurrent callbacks
-        # cannot overshoot it; one that a pipeline drops or fails on gives its place back.
-        if max_items is not None and self._stats.items + self._items_in_pipelines >= max_items:
-            self._stats.items_dropped["max_items"] += 1
-            return
-        self._items_in_pipelines += 1
-        try:
-            for pipeline in self._user_pipelines if sink is not None else self._pipelines:
-                item = await pipeline.process_item(item, self.spider)
-        except DropItem as exc:
-            reason = str(exc) or "dropped"
-            self._stats.items_dropped[reason] += 1
-            self._log.debug("item_dropped", reason=reason)
-            return
-        finally:
-            self._items_in_pipelines -= 1
-        self._stats.items += 1
-        if sink is not None:
-            sink.append(item)
-        for queue in self._subscribers:
-            queue.put_nowait(item)
-        if max_items is not None and self._stats.items >= max_items:
-            self._frontier.close("max_items")  # type: ignore[union-attr]
 
     async def _finish(self, reason: str, opened: list[ItemPipeline]) -> None:
         """Close everything the crawl opened, even when cancelled; items already out are kept."""
@@ -558,8 +482,7 @@ class Crawler:
             await self.spider.closed(reason)
         except Exception as exc:
             self._log.error("spider_closed_error", reason=repr(exc), exc_info=exc)
-        for queue in self._subscribers:
-            queue.put_nowait(_END)
+        self._items.end()
         stats = self._stats.snapshot()
         self._log.info("crawl_finished", reason=reason, **_summary_fields(stats))
         if reason in ("finished", "error"):  # a crawl stopped or cancelled before its first page is no surprise
@@ -573,28 +496,6 @@ def _new_chain(request: Request) -> None:
     ``replace()`` from a retried or redirected one: its own retries, its own cookies, and
     its place in ``max_pages``."""
     request.attempt, request.redirects, request.not_before, request.chain = 1, 0, 0.0, 0
-
-
-def _host(url: str) -> str | None:
-    try:
-        return urlsplit(url).hostname
-    except ValueError:
-        return None
-
-
-def _handles(meta: Mapping[str, Any], status: int) -> bool:
-    """The request's own ``handle_statuses`` (a list, one status, or True for every status),
-    which replaces the setting for it, as Scrapy's ``handle_httpstatus_list`` /
-    ``handle_httpstatus_all`` meta keys do (read the same way)."""
-    if meta.get("handle_statuses") is True or meta.get("handle_httpstatus_all") is True:
-        return True
-    for key in ("handle_statuses", "handle_httpstatus_list"):
-        statuses = meta.get(key)
-        if statuses == status and not isinstance(statuses, bool):
-            return True
-        if isinstance(statuses, Collection) and not isinstance(statuses, str | bytes) and status in statuses:
-            return True
-    return False
 
 
 def _per_crawl(entries: Iterable[_T | type[_T]]) -> tuple[_T, ...]:

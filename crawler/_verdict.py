@@ -1,0 +1,89 @@
+"""What a response means for its request: a page for the callback, a redirect hop, or a failure.
+
+Redirects are followed here, hop by hop, as new requests of the same chain (each passes the
+offsite check, dedupe and its domain's limiter again): never by the HTTP client. A hop to
+another host carries none of the request's credentials (its cookies, ``Cookie`` and
+``Authorization`` headers). Non-2xx statuses fail, unless the setting ``handle_statuses``, or
+the request's own ``meta["handle_statuses"]`` (which replaces it), hands them to the callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._failure import Failure
+from ._request import Request
+from ._response import Response
+from ._settings import Settings
+from ._url import BadURL, canonicalize, join
+
+__all__ = ["judge"]
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_CREDENTIAL_HEADERS = frozenset({"cookie", "authorization"})
+_HANDLE_KEYS = frozenset({"handle_statuses", "handle_httpstatus_list", "handle_httpstatus_all"})
+
+
+def judge(request: Request, response: Response, settings: Settings) -> Request | Response | Failure:
+    """The response itself (for the callback), the next redirect hop, or a Failure."""
+    status = response.status
+    if 200 <= status < 300:
+        return response
+    meta = request._meta
+    if meta and not _HANDLE_KEYS.isdisjoint(meta):  # the request's own list replaces the setting
+        handled = _handles(meta, status)
+    else:
+        handled = status in settings.handle_statuses
+    if handled:
+        return response
+    if status in _REDIRECT_STATUSES and "Location" in response.headers:
+        return _redirect(request, response, settings)
+    return Failure(request, f"http_{status}", response=response)
+
+
+def _redirect(request: Request, response: Response, settings: Settings) -> Request | Failure:
+    meta = request._meta
+    limit = meta.get("max_redirects", settings.max_redirects) if meta else settings.max_redirects
+    if request.redirects >= limit:
+        return Failure(request, "max_redirects", response=response)
+    target = join(request.url, response.headers["Location"])  # RFC 9110: against the request URL
+    method, body = request.method, request.body
+    if response.status in (301, 302, 303) and method != "HEAD":
+        method, body = "GET", None
+    hop = request.replace(url=target, method=method, body=body, redirects=request.redirects + 1, attempt=1)
+    if _host(target) != _host(request.url):
+        # Credentials never follow a redirect to another host (as browsers and Scrapy do).
+        hop.cookies = None
+        if hop._headers:
+            hop._headers = {k: v for k, v in hop._headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+    chain = hop.meta["redirect_urls"] = [*(request._meta or {}).get("redirect_urls", ()), request.url]
+    # A hop back into its own chain (e.g. a cookie-setting bounce) is not a duplicate of
+    # another page: it may be refetched, and max_redirects bounds a true loop.
+    with contextlib.suppress(BadURL):  # a bad target is recorded by the frontier as bad_url
+        hop.dont_filter = request.dont_filter or canonicalize(target)[0] in chain
+    return hop
+
+
+def _host(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def _handles(meta: Mapping[str, Any], status: int) -> bool:
+    """The request's own ``handle_statuses`` (a list, one status, or True for every status),
+    which replaces the setting for it, as Scrapy's ``handle_httpstatus_list`` /
+    ``handle_httpstatus_all`` meta keys do (read the same way)."""
+    if meta.get("handle_statuses") is True or meta.get("handle_httpstatus_all") is True:
+        return True
+    for key in ("handle_statuses", "handle_httpstatus_list"):
+        statuses = meta.get(key)
+        if statuses == status and not isinstance(statuses, bool):
+            return True
+        if isinstance(statuses, Collection) and not isinstance(statuses, str | bytes) and status in statuses:
+            return True
+    return False
