@@ -196,15 +196,18 @@ class MemoryStore:
         else:
             queue.push(request.priority, self._compact(request) if request.chain == 0 else request)
             at = now
+        slot = self._slot.get(key)
+        if slot is not None:  # in the heap (so neither at its concurrency nor over budget)
+            if at < slot[0]:
+                self._schedule(key, at)
+            return
         if key in self._at_concurrency:
             return  # a freed slot schedules it
         if key in self._over_budget:
             if uses_budget(request):
                 return
             self._over_budget.discard(key)
-        slot = self._slot.get(key)
-        if slot is None or at < slot[0]:
-            self._schedule(key, at)
+        self._schedule(key, at)
 
     def _compact(self, request: Request) -> _Entry:
         """A plain followed link is queued as (url, template): most of a frontier is these."""
