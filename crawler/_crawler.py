@@ -199,6 +199,9 @@ class Crawler:
             await self.spider.opened()
             if self._stop_requested:  # stop() came before the crawl could start
                 frontier.close("stopped")
+            max_items = self.settings.max_items
+            if max_items is not None and self._stats.items >= max_items:  # a resumed crawl had them all
+                frontier.close("max_items")
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 for request in stored.requests if stored is not None else ():

@@ -226,3 +226,25 @@ def test_bad_state_path_is_a_usage_error(tmp_path):
 
 def test_spider_load_error_is_exported():
     assert issubclass(SpiderLoadError, Exception)
+
+
+async def test_a_resumed_crawl_that_already_has_max_items_fetches_nothing(server, tmp_path):
+    shop(server)
+
+    class S(Spider):
+        name = "shop"
+        start_urls = [server.url("/")]
+
+        async def parse(self, response):
+            if response.css("h1"):
+                yield {"url": response.url}
+            for request in response.follow_all(css="a"):
+                yield request
+
+    settings = {"rate_limit": 0, "obey_robots": False, "state": str(tmp_path / "c.db"), "max_items": 5}
+    first = await Crawler(S(), settings).run()
+    assert first.items == 5 and first.close_reason == "max_items"
+    fetched = len(server.hits)
+    second = await Crawler(S(), settings).run()
+    assert second.items == 5 and second.close_reason == "max_items"
+    assert len(server.hits) == fetched  # nothing fetched only to drop its items
