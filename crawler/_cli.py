@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(summary(crawler.statistics()), file=sys.stderr)
         return EXIT_FAILED
     stats = crawler.statistics()
-    code = EXIT_INTERRUPTED if interrupted else EXIT_FAILED if stats.pages == 0 else 0
+    code = EXIT_INTERRUPTED if interrupted else EXIT_FAILED if stats.pages == 0 and not crawler.already_finished else 0
     if args.stats:
         try:
             path = Path(args.stats)

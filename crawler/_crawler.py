@@ -102,6 +102,7 @@ class Crawler:
         self._stop_requested = False
         self._downloader: Downloader | None = None
         self._resume: Resume | None = None  # with a state file: the crawl is resumable
+        self._open_pages = 0  # pages handed to callbacks whose chain has not ended (with a state file)
         #: True when ``run()`` found its state file holding a finished crawl and fetched nothing.
         self.already_finished = False
         self._items = ItemFlow(
@@ -148,7 +149,13 @@ class Crawler:
         if self.settings.state is not None:
             try:
                 self._resume = Resume(
-                    self.settings.state, self.spider, self._stats, self._exporters, pacer, self.settings.concurrency
+                    self.settings.state,
+                    self.spider,
+                    self._stats,
+                    self._exporters,
+                    pacer,
+                    self.settings.concurrency,
+                    uncommitted=lambda: (self._open_pages, self._items.held),
                 )
                 stored = self._resume.open()
             except BaseException:
@@ -300,12 +307,14 @@ class Crawler:
         exported as they come."""
         return [] if self._resume is not None else None
 
-    async def _end_chain(self, request: Request, items: list[Any] | None) -> None:
+    async def _end_chain(self, request: Request, items: list[Any] | None, *, page: bool = False) -> None:
         """``request``'s chain has its one outcome: export its page's items, then let the store
         forget it. With a state file, this order is what makes items exactly once: a
         checkpoint records the exporters' positions and the ended chains together."""
         if items:
             await self._items.export(request, items)
+        if page:
+            self._open_pages -= 1  # before finish(): the checkpoint it may take counts this page
         self._frontier.finish(request)  # type: ignore[union-attr]
 
     async def _process(self, request: Request, slots: asyncio.Semaphore) -> None:
@@ -343,9 +352,12 @@ class Crawler:
                 screen = frontier.links
                 outcome._screen = screen if filtered is None else functools.partial(screen, counts=filtered)
                 items = [] if self._resume is not None else None
-                await self._run_callback(callback, outcome, request, filtered, sink=items)
-                if items is not None:  # with a state file; else the memory store has nothing to end
-                    await self._end_chain(request, items)
+                if items is None:
+                    await self._run_callback(callback, outcome, request, filtered)
+                else:  # with a state file: the page counts as saved once its chain has ended
+                    self._open_pages += 1
+                    await self._run_callback(callback, outcome, request, filtered, sink=items)
+                    await self._end_chain(request, items, page=True)
         finally:
             frontier.release()
             slots.release()

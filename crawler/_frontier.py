@@ -108,7 +108,7 @@ class Frontier:
         # dont_filter skips the check but still records the URL, so a later link back to a
         # start page is a duplicate rather than a second fetch.
         elif not self._store.see(fingerprint(url, request.method, request.body)) and (
-            not request.dont_filter or (self.resumed and request.depth == 0)
+            not request.dont_filter or (self.resumed and request.depth == 0 and not request.redirects)
         ):
             reason = "duplicate"
         else:
@@ -188,12 +188,15 @@ class Frontier:
         """The download gave the next request of the same chain: a redirect hop or a retry."""
         if then.redirects > request.redirects:
             self._stats.redirected += 1
-            if self.add(then) is not None:  # the hop ended here (filtered, or robots)
-                if then.internal:  # robots.txt redirected somewhere unusable: settle its origin
-                    self._gate().failed(Failure(then, "bad_url"))
-                else:
-                    self.refund_page()  # the chain ends here without a page
-                    self.finish(request)
+            reason = self.add(then)
+            if reason is None or (self._closed and reason == self.close_reason):
+                # Queued (or dropped only because the crawl closed): a resumed crawl goes on from the hop.
+                self._store.advance(then)
+            elif then.internal:  # robots.txt redirected somewhere unusable: settle its origin
+                self._gate().failed(Failure(then, "bad_url"))
+            else:  # the hop was filtered: the chain ends here without a page
+                self.refund_page()
+                self.finish(request)
         else:
             self._stats.retries += 1
             self.requeue(then)

@@ -50,6 +50,8 @@ class ItemFlow:
         self._in_pipelines = 0
         self._subscribers: list[asyncio.Queue[Any]] = []
         self._ended = False
+        #: Items counted but held for their page's chain to end (not yet exported).
+        self.held = 0
 
     async def process(self, item: Any, sink: list[Any] | None) -> None:
         """Through the pipelines, then the exporters; or (``sink``) into the page's items,
@@ -74,6 +76,7 @@ class ItemFlow:
         self._stats.items += 1
         if sink is not None:
             sink.append(item)
+            self.held += 1
         for queue in self._subscribers:
             queue.put_nowait(item)
         if max_items is not None and self._stats.items >= max_items:
@@ -81,11 +84,13 @@ class ItemFlow:
 
     async def export(self, request: Request, items: list[Any]) -> None:
         """A page's items, held until its chain ended, to the exporters."""
+        self.held -= len(items)
         for item in items:
             try:
                 for exporter in self._exporters:
                     item = await exporter.process_item(item, self._spider)
-            except DropItem as exc:
+            except DropItem as exc:  # not output after all: as if a pipeline had dropped it
+                self._stats.items -= 1
                 self._stats.items_dropped[str(exc) or "dropped"] += 1
             except Exception as exc:
                 self._log.error("exporter_error", url=request.url, reason=repr(exc), exc_info=exc)

@@ -9,7 +9,7 @@ finished.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._codec import RequestCodec
@@ -34,11 +34,15 @@ class Resume:
         exporters: Sequence[ItemPipeline],
         pacer: Pacer,
         concurrency: int,
+        uncommitted: Callable[[], tuple[int, int]],
     ) -> None:
         self.path = path
         self._spider = spider
         self._stats = stats
         self._exporters = [e for e in exporters if isinstance(e, ResumableExporter)]
+        # (pages, items) counted for chains that have not ended: not saved, since a crash
+        # fetches those pages again and they will be counted again.
+        self._uncommitted = uncommitted
         # A checkpoint per quarter of the concurrency's worth of ended chains: cheap at full
         # speed, and a kill costs at most 1.25 x concurrency pages fetched again.
         batch = max(1, concurrency // 4)
@@ -55,11 +59,14 @@ class Resume:
             return stored
         owner = stored.meta.get("spider")
         if owner != self._spider.name:
-            self.store.aclose_sync()
+            self.store.aclose_sync(save=False)
             raise SpiderLoadError(
                 f"the state file {self.path} holds a crawl of the spider {owner!r}, not {self._spider.name!r}: "
                 "use another --state file, or delete this one to start over"
             )
+        if stored.finished:
+            return stored
+        stored.requests = self.store.load()
         self._stats.restore(stored.meta.get("stats") or {})
         self.start_done = bool(stored.meta.get("start_done"))
         positions = stored.meta.get("exporters") or {}
@@ -70,6 +77,9 @@ class Resume:
 
     def _progress(self) -> dict[str, Any]:
         stats = self._stats.totals()
+        pages, items = self._uncommitted()
+        stats["pages"] -= pages
+        stats["items"] -= items
         # Requests dropped from the queue when this run closed (stopped, max_pages ...) are
         # still queued in the store: not an outcome, so not carried over as one.
         stats["filtered"] = {k: v for k, v in stats["filtered"].items() if k not in _NOT_OUTCOMES}

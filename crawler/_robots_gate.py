@@ -52,7 +52,7 @@ class RobotsGate:
             frontier._stats.filtered(request, "robots", by_caller=by_caller)
             if not by_caller:
                 self._refund_hop(request)
-                frontier.finish(request)
+            frontier.finish(request)  # accepted (and stored) before this verdict: its chain ends
             return "robots"
         why = self._cache.unavailable(origin)
         if why is not None:

@@ -20,8 +20,8 @@ one transaction: after a crash the output files are cut back to the last checkpo
 pages after it are fetched again, so each item is written exactly once.
 
 Durability: WAL journal, ``synchronous=NORMAL``: a commit survives the process being killed
-at any moment; a power loss may undo the last commits (never corrupt the file), and the
-crawl then resumes from the checkpoint before them.
+at any moment; a power loss may undo the last commits (never corrupt the file), and output
+files are flushed, not fsynced, so it may also lose the last items written.
 """
 
 from __future__ import annotations
@@ -34,11 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from ._codec import RequestCodec
+from ._exceptions import SpiderLoadError
 from ._pacer import Pacer
 from ._request import Request
 from ._store import MemoryStore
 
-__all__ = ["SqliteStore", "StoredCrawl"]
+__all__ = ["SqliteStore", "StateFileError", "StoredCrawl"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,6 +47,10 @@ CREATE TABLE IF NOT EXISTS seen (fp INTEGER PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY, request TEXT NOT NULL);
 """
 _SIGN = 1 << 63  # fingerprints are unsigned 64-bit; SQLite integers are signed
+
+
+class StateFileError(SpiderLoadError):
+    """The state file is not a crawl's state (another database, a corrupt file)."""
 
 
 class StoredCrawl:
@@ -92,15 +97,36 @@ class SqliteStore(MemoryStore):
         self.progress: Callable[[], dict[str, Any]] = dict
 
     def open(self) -> StoredCrawl:
-        """Open (or create) the file; what it holds: its meta and the requests to queue again."""
-        if self.path.parent and not self.path.parent.exists():
+        """Open (or create) the file and read its progress record; ``load()`` reads the rest.
+
+        Raises ``StateFileError`` for a file that is not a crawl's state (another SQLite
+        database, a corrupt file): it is never taken over.
+        """
+        if not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
-        row = db.execute("SELECT value FROM meta WHERE key = 'progress'").fetchone()
+        try:
+            db = self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and not {"meta", "seen", "queue"} <= tables:
+                raise StateFileError(f"{self.path} is an SQLite database, but not a crawl's state file")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            row = db.execute("SELECT value FROM meta WHERE key = 'progress'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            raise StateFileError(f"{self.path} cannot be read as a crawl's state file: {exc}") from None
+        except StateFileError:
+            self._close_quietly()
+            raise
         meta: dict[str, Any] = json.loads(row[0]) if row else {}
+        self._next_chain = int(meta.get("next_chain", 1))
+        return StoredCrawl(meta, [])
+
+    def load(self) -> list[Request]:
+        """The seen fingerprints into memory, and the requests whose chain had not ended."""
+        db = self._db
+        assert db is not None, "open() first"
         for (fp,) in db.execute("SELECT fp FROM seen"):
             self.seen.add(fp + _SIGN)
         requests = []
@@ -108,12 +134,13 @@ class SqliteStore(MemoryStore):
             request = self._codec.decode(text)
             request.chain = chain
             requests.append(request)
-        self._next_chain = (requests[-1].chain if requests else 0) + 1
-        row = db.execute("SELECT max(id) FROM queue").fetchone()
-        if row and row[0]:
-            self._next_chain = max(self._next_chain, row[0] + 1)
-        self._next_chain = max(self._next_chain, int(meta.get("next_chain", 1)))
-        return StoredCrawl(meta, requests)
+            self._next_chain = max(self._next_chain, chain + 1)
+        return requests
+
+    def _close_quietly(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
     # -- the durable record, written behind the memory store -------------------------------
 
@@ -129,6 +156,10 @@ class SqliteStore(MemoryStore):
             request.chain = self._next_chain
             self._next_chain += 1
             self._new_rows.append((request.chain, text))
+
+    def advance(self, request: Request) -> None:
+        if request.chain:  # the chain goes on as this request (a redirect hop): resume from it
+            self._new_rows.append((request.chain, self._codec.encode(request)))
 
     def finish(self, request: Request) -> None:
         if request.chain:

@@ -80,6 +80,10 @@ class FrontierStore(Protocol):
         """Requests queued for domain ``key``."""
         ...
 
+    def advance(self, request: Request) -> None:
+        """The chain goes on as ``request`` (a redirect hop): a durable store resumes it from there."""
+        ...
+
     def finish(self, request: Request) -> None:
         """``request``'s chain has ended (a page, filtered, or failed): a durable store forgets it."""
         ...
@@ -310,8 +314,11 @@ class MemoryStore:
 
     # -- the state -------------------------------------------------------------------------
 
-    def finish(self, request: Request) -> None:
+    def advance(self, request: Request) -> None:
         return None  # nothing outlives the process
+
+    def finish(self, request: Request) -> None:
+        return None
 
     def has_unbudgeted(self) -> bool:
         return any(not uses_budget(entry) for queue in self._queues.values() for entry in queue.entries())

@@ -24,6 +24,8 @@ PAGES = 400
 CONCURRENCY = 6
 
 SPIDER = '''
+import asyncio
+
 from crawler import Spider
 
 CONCURRENCY = @CONCURRENCY@
@@ -41,6 +43,7 @@ class ShopSpider(Spider):
     async def parse(self, response):
         title = response.css("h1::text").get()
         if title:
+            await asyncio.sleep(0.01)  # a callback that awaits: checkpoints happen meanwhile
             yield {"url": response.url, "title": title, "note": "é, \\"quoted\\", a,comma"}
         for request in response.follow_all(css="a"):
             yield request
@@ -48,12 +51,24 @@ class ShopSpider(Spider):
 
 
 def shop(server) -> list[str]:
-    """A hub and PAGES product pages, each linking to a few others; pages answer in 20-60 ms."""
+    """A hub and PAGES product pages, each linking to a few others; pages answer in 20-60 ms.
+    Every fifth product is linked only through a redirect (/r/N answers 302 to /p/N)."""
     rng = random.Random(3)
     paths = [f"/p/{i}" for i in range(PAGES)]
-    server.route("/", "".join(f'<a href="{p}">{p}</a>' for p in paths[:10]))
+
+    def link(n: int) -> str:
+        return f"/r/{n}" if n % 5 == 0 else paths[n]
+
+    server.route("/", "".join(f'<a href="{link(n)}">{n}</a>' for n in range(10)))
+    for n in range(0, PAGES, 5):
+
+        async def bounce(request: web.Request, n: int = n) -> web.Response:
+            await asyncio.sleep(rng.uniform(0.02, 0.06))
+            raise web.HTTPFound(paths[n])
+
+        server.route(f"/r/{n}", bounce)
     for i, path in enumerate(paths):
-        targets = [paths[(i + k) % PAGES] for k in (1, 2, 7, 31)] + [rng.choice(paths)]
+        targets = [link((i + k) % PAGES) for k in (1, 2, 7, 31)] + [link(rng.randrange(PAGES))]
         body = f"<h1>Product {i}</h1>" + "".join(f'<a href="{t}">{t}</a>' for t in targets)
 
         async def page(request: web.Request, body: str = body) -> web.Response:
@@ -115,11 +130,12 @@ async def test_kill_9_at_random_moments_then_resume_gives_every_item_exactly_onc
     assert urls == Counter({server.url(p): 1 for p in paths}), "every product exactly once"
     assert all(item["note"] == 'é, "quoted", a,comma' for item in items)
     fetches = Counter(hit.path for hit in server.hits)
-    assert set(fetches) == {"/", *paths}, "nothing queued before a kill was lost"
+    redirects = {f"/r/{n}" for n in range(0, PAGES, 5)}
+    assert set(fetches) == {"/", *paths, *redirects}, "nothing queued before a kill was lost"
     refetched = sum(fetches.values()) - len(fetches)
     # Fetched again: only what was in flight at a kill, or ended after the last checkpoint
-    # (one per CONCURRENCY // 4 ended chains).
-    assert refetched <= kills * (CONCURRENCY + max(1, CONCURRENCY // 4)), (kills, refetched)
+    # (one per CONCURRENCY // 4 ended chains); a redirect chain may cost its two requests.
+    assert refetched <= kills * 2 * (CONCURRENCY + max(1, CONCURRENCY // 4)), (kills, refetched)
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["items"] == PAGES and stats["pages"] == PAGES + 1  # totals across all runs
     assert stats["close_reason"] == "finished"
@@ -147,6 +163,7 @@ async def test_ctrl_c_pauses_and_the_same_command_resumes(server, tmp_path):
     assert sorted(i["url"] for i in items) == sorted(server.url(p) for p in paths)
     fetches = Counter(hit.path for hit in server.hits)
     assert max(fetches.values()) == 1, "a clean pause refetches nothing"
+    assert {f"/r/{n}" for n in range(0, PAGES, 5)} <= set(fetches)
     assert json.loads((tmp_path / "stats.json").read_text())["items"] == PAGES
 
 
@@ -190,7 +207,8 @@ async def test_changed_settings_apply_when_a_crawl_resumes(server, tmp_path):
     assert second.pages == 50 and second.close_reason == "max_pages"
     third = await Crawler(S(), base).run()  # no limit: to the end
     assert third.close_reason == "finished" and third.pages == PAGES + 1
-    assert Counter(hit.path for hit in server.hits) == Counter({"/": 1, **{p: 1 for p in paths}})
+    redirects = {f"/r/{n}": 1 for n in range(0, PAGES, 5)}
+    assert Counter(hit.path for hit in server.hits) == Counter({"/": 1, **{p: 1 for p in paths}, **redirects})
 
 
 async def test_a_request_that_cannot_be_stored_fails_at_enqueue_naming_it(server, tmp_path, caplog):
@@ -248,3 +266,154 @@ async def test_a_resumed_crawl_that_already_has_max_items_fetches_nothing(server
     second = await Crawler(S(), settings).run()
     assert second.items == 5 and second.close_reason == "max_items"
     assert len(server.hits) == fetched  # nothing fetched only to drop its items
+
+
+async def test_a_redirect_answered_after_stop_is_followed_when_the_crawl_resumes(server, tmp_path):
+    async def slow_bounce(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.3)
+        raise web.HTTPFound("/target")
+
+    server.route("/", "<a href='/r'>r</a>")
+    server.route("/r", slow_bounce)
+    server.route("/target", "<h1>target</h1>")
+
+    class S(Spider):
+        name = "bounce"
+        start_urls = [server.url("/")]
+
+        async def parse(self, response):
+            if response.css("h1"):
+                yield {"url": response.url}
+            for request in response.follow_all(css="a"):
+                yield request
+
+    settings = {"rate_limit": 0, "obey_robots": False, "state": str(tmp_path / "c.db")}
+    first = Crawler(S(), settings)
+    run = asyncio.create_task(first.run())
+    while not any(hit.path == "/r" for hit in server.hits):
+        await asyncio.sleep(0.01)
+    await first.stop()  # the redirect answers after this
+    assert (await run).close_reason == "stopped"
+    second = await Crawler(S(), settings).run()
+    assert second.close_reason == "finished" and second.items == 1
+    assert [hit.path for hit in server.hits].count("/target") == 1
+
+
+async def test_a_start_url_that_bounces_back_to_itself_survives_a_resume(server, tmp_path):
+    """/bounce -> /login -> /bounce (a login dance). Stopped mid-chain while start() was not
+    exhausted, the resumed run calls start() again: the chain's hop back to the start URL is
+    part of the chain, not a start request seen before."""
+    visits = {"n": 0}
+
+    async def bounce(request: web.Request) -> web.Response:
+        visits["n"] += 1
+        if visits["n"] == 1:
+            await asyncio.sleep(0.3)  # in flight when the crawl is stopped
+            raise web.HTTPFound("/login")
+        return web.Response(text="<h1>in</h1>", content_type="text/html")
+
+    async def login(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/bounce")
+
+    server.route("/bounce", bounce)
+    server.route("/login", login)
+
+    class S(Spider):
+        name = "bounce"
+
+        async def start(self):
+            yield Request(server.url("/bounce"))
+            await asyncio.sleep(0.5)
+            yield Request(server.url("/bounce"))  # start() goes on after the stop
+
+        async def parse(self, response):
+            yield {"url": response.url}
+
+    settings = {"rate_limit": 0, "obey_robots": False, "state": str(tmp_path / "c.db")}
+    first = Crawler(S(), settings)
+    run = asyncio.create_task(first.run())
+    while not server.hits:
+        await asyncio.sleep(0.01)
+    await first.stop()
+    assert (await run).pages == 0
+    stats = await Crawler(S(), settings).run()
+    assert stats.pages == 1 and stats.items == 1, stats.filtered
+
+
+async def test_links_refused_by_known_robots_rules_leave_nothing_queued(server, tmp_path):
+    import sqlite3
+
+    server.route("/robots.txt", "User-agent: *\nDisallow: /private\n", content_type="text/plain")
+    server.route("/", "<a href='/a'>a</a><a href='/private/1'>p</a>")
+    server.route("/a", "<a href='/private/2'>p</a><a href='/private/3'>p</a><h1>a</h1>")
+
+    class S(Spider):
+        name = "robots"
+        start_urls = [server.url("/")]
+
+        async def parse(self, response):
+            for request in response.follow_all(css="a"):
+                yield request
+
+    settings = {"rate_limit": 0, "state": str(tmp_path / "c.db")}
+    stats = await Crawler(S(), settings).run()
+    assert stats.filtered.get("robots") == 3 and stats.close_reason == "finished"
+    db = sqlite3.connect(tmp_path / "c.db")
+    assert db.execute("SELECT count(*) FROM queue").fetchone() == (0,)
+    db.close()
+
+
+@pytest.mark.parametrize("content", [b"not a database at all, just some bytes" * 100, None])
+def test_a_file_that_is_not_a_state_file_is_refused_and_left_alone(tmp_path, content):
+    import sqlite3
+    import subprocess
+
+    state = tmp_path / "other.db"
+    if content is None:  # another program's SQLite database
+        db = sqlite3.connect(state)
+        db.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+        db.commit()
+        db.close()
+    else:
+        state.write_bytes(content)
+    before = state.read_bytes()
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "crawler", "run", "spider.py", "-a", "base=http://127.0.0.1:9", "--state", str(state)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "state file" in result.stderr.splitlines()[-1]
+    assert state.read_bytes() == before
+
+
+def test_a_finished_crawl_exits_0_even_if_it_had_no_page(tmp_path):
+    import subprocess
+
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    command = [sys.executable, "-m", "crawler", "run", "spider.py", "-a", "base=htp://x", "--state", "c.db"]
+    first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 1 and "no pages crawled" in first.stderr
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "already finished" in again.stderr, again.stderr
+
+
+async def test_an_item_an_exporter_drops_is_not_counted_as_an_item(tmp_path, server):
+    from crawler import DropItem, Pipeline
+
+    server.route("/", "<h1>x</h1>")
+
+    class Picky(Pipeline):
+        async def process_item(self, item, spider):
+            raise DropItem("picky")
+
+    class S(Spider):
+        start_urls = [server.url("/")]
+
+        async def parse(self, response):
+            yield {"a": 1}
+            yield {"b": 2}
+
+    for state in (None, str(tmp_path / "c.db")):
+        stats = await Crawler(S(), {"obey_robots": False, "state": state}, exporters=[Picky]).run()
+        assert stats.items == 0 and stats.items_dropped == {"picky": 2}, state

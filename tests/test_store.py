@@ -194,7 +194,9 @@ DURABLE = [pytest.param(sqlite, id="sqlite")]
 def reopen(store):
     """The same file opened by a new process would see: what the last checkpoint committed."""
     fresh = SqliteStore(store.path, MemoryPacer(UNLIMITED), RequestCodec(_Owner()))
-    return fresh, fresh.open()
+    stored = fresh.open()
+    stored.requests = fresh.load()
+    return fresh, stored
 
 
 @pytest.mark.parametrize("make", DURABLE)
