@@ -69,6 +69,15 @@ class Pacer(Protocol):
         """Every domain's state, for stats."""
         ...
 
+    def export(self, now: float, wall: float) -> dict[str, dict[str, float]]:
+        """What a durable store keeps of the pacing: Retry-After pauses (as wall-clock times)
+        and rates autothrottle has lowered, for the domains that have either."""
+        ...
+
+    def restore(self, saved: dict[str, dict[str, float]], now: float, wall: float) -> None:
+        """Take back what ``export`` gave, in a new process (``now``: its clock; ``wall``: time.time())."""
+        ...
+
 
 class Pace:
     """One domain's admission state."""
@@ -118,6 +127,7 @@ class MemoryPacer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._paces: dict[str, Pace] = {}
+        self._notable: set[str] = set()  # domains paused or slowed down: what export() looks at
 
     def _pace(self, key: str) -> Pace:
         pace = self._paces.get(key)
@@ -163,6 +173,7 @@ class MemoryPacer:
             pace.streak = 0
             if self._settings.autothrottle:
                 self._slow_down(pace)
+                self._notable.add(key)
         elif pace.rate != pace.configured_rate:
             pace.streak += 1
             if pace.streak >= _SUCCESS_RUN:
@@ -181,6 +192,7 @@ class MemoryPacer:
     def pause(self, key: str, until: float) -> None:
         pace = self._pace(key)
         pace.paused_until = max(pace.paused_until, until)
+        self._notable.add(key)
 
     def set_floor(self, key: str, seconds: float) -> None:
         pace = self._pace(key)
@@ -192,4 +204,32 @@ class MemoryPacer:
     def paces(self) -> dict[str, Pace]:
         """Every domain's state, for stats (a view: do not change it)."""
         return self._paces
+
+    def export(self, now: float, wall: float) -> dict[str, dict[str, float]]:
+        saved: dict[str, dict[str, float]] = {}
+        for key in list(self._notable):
+            pace = self._paces[key]
+            entry: dict[str, float] = {}
+            if pace.paused_until > now:
+                entry["paused_until"] = round(wall + (pace.paused_until - now), 3)
+            if pace.rate is not None and pace.rate != pace.configured_rate:
+                entry.update(rate=pace.rate, ceiling=pace.ceiling or pace.rate, step=pace.step)
+            if entry:
+                saved[key] = entry
+            else:
+                self._notable.discard(key)  # rested and recovered: nothing to keep
+        return saved
+
+    def restore(self, saved: dict[str, dict[str, float]], now: float, wall: float) -> None:
+        for key, entry in saved.items():
+            pace = self._pace(key)
+            self._notable.add(key)
+            if "paused_until" in entry:
+                pace.paused_until = max(pace.paused_until, now + (entry["paused_until"] - wall))
+            if "rate" in entry:
+                configured = pace.configured_rate
+                # A rate above what is configured now (settings changed) is capped by it.
+                pace.rate = entry["rate"] if configured is None else min(entry["rate"], configured)
+                pace.ceiling = entry["ceiling"] if configured is None else min(entry["ceiling"], configured)
+                pace.step = entry["step"]
 

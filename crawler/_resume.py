@@ -9,6 +9,8 @@ finished.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +42,7 @@ class Resume:
         self._spider = spider
         self._stats = stats
         self._exporters = [e for e in exporters if isinstance(e, ResumableExporter)]
+        self._pacer = pacer
         # (pages, items) counted for chains that have not ended: not saved, since a crash
         # fetches those pages again and they will be counted again.
         self._uncommitted = uncommitted
@@ -68,6 +71,9 @@ class Resume:
             return stored
         stored.requests = self.store.load()
         self._stats.restore(stored.meta.get("stats") or {})
+        # Retry-After pauses and lowered rates outlive the process: a server that asked for
+        # rest is not hit again at once because the crawler restarted.
+        self._pacer.restore(stored.meta.get("pacing") or {}, asyncio.get_running_loop().time(), time.time())
         self.start_done = bool(stored.meta.get("start_done"))
         positions = stored.meta.get("exporters") or {}
         for exporter in self._exporters:
@@ -88,6 +94,7 @@ class Resume:
             "stats": stats,
             "exporters": {exporter.key: exporter.position() for exporter in self._exporters},
             "start_done": self.start_done,
+            "pacing": self._pacer.export(asyncio.get_running_loop().time(), time.time()),
         }
 
     def close(self, *, finished: bool, save: bool = True) -> None:

@@ -417,3 +417,37 @@ async def test_an_item_an_exporter_drops_is_not_counted_as_an_item(tmp_path, ser
     for state in (None, str(tmp_path / "c.db")):
         stats = await Crawler(S(), {"obey_robots": False, "state": state}, exporters=[Picky]).run()
         assert stats.items == 0 and stats.items_dropped == {"picky": 2}, state
+
+
+async def test_a_retry_after_pause_outlives_a_restart(server, tmp_path):
+    """The server asked for 2 s of rest; the crawl is paused and resumed at once: the
+    resumed run still waits out the rest before it asks that server again."""
+    answers = {"n": 0}
+
+    async def busy(request: web.Request) -> web.Response:
+        answers["n"] += 1
+        if answers["n"] == 1:
+            return web.Response(status=429, headers={"Retry-After": "2"})
+        return web.Response(text="<h1>ok</h1>", content_type="text/html")
+
+    server.route("/busy", busy)
+
+    class S(Spider):
+        name = "busy"
+        start_urls = [server.url("/busy")]
+
+        async def parse(self, response):
+            yield {"url": response.url}
+
+    settings = {"rate_limit": 0, "obey_robots": False, "state": str(tmp_path / "c.db")}
+    first = Crawler(S(), settings)
+    run = asyncio.create_task(first.run())
+    while not server.hits:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # the 429 is in: the domain is paused
+    await first.stop()
+    await run
+    second = await Crawler(S(), settings).run()
+    assert second.items == 1
+    first_hit, second_hit = server.hits_for("/busy")[:2]
+    assert second_hit.at - first_hit.at >= 1.9, "the resumed run asked before the pause ended"
