@@ -953,7 +953,8 @@ def _main(args: argparse.Namespace, nginx_bin: str, children: Children, work: Pa
     if not args.politeness:
         lines += [
             "",
-            f"{manifest['pages']:,} pages, {args.runs} run(s) each of crawler and floor"
+            f"{manifest['pages']:,} pages, {args.runs} run(s) each of "
+            + ", ".join(c.key for c in contenders if c.key in OURS)
             + (f", {args.peer_runs} per peer" if args.peers else "")
             + f", concurrency {args.concurrency}; pages/s = {manifest['pages']:,} / wall time of the process",
             *table(contenders, summaries),
