@@ -33,6 +33,7 @@ from ._resume import Resume
 from ._retry import RetryMiddleware
 from ._settings import Settings
 from ._spider import Spider, check_declaration
+from ._sqlite_store import StoredCrawl
 from ._stats import CrawlStats, StatsCollector
 from ._url import allowed_hosts
 from ._verdict import judge
@@ -145,32 +146,9 @@ class Crawler:
         self._stats.start()
         loop = asyncio.get_running_loop()
         pacer = MemoryPacer(self.settings)
-        stored = None
-        if self.settings.state is not None:
-            try:
-                self._resume = Resume(
-                    self.settings.state,
-                    self.spider,
-                    self._stats,
-                    self._exporters,
-                    pacer,
-                    self.settings.concurrency,
-                    uncommitted=lambda: (self._open_pages, self._items.held),
-                )
-                stored = self._resume.open()
-            except BaseException:
-                self._resume = None
-                self._state = CrawlerState.CLOSED
-                self._closed.set()
-                raise
-            if stored.finished:
-                self.already_finished = True
-                self._log.info("crawl_already_finished", state=self.settings.state)
-                self._resume.close(finished=True, save=False)
-                self._stats.finish("finished")
-                self._state = CrawlerState.CLOSED
-                self._closed.set()
-                return self._stats.snapshot()
+        stored = self._open_state(pacer) if self.settings.state is not None else None
+        if stored is not None and stored.finished:
+            return self._stats.snapshot()
         self._frontier = frontier = Frontier(
             self.settings,
             self._stats,
@@ -229,14 +207,43 @@ class Crawler:
             await self._finish(reason, opened)
         return self._stats.snapshot()
 
+    def _open_state(self, pacer: MemoryPacer) -> StoredCrawl:
+        """Open the state file; a finished crawl in it closes this Crawler at once."""
+        assert self.settings.state is not None
+        try:
+            self._resume = Resume(
+                self.settings.state,
+                self.spider,
+                self._stats,
+                self._exporters,
+                pacer,
+                self.settings.concurrency,
+                uncommitted=lambda: (self._open_pages, self._items.held),
+            )
+            stored = self._resume.open()
+        except BaseException:
+            self._resume = None
+            self._mark_closed()
+            raise
+        if stored.finished:
+            self.already_finished = True
+            self._log.info("crawl_already_finished", state=self.settings.state)
+            self._resume.close(finished=True, save=False)
+            self._stats.finish("finished")
+            self._mark_closed()
+        return stored
+
+    def _mark_closed(self) -> None:
+        self._state = CrawlerState.CLOSED
+        self._closed.set()
+
     async def aclose(self) -> None:
         """Stop the crawl if it runs and wait until it has ended and closed everything it
         opened (pipelines, files, the HTTP session). Safe to call twice, and before ``run()``
         (the Crawler will then not run). Not from inside the crawl's own task: it would
         wait for itself."""
         if self._state is CrawlerState.NEW:
-            self._state = CrawlerState.CLOSED
-            self._closed.set()
+            self._mark_closed()
             return
         await self.stop()
         await self._closed.wait()
@@ -298,7 +305,8 @@ class Crawler:
         try:
             items = self._page_items()
             await self._run_callback(request.errback, failure, request, sink=items)
-            await self._end_chain(request, items)
+            if items is not None:  # with a state file; else the memory store has nothing to end
+                await self._end_chain(request, items)
         finally:
             self._frontier.release()  # type: ignore[union-attr]
 
@@ -351,12 +359,11 @@ class Crawler:
                 filtered: dict[str, int] | None = {} if debug_enabled() else None
                 screen = frontier.links
                 outcome._screen = screen if filtered is None else functools.partial(screen, counts=filtered)
-                items = [] if self._resume is not None else None
-                if items is None:
-                    await self._run_callback(callback, outcome, request, filtered)
-                else:  # with a state file: the page counts as saved once its chain has ended
+                items = self._page_items()
+                if items is not None:  # with a state file: the page counts as saved once its chain ends
                     self._open_pages += 1
-                    await self._run_callback(callback, outcome, request, filtered, sink=items)
+                await self._run_callback(callback, outcome, request, filtered, sink=items)
+                if items is not None:
                     await self._end_chain(request, items, page=True)
         finally:
             frontier.release()
@@ -474,8 +481,7 @@ class Crawler:
         try:
             await self._close_all(reason, opened)
         finally:
-            self._state = CrawlerState.CLOSED
-            self._closed.set()
+            self._mark_closed()
 
     async def _close_all(self, reason: str, opened: list[ItemPipeline]) -> None:
         if self._frontier is not None:

@@ -117,7 +117,7 @@ class Frontier:
                 # run that resumes the crawl (nothing else would find that link again).
                 self._store.accept(request)
             except UnstorableRequest as exc:
-                self._stats.unstorable(request, str(exc))
+                stats.unstorable(request, str(exc))
                 return "unstorable"
             if self._closed:
                 reason = self.close_reason or "closed"
@@ -289,7 +289,7 @@ class Frontier:
     def domain_stats(self) -> dict[str, DomainStats]:
         now = self._clock()
         stats = {}
-        for key in {**self._pacer.paces(), **dict.fromkeys(self._store.domains())}:
+        for key in dict.fromkeys([*self._pacer.paces(), *self._store.domains()]):  # each once, in order
             pace = self._pacer.pace(key)
             stats[key] = DomainStats(
                 rate=None if pace.rate is None else round(pace.rate, 3),

@@ -203,17 +203,3 @@ class SqliteStore(MemoryStore):
         finally:
             db, self._db = self._db, None
             db.close()
-
-    def disk_usage(self) -> dict[str, int]:
-        """Rows and bytes on disk per table (dbstat), for the benchmark."""
-        db = self._db
-        assert db is not None
-        usage: dict[str, int] = {}
-        for table in ("seen", "queue"):
-            usage[f"{table}_rows"] = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        try:
-            for name, size in db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
-                usage[f"{name}_bytes"] = size
-        except sqlite3.OperationalError:  # SQLite built without dbstat
-            pass
-        return usage

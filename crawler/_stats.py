@@ -165,7 +165,7 @@ class StatsCollector:
         its robots.txt) is one DEBUG event.
         """
         self.filtered_by[reason] += 1
-        if request.depth == 0 and not request.internal:
+        if _is_start(request):
             self._start_request_event("start_request_filtered", url=request.url, reason=reason, detail=detail)
         elif (request.redirects or not by_caller) and debug_enabled():
             self._log.debug("filtered", url=request.url, reason=reason, detail=detail)
@@ -188,7 +188,7 @@ class StatsCollector:
         }
         if not reason.startswith("http_4"):  # network trouble, 5xx after retries, a cap hit
             self._log.warning("request_failed", **fields)
-        elif request.depth == 0 and not request.internal:  # the crawl may have nothing else to do
+        elif _is_start(request):  # the crawl may have nothing else to do
             self._start_request_event("request_failed", **fields)
         elif debug_enabled():  # a 4xx of a followed link: an ordinary dead link
             self._log.debug("request_failed", **fields)
@@ -231,3 +231,8 @@ class StatsCollector:
             domains=self.domain_stats(),
             close_reason=self.close_reason,
         )
+
+
+def _is_start(request: Request) -> bool:
+    """A start request or one of its retries and redirect hops (a followed link is depth 1+)."""
+    return request.depth == 0 and not request.internal

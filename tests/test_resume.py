@@ -10,15 +10,15 @@ import io
 import json
 import random
 import signal
+import subprocess
 import sys
-import textwrap
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from crawler import Crawler, Request, Spider, SpiderLoadError
+from crawler import Crawler, Request, Spider
 
 PAGES = 400
 CONCURRENCY = 6
@@ -94,6 +94,14 @@ async def run_crawler(tmp_path: Path, *args: str, kill_after: float | None = Non
     stderr = await asyncio.wait_for(proc.stderr.read(), timeout=90)  # type: ignore[union-attr]
     code = await asyncio.wait_for(proc.wait(), timeout=90)
     return code, stderr.decode("utf-8", "replace")
+
+
+def run_to_end(tmp_path: Path, spider: str, base: str, state: str) -> subprocess.CompletedProcess[str]:
+    """The CLI on the spider file ``spider`` (in ``tmp_path``) with ``-a base=`` and ``--state``."""
+    return subprocess.run(
+        [sys.executable, "-m", "crawler", "run", spider, "-a", f"base={base}", "--state", state],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
 
 
 def read_items(path: Path, fmt: str) -> list[dict]:
@@ -172,16 +180,9 @@ def test_a_state_file_of_another_spider_is_refused(tmp_path):
     spider.write_text(SPIDER, encoding="utf-8")
     other = tmp_path / "other.py"
     other.write_text(SPIDER.replace('name = "shop"', 'name = "other"'), encoding="utf-8")
-    import subprocess
-
-    def run(path: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "crawler", "run", str(path), "-a", "base=htp://nowhere", "--state", "crawl.db"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60,
-        )
-
-    assert run(spider).returncode == 1  # no pages (a bad URL), but the state file is now the shop's
-    result = run(other)
+    # No pages (a bad URL), but the state file is now the shop's.
+    assert run_to_end(tmp_path, "spider.py", "htp://nowhere", "crawl.db").returncode == 1
+    result = run_to_end(tmp_path, "other.py", "htp://nowhere", "crawl.db")
     assert result.returncode == 2
     assert "holds a crawl of the spider 'shop', not 'other'" in result.stderr
 
@@ -231,19 +232,10 @@ async def test_a_request_that_cannot_be_stored_fails_at_enqueue_naming_it(server
 
 
 def test_bad_state_path_is_a_usage_error(tmp_path):
-    import subprocess
-
     (tmp_path / "afile").write_text("x")
-    (tmp_path / "spider.py").write_text(textwrap.dedent(SPIDER), encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "crawler", "run", "spider.py", "-a", "base=http://x", "--state", "afile/c.db"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    result = run_to_end(tmp_path, "spider.py", "http://x", "afile/c.db")
     assert result.returncode == 2 and "afile is not a directory" in result.stderr
-
-
-def test_spider_load_error_is_exported():
-    assert issubclass(SpiderLoadError, Exception)
 
 
 async def test_a_resumed_crawl_that_already_has_max_items_fetches_nothing(server, tmp_path):
@@ -366,7 +358,6 @@ async def test_links_refused_by_known_robots_rules_leave_nothing_queued(server, 
 @pytest.mark.parametrize("content", [b"not a database at all, just some bytes" * 100, None])
 def test_a_file_that_is_not_a_state_file_is_refused_and_left_alone(tmp_path, content):
     import sqlite3
-    import subprocess
 
     state = tmp_path / "other.db"
     if content is None:  # another program's SQLite database
@@ -378,23 +369,17 @@ def test_a_file_that_is_not_a_state_file_is_refused_and_left_alone(tmp_path, con
         state.write_bytes(content)
     before = state.read_bytes()
     (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "crawler", "run", "spider.py", "-a", "base=http://127.0.0.1:9", "--state", str(state)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )
+    result = run_to_end(tmp_path, "spider.py", "http://127.0.0.1:9", str(state))
     assert result.returncode == 2, result.stderr
     assert "state file" in result.stderr.splitlines()[-1]
     assert state.read_bytes() == before
 
 
 def test_a_finished_crawl_exits_0_even_if_it_had_no_page(tmp_path):
-    import subprocess
-
     (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
-    command = [sys.executable, "-m", "crawler", "run", "spider.py", "-a", "base=htp://x", "--state", "c.db"]
-    first = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    first = run_to_end(tmp_path, "spider.py", "htp://x", "c.db")
     assert first.returncode == 1 and "no pages crawled" in first.stderr
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    again = run_to_end(tmp_path, "spider.py", "htp://x", "c.db")
     assert again.returncode == 0 and "already finished" in again.stderr, again.stderr
 
 
