@@ -55,6 +55,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stats", metavar="FILE", help="write the final stats as JSON to FILE")
     run.add_argument("--state", metavar="FILE",
                      help="keep the crawl's state in FILE (SQLite): run the same command again to resume it")
+    run.add_argument("--frontier", metavar="URL",
+                     help="a shared frontier (redis://host:6379/0): every worker started with it is one crawl")
+    run.add_argument("--crawl-id", metavar="NAME",
+                     help="the shared crawl's name in the frontier (default: the spider's)")
+    for name, text in (("status", "print a shared crawl's state"), ("clear", "delete a shared crawl")):
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("--frontier", metavar="URL", required=True, help="the frontier (redis://host:6379/0)")
+        command.add_argument("--crawl-id", metavar="NAME", required=name == "clear",
+                             help="the crawl (status without it lists the crawls in the frontier)")
+        if name == "clear":
+            command.add_argument("--force", action="store_true", help="clear it even while workers are running")
+        else:
+            command.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -63,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     or crawled no page (one line says why); 2 a usage error, found before the crawl starts;
     130 interrupted (Ctrl-C)."""
     args = _parser().parse_args(argv)
+    if args.command in ("status", "clear"):
+        from ._frontier_cli import frontier_command
+
+        return frontier_command(args)
     try:
         output = args.output or args.overwrite_output
         if output:
@@ -76,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         overrides = dict(Settings.parse_assignment(s) for s in args.settings)
         if args.state:
             overrides["state"] = args.state
+        if args.frontier:
+            overrides["frontier"] = args.frontier
+        if args.crawl_id:
+            overrides["crawl_id"] = args.crawl_id
+        if overrides.get("state") and overrides.get("frontier"):
+            raise ValueError("--state and --frontier cannot be combined: a shared frontier keeps the crawl's state")
         exporters = _exporters(args)
         crawler = Crawler(spider, overrides, exporters=exporters)
     except (SpiderLoadError, SettingsError, ValueError, TypeError) as exc:
@@ -93,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         print(summary(crawler.statistics()), file=sys.stderr)
         return EXIT_FAILED
     stats = crawler.statistics()
-    code = EXIT_INTERRUPTED if interrupted else EXIT_FAILED if stats.pages == 0 and not crawler.already_finished else 0
+    # A worker of a shared crawl that finished is a success even if others fetched every page.
+    shared_done = crawler.settings.frontier is not None and stats.close_reason in ("finished", "max_pages")
+    no_pages = stats.pages == 0 and not crawler.already_finished and not shared_done
+    code = EXIT_INTERRUPTED if interrupted else EXIT_FAILED if no_pages else 0
     if args.stats:
         try:
             path = Path(args.stats)
@@ -105,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if crawler.already_finished:
         print(f"crawl already finished ({args.state}): nothing to fetch; delete it to start over", file=sys.stderr)
     print(summary(stats), file=sys.stderr)
-    if code == EXIT_FAILED and stats.pages == 0:
+    if code == EXIT_FAILED and no_pages:
         print(f"crawler: error: no pages crawled: {stats.no_pages_reason()}", file=sys.stderr)
     return code
 

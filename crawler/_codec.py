@@ -1,7 +1,8 @@
 """Requests as data: what a durable store writes, and reads back after a restart.
 
 A stored request is JSON: its URL, method, headers, body (base64), cookies, priority, depth,
-``dont_filter``, its callback and errback *by the name of the spider method*, and ``meta`` /
+``dont_filter``, its attempt and redirect count (a retry or hop goes on where it was), its
+callback and errback *by the name of the spider method*, and ``meta`` /
 ``cb_kwargs`` as JSON. Nothing read back is unpickled or evaluated; a callback name is looked
 up on the spider class, nothing else. A request that cannot be stored this way (a lambda as
 callback, a ``datetime`` in ``meta``) fails when it is queued, with an error naming the
@@ -45,6 +46,10 @@ class RequestCodec:
             data["depth"] = request.depth
         if request.dont_filter:
             data["dont_filter"] = True
+        if request.attempt != 1:
+            data["attempt"] = request.attempt
+        if request.redirects:
+            data["redirects"] = request.redirects
         for key in ("callback", "errback"):
             name = self._method_name(request, key)
             if name is not None:
@@ -75,6 +80,8 @@ class RequestCodec:
             cookies=data.get("cookies"),
         )
         request.depth = data.get("depth", 0)
+        request.attempt = data.get("attempt", 1)
+        request.redirects = data.get("redirects", 0)
         return request
 
     def _method_name(self, request: Request, key: str) -> str | None:

@@ -27,11 +27,13 @@ from ._log import debug_enabled, get_logger
 from ._middleware import Middleware, MiddlewareChain, check_middlewares
 from ._pacer import MemoryPacer
 from ._pipeline import ItemPipeline, is_item
+from ._redis_store import current_chain
 from ._request import Request
 from ._response import Response
 from ._resume import Resume
 from ._retry import RetryMiddleware
-from ._settings import Settings
+from ._settings import Settings, _redact
+from ._shared import SharedCrawl
 from ._spider import Spider, check_declaration
 from ._sqlite_store import StoredCrawl
 from ._stats import CrawlStats, StatsCollector
@@ -103,6 +105,8 @@ class Crawler:
         self._stop_requested = False
         self._downloader: Downloader | None = None
         self._resume: Resume | None = None  # with a state file: the crawl is resumable
+        self._shared: SharedCrawl | None = None  # with a shared frontier: this is one worker of the crawl
+        self._feeding = False  # this worker runs the spider's start()
         self._open_pages = 0  # pages handed to callbacks whose chain has not ended (with a state file)
         #: True when ``run()`` found its state file holding a finished crawl and fetched nothing.
         self.already_finished = False
@@ -145,10 +149,16 @@ class Crawler:
         self._state = CrawlerState.RUNNING
         self._stats.start()
         loop = asyncio.get_running_loop()
-        pacer = MemoryPacer(self.settings)
+        pacer: Any = MemoryPacer(self.settings)
         stored = self._open_state(pacer) if self.settings.state is not None else None
         if stored is not None and stored.finished:
             return self._stats.snapshot()
+        store: Any = self._resume.store if self._resume is not None else None
+        feed = "new"
+        if self.settings.frontier is not None:
+            feed = await self._open_shared(loop)
+            assert self._shared is not None
+            store, pacer = self._shared.store, self._shared.pacer
         self._frontier = frontier = Frontier(
             self.settings,
             self._stats,
@@ -156,20 +166,22 @@ class Crawler:
             clock=loop.time,
             domain_key=registrable_domain_key() if self.settings.rate_scope == "registrable_domain" else None,
             on_failure=self._failed_in_frontier,
-            store=self._resume.store if self._resume is not None else None,
+            store=store,
             pacer=pacer,
             pages_done=self._stats.pages,
+            shared=self._shared is not None,
         )
         self._downloader = Downloader(self.settings, self._session)
         self._chain = MiddlewareChain(
             [
+                *([self._shared.robots()] if self._shared is not None and self.settings.obey_robots else []),
                 RetryMiddleware(self.settings, pause_domain=frontier.pause, clock=loop.time),
                 *self._extra_middlewares,
             ]
         )
         self._log.info(
             "crawl_resumed" if stored is not None and not stored.new else "crawl_started",
-            settings=self.settings.explicit() or None,
+            settings=_loggable(self.settings.explicit()) or None,
             queued=len(stored.requests) if stored is not None and not stored.new else None,
         )
         for note in self._allowed_notes:
@@ -181,6 +193,8 @@ class Crawler:
             for pipeline in self._pipelines:
                 await pipeline.open(self.spider)
                 opened.append(pipeline)
+            if self._shared is not None:
+                self._shared.outputs_opened()
             await self.spider.opened()
             if self._stop_requested:  # stop() came before the crawl could start
                 frontier.close("stopped")
@@ -191,10 +205,12 @@ class Crawler:
                 self._tasks = tasks
                 for request in stored.requests if stored is not None else ():
                     frontier.restore(request)
-                if self._resume is None or not self._resume.start_done:
+                if self._shared is not None:
+                    if feed != "no":
+                        self._feed_start(takeover=feed == "takeover")
+                elif self._resume is None or not self._resume.start_done:
                     frontier.resumed = stored is not None and not stored.new
-                    frontier.hold()
-                    tasks.create_task(self._feed_start_requests())
+                    self._feed_start(takeover=False)
                 await self._dispatch(tasks)
             reason = frontier.close_reason or "finished"
         except asyncio.CancelledError:
@@ -232,6 +248,62 @@ class Crawler:
             self._stats.finish("finished")
             self._mark_closed()
         return stored
+
+    async def _open_shared(self, loop: asyncio.AbstractEventLoop) -> str:
+        """Join the shared crawl; who adds the start requests (``new``, ``takeover``, ``no``)."""
+        try:
+            self._shared = SharedCrawl(self.spider, self.settings, self._exporters, loop.time)
+            store = self._shared.store
+            store.on_duplicates = self._found_elsewhere
+            store.on_orphaned_start = self._take_over_start
+            store.on_bad_entry = self._bad_entry
+            return await self._shared.open()
+        except BaseException:
+            if self._shared is not None:
+                await self._shared.close(finished=False)
+            self._shared = None
+            self._mark_closed()
+            raise
+
+    def _found_elsewhere(self, count: int) -> None:
+        """Requests this worker queued that the shared seen-set already had."""
+        self._stats.count_filtered("duplicate", count)
+        self._stats.queued -= count
+
+    def _bad_entry(self, entry: str, reason: str) -> None:
+        """A queue entry in the shared frontier that is not a request of this crawl's."""
+        self._stats.failures["bad_stored_request"] += 1
+        self._log.error("bad_stored_request", entry=entry[:200], reason=reason[:300])
+
+    def _take_over_start(self) -> None:
+        """The worker adding the start requests left or died before it was done: try to take over."""
+        if self._feeding or self._tasks is None or self._frontier is None or self._frontier.closed:
+            return
+        self._feeding = True  # until the claim says otherwise
+        self._frontier.hold()
+        self._tasks.create_task(self._claim_start())
+
+    async def _claim_start(self) -> None:
+        assert self._shared is not None and self._frontier is not None
+        try:
+            feed = await self._shared.join()
+        finally:
+            self._frontier.release()
+        if feed == "takeover":
+            self._feed_start(takeover=True)
+        else:
+            self._feeding = False
+
+    def _feed_start(self, *, takeover: bool) -> None:
+        frontier = self._frontier
+        assert frontier is not None and self._tasks is not None
+        if self._shared is not None:
+            frontier.resumed = self._shared.store.takeover = takeover
+            if takeover:
+                self._log.info("start_requests_taken_over")
+        self._feeding = True
+        frontier.hold()
+        self._tasks.create_task(self._feed_start_requests())
 
     def _mark_closed(self) -> None:
         self._state = CrawlerState.CLOSED
@@ -273,6 +345,8 @@ class Crawler:
             else:
                 if self._resume is not None and not frontier.closed:
                     self._resume.start_done = True  # a resumed run need not call start() again
+                if self._shared is not None and not frontier.closed:
+                    self._shared.store.start_done()
         except Exception as exc:
             self._stats.callback_errors += 1
             self._log.error("start_requests_error", reason=repr(exc), exc_info=exc)
@@ -313,7 +387,7 @@ class Crawler:
     def _page_items(self) -> list[Any] | None:
         """Where a callback's items wait for its chain to end (with a state file), or None:
         exported as they come."""
-        return [] if self._resume is not None else None
+        return [] if self._resume is not None or self._shared is not None else None
 
     async def _end_chain(self, request: Request, items: list[Any] | None, *, page: bool = False) -> None:
         """``request``'s chain has its one outcome: export its page's items, then let the store
@@ -323,11 +397,13 @@ class Crawler:
             await self._items.export(request, items)
         if page:
             self._open_pages -= 1  # before finish(): the checkpoint it may take counts this page
-        self._frontier.finish(request)  # type: ignore[union-attr]
+        self._frontier.finish(request, page=page, items=len(items) if items else 0)  # type: ignore[union-attr]
 
     async def _process(self, request: Request, slots: asyncio.Semaphore) -> None:
         frontier = self._frontier
         assert frontier is not None
+        if self._shared is not None:
+            current_chain.set(request.chain)  # the links its callback yields carry it
         try:
             try:
                 outcome = await self._download(request)
@@ -487,6 +563,8 @@ class Crawler:
         if self._frontier is not None:
             self._frontier.close(reason)
         self._stats.finish(reason)
+        if self._shared is not None:  # before the exporters close: their sizes are committed
+            await self._shared.close(finished=reason == "finished")
         if self._resume is not None:  # before the exporters close: their positions are saved
             try:
                 self._resume.close(finished=reason == "finished")
@@ -510,6 +588,13 @@ class Crawler:
             no_pages = stats.no_pages_reason()
             if no_pages is not None:
                 self._log.warning("no_pages_crawled", reason=no_pages)
+
+
+def _loggable(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings as logged: a shared frontier's password is never shown."""
+    if settings.get("frontier"):
+        settings["frontier"] = _redact(settings["frontier"])
+    return settings
 
 
 def _new_chain(request: Request) -> None:

@@ -53,6 +53,7 @@ class Frontier:
         store: FrontierStore | None = None,
         pacer: Pacer | None = None,
         pages_done: int = 0,
+        shared: bool = False,
     ) -> None:
         self._settings = settings
         self._stats = stats
@@ -68,7 +69,15 @@ class Frontier:
         self._wakeup = asyncio.Event()
         self._holds = 0  # producers still running (start requests, requests being processed)
         # First attempts still allowed to be handed out (a resumed crawl counts its earlier pages).
-        self._page_budget = None if settings.max_pages is None else max(settings.max_pages - pages_done, 0)
+        # A store shared by several workers (``shared``) keeps max_pages itself: one budget for
+        # all of them. It also has robots.txt checked when a request is handed out rather than
+        # when it is added: a request waiting for its origin's rules waits leased in the shared
+        # store, where every worker sees that the crawl is not over.
+        self._page_budget = (
+            None if settings.max_pages is None or shared else max(settings.max_pages - pages_done, 0)
+        )
+        self._store_budget = shared and settings.max_pages is not None
+        self._shared = shared
         #: A resumed crawl whose start() runs again: start requests already accepted are skipped,
         #: even the ones that skip dedupe (start_urls' requests do).
         self.resumed = False
@@ -123,7 +132,7 @@ class Frontier:
                 reason = self.close_reason or "closed"
                 stats.filtered(request, reason, by_caller=True)
                 return reason
-            if self._robots is not None:
+            if self._robots is not None and not self._shared:
                 return self._robots.check(request, by_caller=True)
             self._push(request)
             return None
@@ -157,9 +166,9 @@ class Frontier:
         self._stats.filtered(request, reason)
         self._store.finish(request)
 
-    def finish(self, request: Request) -> None:
+    def finish(self, request: Request, *, page: bool = False, items: int = 0) -> None:
         """``request``'s chain has ended (its one outcome is recorded): the store may forget it."""
-        self._store.finish(request)
+        self._store.finish(request, page=page, items=items)
 
     def _offsite(self, host: str) -> bool:
         offsite = self._offsite_hosts.get(host)
@@ -252,7 +261,7 @@ class Frontier:
 
     def download_done(self, request: Request) -> None:
         """The request's connection slot is free again (its domain may take another)."""
-        self._store.done(request.domain, self._clock())
+        self._store.done(request, self._clock())
         self._wakeup.set()
 
     def observe(self, request: Request, status: int) -> None:
@@ -263,8 +272,10 @@ class Frontier:
         """A chain (request, retries, redirect hops) ended without a page: it does not count."""
         if self._page_budget is not None:
             self._page_budget += 1
-            self._store.budget_restored(self._clock())
-            self._wakeup.set()
+        elif not self._store_budget:
+            return
+        self._store.budget_restored(self._clock())
+        self._wakeup.set()
 
     def pause(self, request: Request, seconds: float) -> None:
         """Pause the request's whole domain for ``seconds`` (the server asked via Retry-After)."""
@@ -315,12 +326,17 @@ class Frontier:
                 if budget is not None and uses_budget(request):
                     self._page_budget = budget - 1
                 self._stats.queued -= 1
+                robots = self._robots
+                if self._shared and robots is not None and not request.internal and not robots.admit(request):
+                    store.done(request, now)  # parked or ended here: its domain's slot is free
+                    continue
                 return request
             if self._holds == 0:
                 parked = self._robots is not None and self._robots.waiting()
                 if not store.active() and not parked:
-                    if budget == 0:
-                        self.close("max_pages")
+                    reason = "max_pages" if budget == 0 else store.end_reason()
+                    if reason is not None:
+                        self.close(reason)
                     return None
                 if budget == 0 and not store.has_unbudgeted() and not parked:
                     self.close("max_pages")

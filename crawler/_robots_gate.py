@@ -68,6 +68,28 @@ class RobotsGate:
         frontier._stats.queued += 1
         return None
 
+    def admit(self, request: Request) -> bool:
+        """At hand-out, from a shared store (see ``Frontier``): True when ``request`` may go
+        now; else it was parked (it goes back to the store once the rules are known) or it
+        ended here (filtered ``robots``, or failed ``robots_unavailable``)."""
+        frontier = self._frontier
+        origin = origin_of(request.url)
+        verdict = self._cache.verdict(origin, request.url)
+        if verdict is True:
+            return True
+        if verdict is None and self._cache.unavailable(origin) is None:
+            parked = self._parked.get(origin)
+            if parked is None:
+                parked = self._parked[origin] = []
+                frontier._push(self._fetch(origin, request.domain))
+            parked.append(request)
+            frontier._stats.queued += 1
+            return False
+        self.check(request, by_caller=False)  # filtered or failed, with its outcome recorded
+        if not request.redirects and not request.internal and request.attempt == 1:
+            frontier.refund_page()  # its claim used the shared max_pages budget: give it back
+        return False
+
     def _fetch(self, origin: str, domain: str) -> Request:
         fetch = Request(
             origin + "/robots.txt",

@@ -85,6 +85,15 @@ class Settings:
     #: A state file (SQLite) that makes the crawl resumable: the same command run again goes
     #: on where it stopped, even after kill -9. None: the crawl lives in memory only.
     state: str | None = None
+    #: A shared frontier (``redis://host:6379/0``, ``rediss://`` for TLS, user and password in
+    #: the URL): every worker started with it is one crawl. None: this process's own frontier.
+    frontier: str | None = None
+    #: The shared crawl's name in the frontier (several crawls can share one Redis); default:
+    #: the spider's name.
+    crawl_id: str | None = None
+    #: Seconds a worker holds a claimed request without renewing it (it renews every third of
+    #: this while alive): a killed worker's requests go back to the queue after this long.
+    lease_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -262,6 +271,33 @@ def _domain_settings(name: str, value: Any) -> dict[str, dict[str, Any]]:
     return checked
 
 
+def _frontier_url(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"{name} must be a redis://, rediss:// or unix:// URL, got {_redact(value)!r}")
+    return value
+
+
+def _optional_name(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or any(c in value for c in "{}\t\n"):
+        raise ValueError(f"{name} must be text without braces, tabs or newlines, got {value!r}")
+    return value
+
+
+def _redact(url: object) -> str:
+    """A URL with any password in it replaced by ``***`` (for messages and logs)."""
+    text = str(url)
+    scheme, sep, rest = text.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return text
+    userinfo, _, host = rest.partition("@")
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}" if colon or user else text
+
+
 @functools.cache
 def _defaults() -> Settings:
     return Settings()
@@ -291,4 +327,7 @@ _VALIDATORS = {
     "domain_settings": _domain_settings,
     "cookies": _bool,
     "state": _optional_path,
+    "frontier": _frontier_url,
+    "crawl_id": _optional_name,
+    "lease_timeout": _positive_float,
 }

@@ -161,7 +161,7 @@ class SqliteStore(MemoryStore):
         if request.chain:  # the chain goes on as this request (a redirect hop): resume from it
             self._new_rows.append((request.chain, self._codec.encode(request)))
 
-    def finish(self, request: Request) -> None:
+    def finish(self, request: Request, *, page: bool = False, items: int = 0) -> None:
         if request.chain:
             self._ended.append(request.chain)
             # A checkpoint every ``batch`` ended chains, or sooner if the last one is old: a

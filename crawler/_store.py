@@ -56,8 +56,8 @@ class FrontierStore(Protocol):
         ``fresh`` False, only retries, redirect hops and internal requests go out."""
         ...
 
-    def done(self, key: str, now: float) -> None:
-        """A request of domain ``key`` finished downloading (its slot is free)."""
+    def done(self, request: Request, now: float) -> None:
+        """``request`` finished downloading (its domain's slot is free)."""
         ...
 
     def budget_restored(self, now: float) -> None:
@@ -84,8 +84,13 @@ class FrontierStore(Protocol):
         """The chain goes on as ``request`` (a redirect hop): a durable store resumes it from there."""
         ...
 
-    def finish(self, request: Request) -> None:
-        """``request``'s chain has ended (a page, filtered, or failed): a durable store forgets it."""
+    def finish(self, request: Request, *, page: bool = False, items: int = 0) -> None:
+        """``request``'s chain has ended (a page, with ``items`` exported; filtered; or failed):
+        a durable store forgets it."""
+        ...
+
+    def end_reason(self) -> str | None:
+        """Why the crawl ends when nothing is left to hand out (``max_pages`` kept by a shared store)."""
         ...
 
     def domains(self) -> list[str]:
@@ -301,7 +306,8 @@ class MemoryStore:
             return entry, now
         return None, math.inf
 
-    def done(self, key: str, now: float) -> None:
+    def done(self, request: Request, now: float) -> None:
+        key = request.domain
         self._pacer.done(key)
         if key in self._at_concurrency:
             self._at_concurrency.discard(key)
@@ -317,8 +323,11 @@ class MemoryStore:
     def advance(self, request: Request) -> None:
         return None  # nothing outlives the process
 
-    def finish(self, request: Request) -> None:
+    def finish(self, request: Request, *, page: bool = False, items: int = 0) -> None:
         return None
+
+    def end_reason(self) -> str | None:
+        return None  # max_pages is the frontier's own
 
     def has_unbudgeted(self) -> bool:
         return any(not uses_budget(entry) for queue in self._queues.values() for entry in queue.entries())

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real aiohttp server on 127.0.0.1 and an aioresponses shim."""
+"""Shared fixtures: a real aiohttp server on 127.0.0.1, a real redis-server, an aioresponses shim."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from unittest.mock import Mock
 
 import aiohttp
 import pytest
-from support import TestServer
+from support import RedisServer, TestServer
 
 
 @pytest.fixture
@@ -54,3 +54,21 @@ def no_task_leaks():
     loop = asyncio.get_event_loop()
     pending = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task(loop) and not t.done()]
     assert not pending, f"tasks left running: {pending}"
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One redis-server for the session (127.0.0.1, a free port, persistence off)."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def frontier(redis_server) -> str:
+    """A shared frontier's URL, on an empty Redis."""
+    redis_server.flush()
+    return redis_server.url

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
+import socket
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -156,3 +160,63 @@ class RecordingSpider(Spider):
 
     async def on_error(self, failure: Failure):
         self.failures.append(failure)
+
+
+class RedisServer:
+    """A real ``redis-server`` (Debian's package) on 127.0.0.1 and a free port, persistence off.
+
+    ``args`` are extra server options, e.g. ``["--requirepass", "pw"]``.
+    """
+
+    def __init__(self, *args: str, password: str | None = None) -> None:
+        self.args = list(args)
+        self.password = password
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not os.path.exists(exe):
+            raise RuntimeError("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._proc = subprocess.Popen(
+            [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no", *self.args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.command("PING")
+                return
+            except OSError:
+                if time.monotonic() > deadline or self._proc.poll() is not None:
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
+                time.sleep(0.05)
+
+    def command(self, *args: str) -> object:
+        import redis
+
+        client = redis.Redis(port=self.port, password=self.password, decode_responses=True)
+        try:
+            return client.execute_command(*args)
+        except redis.ConnectionError as exc:
+            raise OSError(str(exc)) from None
+        finally:
+            client.close()
+
+    def flush(self) -> None:
+        self.command("FLUSHALL")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+            self._proc = None

@@ -95,7 +95,7 @@ async def test_a_domain_at_its_concurrency_waits_for_a_free_slot(make):
         store.push(request(f"http://h/{i}"), 0.0)
     assert await drain(store, 0.0) == ["http://h/0"]
     assert (await store.lease(0.0, fresh=True)) == (None, math.inf)
-    store.done("h", 0.0)
+    store.done(request("http://h/0"), 0.0)
     assert await drain(store, 0.0) == ["http://h/1"]
 
 

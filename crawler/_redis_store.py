@@ -1,0 +1,441 @@
+"""The shared frontier: one crawl's queue, seen-set and politeness in Redis, for many workers.
+
+``--frontier redis://host:6379/0`` started N times, on one machine or many, is one crawl.
+Each worker keeps what it does in an *outbox* of operations and sends it in one Lua script
+call (``lua/sync.lua``), which applies the operations and claims the next batch of
+requests in the same atomic step:
+
+* **Claims** take only requests of domains whose next allowed time (Redis ``TIME``) has
+  come and that are under their concurrency, and advance the domain's pacing in the same
+  script, so N workers together keep each host's rate and concurrency (no check-then-act
+  race between workers).
+* **Leases**: a claimed request is leased to the worker (``lease_timeout``), renewed by a
+  heartbeat while it works; a worker killed with SIGKILL stops renewing, and its requests
+  go back to the queue when their leases expire. An acknowledgement (``E``) of a chain whose
+  lease the worker no longer holds is refused with the whole batch, so a worker presumed
+  dead cannot commit what another worker is redoing.
+* **Items exactly once**: a page's items are written to this worker's outputs when its chain
+  ends, and the outputs' sizes are committed with the chain's acknowledgement; after a
+  refusal or a kill an output is cut back to its committed size (see ``_shared``).
+* **Dedupe**: every fingerprint is added in the script with its request (``SADD`` into
+  intsets, ~9 bytes per URL); a worker's own memory only caches what it knows to be seen.
+
+Nothing read from Redis is unpickled or evaluated: requests are JSON (``_codec``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from ._codec import RequestCodec, UnstorableRequest
+from ._exceptions import FrontierUnavailable
+from ._pacer import Pace
+from ._request import Request
+from ._seen import FingerprintSet
+from ._settings import Settings
+from ._url import fingerprint
+
+__all__ = ["Outbox", "RedisPacer", "RedisStore", "current_chain", "load_scripts"]
+
+#: The chain of the page whose callback is running (its links carry it: a worker that lost
+#: that page's lease does not add them).
+current_chain: contextvars.ContextVar[int] = contextvars.ContextVar("current_chain", default=0)
+
+_SIGN = 1 << 64
+_HALF = 1 << 63
+_SYNC_EVERY = 0.02  # seconds: a worker with work in flight syncs at least this often
+_POLL = 0.05  # seconds: how often an idle worker looks for work other workers may add
+_RETRIES = 5  # attempts at a Redis call before the crawl fails with FrontierUnavailable
+
+
+def load_scripts(client: Any) -> dict[str, Any]:
+    """The frontier's Lua scripts, registered on ``client`` (each prefixed by ``common.lua``)."""
+    folder = resources.files("crawler") / "lua"
+    common = (folder / "common.lua").read_text(encoding="utf-8")
+    return {
+        name: client.register_script(common + (folder / f"{name}.lua").read_text(encoding="utf-8"))
+        for name in ("open", "sync", "renew", "release", "status")
+    }
+
+
+class Outbox:
+    """Operations waiting for the next sync, in the order they were made."""
+
+    __slots__ = ("ops",)
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[str | int | float, ...]] = []
+
+    def add(self, *fields: str | int | float) -> None:
+        self.ops.append(fields)
+
+    @property
+    def count(self) -> int:
+        return len(self.ops)
+
+    def take(self) -> list[tuple[str | int | float, ...]]:
+        ops, self.ops = self.ops, []
+        return ops
+
+
+class RedisPacer:
+    """The pacer's side of a shared frontier: answers and pauses go to Redis with the next
+    sync (pacing itself happens in the claim script); ``paces`` shows this worker's share."""
+
+    def __init__(self, settings: Settings, outbox: Outbox, clock: Callable[[], float]) -> None:
+        self._settings = settings
+        self._outbox = outbox
+        self._clock = clock
+        self._paces: dict[str, Pace] = {}
+        self._answers: dict[str, list[float]] = {}  # domain -> [ok, throttled, pause until (loop time)]
+
+    def _pace(self, key: str) -> Pace:
+        pace = self._paces.get(key)
+        if pace is None:
+            pace = self._paces[key] = Pace(*self._settings.for_domain(key))
+        return pace
+
+    def ready_at(self, key: str, now: float) -> float:
+        return now  # the claim script decides
+
+    async def take(self, key: str, now: float) -> float:
+        self._pace(key).in_flight += 1
+        return now
+
+    def done(self, key: str) -> None:
+        pace = self._paces.get(key)
+        if pace is not None:
+            pace.in_flight -= 1
+
+    def observe(self, key: str, status: int) -> None:
+        answers = self._answers.setdefault(key, [0, 0, 0.0])
+        if status in (429, 503):
+            answers[1] += 1
+            self._pace(key).throttled += 1
+        else:
+            answers[0] += 1
+
+    def pause(self, key: str, until: float) -> None:
+        answers = self._answers.setdefault(key, [0, 0, 0.0])
+        answers[2] = max(answers[2], until)
+        pace = self._pace(key)
+        pace.paused_until = max(pace.paused_until, until)
+
+    def set_floor(self, key: str, seconds: float) -> None:
+        self._pace(key).floor = max(self._pace(key).floor, seconds)
+        rate, concurrency = self._settings.for_domain(key)
+        self._outbox.add("F", key, int(seconds * 1000), concurrency, rate or 0)
+
+    def flush(self) -> None:
+        """Into the outbox: what was seen since the last sync, one operation per domain."""
+        if not self._answers:
+            return
+        now = self._clock()
+        for key, (ok, throttled, until) in self._answers.items():
+            self._outbox.add("X", key, int(ok), int(throttled), max(0, math.ceil((until - now) * 1000)))
+        self._answers.clear()
+
+    def pace(self, key: str) -> Pace:
+        return self._pace(key)
+
+    def paces(self) -> dict[str, Pace]:
+        return self._paces
+
+    def export(self, now: float, wall: float) -> dict[str, dict[str, float]]:
+        return {}  # kept in Redis
+
+    def restore(self, saved: dict[str, dict[str, float]], now: float, wall: float) -> None:
+        return None
+
+
+class RedisStore:
+    """A :class:`~crawler._store.FrontierStore` over a crawl shared in Redis (see the module doc)."""
+
+    def __init__(
+        self,
+        client: Any,
+        scripts: dict[str, Any],
+        prefix: str,
+        worker: str,
+        settings: Settings,
+        codec: RequestCodec,
+        outbox: Outbox,
+        pacer: RedisPacer,
+        *,
+        where: str,
+        lease_timeout: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.seen = FingerprintSet()  # what this worker knows to be seen (a cache of Redis')
+        self._client = client
+        self._scripts = scripts
+        self._prefix = prefix
+        self.worker = worker
+        self._settings = settings
+        self._codec = codec
+        self._outbox = outbox
+        self._pacer = pacer
+        self._where = where  # the frontier's URL without its password, for messages
+        self._lease_ms = int(lease_timeout * 1000)
+        self._clock = clock
+        self._claimed: deque[Request] = deque()  # leased to this worker, not handed out yet
+        self._internal: deque[Request] = deque()  # robots.txt requests: this worker's own
+        self._held: set[int] = set()  # chains leased to this worker whose end is not sent yet
+        self._domains: dict[str, tuple[int, float]] = {}  # domain -> (concurrency, rate or 0)
+        self._in_flight = 0  # handed out, download not done
+        self._last_sync = -math.inf
+        self._soonest = -1.0  # seconds until the next claim may succeed (-1: not known)
+        self._lock = asyncio.Lock()
+        #: The last sync's view of the whole crawl.
+        self.remote: dict[str, Any] = {"fresh": 0, "cont": 0, "leased": 0, "start": "", "budget": -1}
+        #: Set when start requests are being added by a worker that takes over (dedupe them all).
+        self.takeover = False
+        #: Called at each ``finish``: the outputs' current sizes (committed with that sync).
+        self.positions: Callable[[], dict[str, int]] = dict
+        self._positions: dict[str, int] | None = None
+        #: Each output's size when the last accepted sync committed it.
+        self.committed: dict[str, int] = {}
+        #: Called with the number of requests Redis found already seen (other workers had them).
+        self.on_duplicates: Callable[[int], None] = lambda count: None
+        #: Called with a queue entry that is not a request of this crawl's (and why).
+        self.on_bad_entry: Callable[[str, str], None] = lambda entry, reason: None
+        #: Called when the worker adding the start requests left or died before it was done.
+        self.on_orphaned_start: Callable[[], None] = lambda: None
+        #: Called when a batch was refused (this worker's leases had expired).
+        self.on_refused: Callable[[], Awaitable[None]] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    # -- Redis calls -----------------------------------------------------------------------
+
+    async def call(self, name: str, *args: str | int | float) -> Any:
+        """Run script ``name``; a connection failure is retried, then FrontierUnavailable."""
+        import redis
+
+        delay = 0.2
+        for attempt in range(_RETRIES):
+            try:
+                return await self._scripts[name](args=[self._prefix, self.worker, *args], client=self._client)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if attempt == _RETRIES - 1:
+                    raise FrontierUnavailable(f"the frontier at {self._where} cannot be reached: {exc}") from None
+                await asyncio.sleep(delay)
+                delay *= 2
+            except redis.RedisError as exc:
+                raise FrontierUnavailable(f"the frontier at {self._where} refused {name}: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def start_heartbeat(self) -> None:
+        self._heartbeat = asyncio.get_running_loop().create_task(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_ms / 3000)
+            try:
+                await self.call("renew", self._lease_ms, *self._held)
+            except FrontierUnavailable:
+                continue  # the next sync reports it; a lease that lapses meanwhile is refused then
+
+    async def aclose(self, *, release: bool = True) -> None:
+        """Send what is pending, then give back every request still leased here; safe twice."""
+        task, self._heartbeat = self._heartbeat, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self.sync(0)
+        if release:
+            self._claimed.clear()
+            await self.call("release", 1, *self._held)
+            self._held.clear()
+
+    # -- FrontierStore ---------------------------------------------------------------------
+
+    def see(self, fingerprint: int) -> bool:
+        return self.seen.add(fingerprint)
+
+    def accept(self, request: Request) -> None:
+        if not request.internal and request.chain == 0 and not _plain(request):
+            self._codec.encode(request)  # raises UnstorableRequest now, not at the next sync
+
+    def _domain(self, key: str) -> tuple[int, float]:
+        known = self._domains.get(key)
+        if known is None:
+            rate, concurrency = self._settings.for_domain(key)
+            known = self._domains[key] = (concurrency, rate or 0)
+        return known
+
+    def push(self, request: Request, now: float) -> None:
+        if request.internal:
+            self._internal.append(request)
+            return
+        key = request.domain
+        concurrency, rate = self._domain(key)
+        text = self._codec.encode(request)
+        if request.chain:  # the chain goes on: a retry or a redirect hop
+            delay = max(0, math.ceil((request.not_before - now) * 1000))
+            self._outbox.add("C", request.chain, key, delay, concurrency, rate, text)
+            self._held.discard(request.chain)
+            return
+        fp = fingerprint(request.url, request.method, request.body)
+        force = request.dont_filter and not (self.takeover and request.depth == 0)
+        parent = current_chain.get()
+        self._outbox.add(
+            "A",
+            parent or "",
+            fp - _SIGN if fp >= _HALF else fp,
+            fp & 0xFFFFFFFF,
+            key,
+            int(force),
+            int(request.priority > 0),
+            concurrency,
+            rate,
+            text,
+        )
+
+    async def lease(self, now: float, *, fresh: bool) -> tuple[Request | None, float]:
+        if self._internal:
+            return self._internal.popleft(), now
+        if not self._claimed:
+            want = self._want()
+            since = time.monotonic() - self._last_sync
+            if want >= max(1, self._settings.concurrency // 8) or self._in_flight == 0 or since >= _SYNC_EVERY:
+                await self.sync(want)
+            elif want or self._outbox.count:
+                return None, now + _SYNC_EVERY - since
+        if self._claimed:
+            self._in_flight += 1
+            request = self._claimed.popleft()
+            self._pacer.pace(request.domain).in_flight += 1
+            return request, now
+        wait = _POLL if self._soonest < 0 else min(_POLL, self._soonest)
+        return None, now + wait
+
+    def _want(self) -> int:
+        return max(0, min(self._settings.concurrency - self._in_flight - len(self._claimed), 256))
+
+    async def sync(self, want: int) -> None:
+        """Send the outbox and claim up to ``want`` requests, in one script call."""
+        async with self._lock:
+            self._pacer.flush()
+            sent = self._positions
+            if sent is not None:
+                for output, position in sent.items():
+                    self._outbox.add("O", output, position)
+                self._positions = None
+            ops = self._outbox.take()
+            settings = self._settings
+            args = [field for op in ops for field in op]
+            reply = await self.call(
+                "sync", want, self._lease_ms, int(settings.autothrottle), settings.min_rate, len(ops), *args
+            )
+            self._last_sync = time.monotonic()
+            claimed, refused, duplicates, soonest, fresh, cont, leased, start, budget = reply
+            decode = self._codec.decode
+            for index in range(0, len(claimed), 3):
+                chain = int(claimed[index])
+                try:
+                    request = decode(claimed[index + 2])
+                except (ValueError, TypeError, KeyError, AttributeError, UnstorableRequest) as exc:
+                    # Not a request this crawl wrote (or of another spider): never evaluated,
+                    # only reported, and its chain ends here.
+                    self._outbox.add("D", chain)
+                    self._outbox.add("E", chain, 0, 0)
+                    self.on_bad_entry(claimed[index + 2], f"{type(exc).__name__}: {exc}")
+                    continue
+                request.chain = chain
+                request.domain = claimed[index + 1]
+                self._held.add(chain)
+                self._claimed.append(request)
+            if sent is not None and not refused:
+                self.committed.update(sent)
+            self._soonest = soonest / 1000 if soonest >= 0 else -1.0
+            self.remote = {"fresh": fresh, "cont": cont, "leased": leased, "start": start, "budget": budget}
+            if refused:
+                await self._recover()
+        if duplicates:
+            self.on_duplicates(duplicates)
+        if start == "orphaned":
+            self.on_orphaned_start()
+
+    async def _recover(self) -> None:
+        """A batch was refused: this worker's leases had expired (it was presumed dead, and
+        other workers may be redoing its chains). Chains that ended since the last committed
+        sync are redone too: the outputs are cut back to their committed sizes, and those
+        chains (the refused batch's, requeued by the script, and the ones ended since) go back."""
+        ended = [op[1] for op in self._outbox.ops if op[0] == "E"]
+        self._outbox.ops = [op for op in self._outbox.ops if op[0] not in ("E", "O")]
+        self._positions = None
+        if self.on_refused is not None:
+            await self.on_refused()
+        if ended:
+            await self.call("release", 0, *ended)
+
+    def done(self, request: Request, now: float) -> None:
+        if request.internal:
+            return
+        self._in_flight -= 1
+        self._pacer.done(request.domain)
+        self._outbox.add("D", request.chain)
+
+    def finish(self, request: Request, *, page: bool = False, items: int = 0) -> None:
+        if request.internal or not request.chain:
+            return
+        self._outbox.add("E", request.chain, int(page), items)
+        self._held.discard(request.chain)
+        self._positions = self.positions()
+
+    def committed_positions(self, positions: dict[str, int]) -> None:
+        """The outputs' sizes as they were opened: nothing uncommitted in them yet."""
+        self.committed.update(positions)
+        self._positions = dict(positions)
+
+    def start_done(self) -> None:
+        """Every start request has been added (sent with the next sync)."""
+        self._outbox.add("S")
+
+    def budget_restored(self, now: float) -> None:
+        self._outbox.add("R")
+
+    def advance(self, request: Request) -> None:
+        return None  # the hop itself is sent (``push``), as the chain's continuation
+
+    def has_unbudgeted(self) -> bool:
+        return False  # max_pages is kept in Redis
+
+    def drain(self) -> int:
+        """This worker stops: what it claimed goes back when it closes (the crawl's queue stays)."""
+        self._internal.clear()
+        return 0
+
+    def active(self) -> bool:
+        remote = self.remote
+        return bool(
+            self._claimed
+            or self._internal
+            or self._outbox.count
+            or remote["cont"]
+            or remote["leased"]
+            or (remote["fresh"] and remote["budget"] != 0)
+            or remote["start"] != "done"
+        )
+
+    def end_reason(self) -> str | None:
+        remote = self.remote
+        return "max_pages" if remote["budget"] == 0 and remote["fresh"] else None
+
+    def queued(self, key: str) -> int:
+        return sum(1 for request in self._claimed if request.domain == key)
+
+    def domains(self) -> list[str]:
+        return []
+
+
+def _plain(request: Request) -> bool:
+    """A followed link with nothing a codec could refuse (encoded at push time only)."""
+    return request._meta is None and request._cb_kwargs is None and request.callback is None and request.errback is None

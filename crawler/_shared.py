@@ -1,0 +1,224 @@
+"""A worker of a shared crawl: the engine's side of a Redis frontier (``--frontier URL``).
+
+Connects, joins the crawl (the spider's name must match the crawl's), says whether this
+worker adds the start requests (the first worker of a new crawl does; another takes over
+if it leaves or dies before it is done), and keeps this worker's outputs exactly-once:
+
+* an output is known to the crawl by host and path, with its *committed* size: the size
+  when the last batch of ended chains was acknowledged;
+* when a worker opens an output the crawl knows, the output is cut back to that size (a
+  killed worker's uncommitted items are redone by other workers); an output that a live
+  worker holds is refused;
+* when a batch is refused (this worker's leases had expired: it was presumed dead), its
+  outputs are cut back at once;
+* when the crawl has finished, a worker cuts back the outputs on its host left by workers
+  that died, so that every item of the crawl is in exactly one output.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._codec import RequestCodec
+from ._exceptions import FrontierUnavailable, SpiderLoadError
+from ._log import get_logger
+from ._pipeline import ItemPipeline, ResumableExporter
+from ._redis_store import Outbox, RedisPacer, RedisStore, load_scripts
+from ._settings import Settings, _redact
+from ._shared_robots import SharedRobots
+from ._spider import Spider
+
+__all__ = ["SharedCrawl", "crawl_prefix", "crawl_status", "redis_client"]
+
+
+def crawl_prefix(crawl_id: str) -> str:
+    """The keys of one crawl: ``crawler:{id}:`` (a hash tag, so they share a cluster slot)."""
+    return f"crawler:{{{crawl_id}}}:"
+
+
+def redis_client(url: str) -> Any:
+    """A redis-py asyncio client for ``url``; ImportError names the extra to install."""
+    try:
+        import redis.asyncio
+    except ImportError:  # pragma: no cover - redis is a dependency
+        raise SpiderLoadError('a shared frontier needs redis-py: pip install "crawler[redis]"') from None
+    return redis.asyncio.from_url(url, decode_responses=True, socket_connect_timeout=10, health_check_interval=30)
+
+
+class SharedCrawl:
+    def __init__(
+        self,
+        spider: Spider,
+        settings: Settings,
+        exporters: Sequence[ItemPipeline],
+        clock: Any,
+    ) -> None:
+        assert settings.frontier is not None
+        self._spider = spider
+        self._settings = settings
+        self.where = _redact(settings.frontier)
+        self.crawl_id = settings.crawl_id or spider.name
+        self._exporters = [e for e in exporters if isinstance(e, ResumableExporter)]
+        self._host = socket.gethostname()
+        self.worker = f"{self._host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._client = redis_client(settings.frontier)
+        self._scripts = load_scripts(self._client)
+        outbox = Outbox()
+        self.pacer = RedisPacer(settings, outbox, clock)
+        self.store = RedisStore(
+            self._client,
+            self._scripts,
+            crawl_prefix(self.crawl_id),
+            self.worker,
+            settings,
+            RequestCodec(spider),
+            outbox,
+            self.pacer,
+            where=self.where,
+            lease_timeout=settings.lease_timeout,
+            clock=clock,
+        )
+        self.store.positions = self._positions
+        self.store.on_refused = self._cut_back
+        self._committed: dict[str, int] = {}
+        self._log = get_logger(spider=spider.name)
+        self._closed = False
+
+    def _output_id(self, exporter: ResumableExporter) -> str:
+        return f"{self._host}:{exporter.key}"
+
+    def _positions(self) -> dict[str, int]:
+        return {self._output_id(e): e.position() for e in self._exporters}
+
+    async def open(self) -> str:
+        """Join the crawl; who adds start requests: ``new``, ``takeover`` or ``no``.
+
+        Raises SpiderLoadError when the crawl belongs to another spider or an output is held
+        by a live worker, FrontierUnavailable when Redis cannot be reached.
+        """
+        feed = await self.join()
+        await self._claim_outputs()
+        self.store.start_heartbeat()
+        return feed
+
+    async def join(self) -> str:
+        """Register this worker; whether it is to add the start requests (see ``open``)."""
+        settings = self._settings
+        max_pages = settings.max_pages if settings.max_pages is not None else -1
+        feed, owner = await self.store.call("open", int(settings.lease_timeout * 1000), self._spider.name, max_pages)
+        if owner != self._spider.name:
+            raise SpiderLoadError(
+                f"the crawl {self.crawl_id!r} in {self.where} belongs to the spider {owner!r}, not "
+                f"{self._spider.name!r}: pass another --crawl-id, or clear that crawl"
+            )
+        return str(feed)
+
+    async def _claim_outputs(self) -> None:
+        if not self._exporters:
+            return
+        known = await self._client.hgetall(crawl_prefix(self.crawl_id) + "outputs")
+        for exporter in self._exporters:
+            record = known.get(self._output_id(exporter))
+            if record is None:
+                continue
+            owner, _, position = record.partition("\t")
+            if owner != self.worker and await self._alive(owner):
+                raise SpiderLoadError(
+                    f"the output {exporter.key} is being written by the running worker {owner}: give this worker "
+                    "its own output file"
+                )
+            exporter.resume_at(int(position))  # a dead worker's uncommitted items are redone elsewhere
+            self._committed[self._output_id(exporter)] = int(position)
+
+    async def _alive(self, worker: str) -> bool:
+        expiry = await self._client.zscore(crawl_prefix(self.crawl_id) + "workers", worker)
+        if expiry is None:
+            return False
+        seconds, micros = await self._client.time()
+        return bool(float(expiry) > seconds * 1000 + micros // 1000)
+
+    def outputs_opened(self) -> None:
+        """The outputs are open: their sizes now are what this worker starts from."""
+        positions = self._positions()
+        self._committed.update(positions)
+        self.store.committed_positions(positions)
+
+    async def _cut_back(self) -> None:
+        """A batch was refused: drop what the outputs got since their last committed size."""
+        committed = self.store.committed
+        self._log.warning("leases_lost", reason="this worker's leases expired; its uncommitted items are redone")
+        for exporter in self._exporters:
+            position = committed.get(self._output_id(exporter))
+            if position is None or exporter.position() <= position:
+                continue
+            await exporter.close(self._spider)
+            exporter.resume_at(position)
+            await exporter.open(self._spider)
+
+    async def close(self, *, finished: bool) -> None:
+        """Send what is pending, give back what this worker holds, and (when the crawl has
+        finished) repair the outputs of dead workers on this host. Safe twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.store.aclose()
+            if finished:
+                await self._repair_dead_outputs()
+        except FrontierUnavailable as exc:
+            self._log.error("frontier_close_error", frontier=self.where, reason=str(exc))
+        finally:
+            await self._client.aclose()
+
+    async def _repair_dead_outputs(self) -> None:
+        known = await self._client.hgetall(crawl_prefix(self.crawl_id) + "outputs")
+        prefix = f"{self._host}:"
+        for output, record in known.items():
+            owner, _, position = record.partition("\t")
+            if not output.startswith(prefix) or owner == self.worker or await self._alive(owner):
+                continue
+            path = Path(output[len(prefix) :])
+            try:
+                size = path.stat().st_size
+                if size > int(position):
+                    with open(path, "r+b") as file:
+                        file.truncate(int(position))
+                    dropped = size - int(position)
+                    self._log.warning("output_repaired", output=str(path), worker=owner, dropped_bytes=dropped)
+            except OSError:
+                continue
+
+    def robots(self) -> SharedRobots:
+        """The middleware that fetches each origin's robots.txt once for the whole crawl."""
+        return SharedRobots(self._client, crawl_prefix(self.crawl_id), self.worker)
+
+    async def status(self) -> dict[str, Any]:
+        return await crawl_status(self._scripts, self._client, self.crawl_id)
+
+
+async def crawl_status(scripts: dict[str, Any], client: Any, crawl_id: str) -> dict[str, Any]:
+    """A crawl's state in the frontier: queued, leased, live workers, totals, pauses."""
+    reply = await scripts["status"](args=[crawl_prefix(crawl_id), ""], client=client)
+    fresh, cont, leased, start, budget, live, totals, seen, spider, paused = reply
+
+    def text(value: Any) -> str:
+        return str(value)
+
+    return {
+        "crawl_id": crawl_id,
+        "spider": text(spider) or None,
+        "queued": fresh + cont,
+        "leased": leased,
+        "seen": seen,
+        "start": text(start) or None,
+        "pages_left": int(budget) if budget != "" else None,
+        "workers": [text(w) for w in live],
+        "totals": {text(totals[i]): int(totals[i + 1]) for i in range(0, len(totals), 2)},
+        "paused": {text(paused[i]): int(paused[i + 1]) for i in range(0, len(paused), 2)},
+    }
+

@@ -1,0 +1,81 @@
+-- Shared by every script of the Redis frontier (prepended to each one when it is loaded).
+-- ARGV[1] is the crawl's key prefix, ARGV[2] the calling worker's id.
+--
+-- Keys under the prefix P:
+--   d:<domain>   hash: the domain's pacing (conc, inflight, rate, crate, ceil, step, streak,
+--                thr, floor, last, paused, gapavg; times in ms of Redis TIME, rates in req/s)
+--   q:<domain>   list: fresh requests (JSON)           qc:<domain>  list: "chain\tJSON" retries,
+--                redirect hops and requeued leases, handed out before fresh requests
+--   ready        zset: domain -> ms it may next send   full, overbudget: sets of domains waiting
+--                for a freed slot / for max_pages to be refunded
+--   delayed      zset: "domain\tchain\tJSON" -> ms its retry may go
+--   lease        hash: chain -> "worker\tslot\tdomain\tJSON"   leases: zset chain -> expiry ms
+--   workers      zset: worker -> heartbeat expiry ms   n: hash of counters (fresh, cont, chain)
+--   seen:<b>     sets of signed 64-bit fingerprints (intsets), linear hashing over b; seenmeta
+--   budget       pages left to hand out (max_pages)    start: "done" or the feeding worker
+--   outputs      hash: output id -> "worker\tcommitted position"   totals: hash of counters
+local P = ARGV[1]
+local WORKER = ARGV[2]
+local T = redis.call('TIME')
+local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+
+local K_READY, K_FULL, K_OVER = P .. 'ready', P .. 'full', P .. 'overbudget'
+local K_LEASE, K_LEASES, K_N = P .. 'lease', P .. 'leases', P .. 'n'
+local K_DELAYED, K_BUDGET, K_WORKERS = P .. 'delayed', P .. 'budget', P .. 'workers'
+
+-- "worker\tslot\tdomain\tJSON" -> worker, slot, domain, JSON
+local function parse_lease(rec)
+  local a = string.find(rec, '\t', 1, true)
+  local b = string.find(rec, '\t', a + 1, true)
+  local c = string.find(rec, '\t', b + 1, true)
+  return string.sub(rec, 1, a - 1), string.sub(rec, a + 1, b - 1), string.sub(rec, b + 1, c - 1), string.sub(rec, c + 1)
+end
+
+local function is_ours(rec)
+  return rec and string.sub(rec, 1, #WORKER + 1) == WORKER .. '\t'
+end
+
+-- The domain may send sooner than it is scheduled for (something queued, a slot freed).
+local function wake(d)
+  if redis.call('SISMEMBER', K_FULL, d) == 0 then
+    redis.call('ZADD', K_READY, 'NX', NOW, d)
+  end
+end
+
+local function free_slot(d)
+  redis.call('HINCRBY', P .. 'd:' .. d, 'inflight', -1)
+  if redis.call('SREM', K_FULL, d) == 1 then
+    redis.call('ZADD', K_READY, 'NX', NOW, d)
+  end
+end
+
+-- Put a leased request back at the head of its domain's queue (its lease expired, or the
+-- worker let it go): it is a continuation, so max_pages does not count it twice.
+local function requeue(chain, rec)
+  local _, slot, d, json = parse_lease(rec)
+  if slot == '1' then free_slot(d) end
+  redis.call('LPUSH', P .. 'qc:' .. d, chain .. '\t' .. json)
+  redis.call('HINCRBY', K_N, 'cont', 1)
+  redis.call('HDEL', K_LEASE, chain)
+  redis.call('ZREM', K_LEASES, chain)
+  redis.call('SREM', K_OVER, d)
+  wake(d)
+end
+
+local function expire_leases()
+  local expired = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, 200)
+  for _, chain in ipairs(expired) do
+    local rec = redis.call('HGET', K_LEASE, chain)
+    if rec then
+      requeue(chain, rec)
+      redis.call('HINCRBY', P .. 'totals', 'requeued', 1)
+    else
+      redis.call('ZREM', K_LEASES, chain)
+    end
+  end
+end
+
+local function worker_alive(w)
+  local expiry = redis.call('ZSCORE', K_WORKERS, w)
+  return expiry and tonumber(expiry) > NOW
+end

@@ -1,0 +1,22 @@
+-- A worker joins the crawl. ARGV: prefix, worker, lease_ms, spider name, max_pages (-1: none)
+-- Returns {who adds the start requests: 'new' (this worker: a new crawl), 'takeover' (this
+-- worker: the one adding them left or died before it was done), 'no'; the crawl's spider}.
+local LEASE_MS = tonumber(ARGV[3])
+local owner = redis.call('GET', P .. 'spider')
+local new_crawl = not owner
+if new_crawl then
+  redis.call('SET', P .. 'spider', ARGV[4])
+  owner = ARGV[4]
+end
+if owner ~= ARGV[4] then return {'no', owner} end
+redis.call('ZADD', K_WORKERS, NOW + LEASE_MS, WORKER)
+if tonumber(ARGV[5]) >= 0 then redis.call('SET', K_BUDGET, ARGV[5], 'NX') end
+local start = redis.call('GET', P .. 'start') or ''
+local feed = 'no'
+if new_crawl then
+  feed = 'new'
+elseif start ~= 'done' and start ~= WORKER and (start == '' or not worker_alive(start)) then
+  feed = 'takeover'
+end
+if feed ~= 'no' then redis.call('SET', P .. 'start', WORKER) end
+return {feed, owner}

@@ -1,0 +1,13 @@
+-- Requests go back to the queue at once (no waiting for their leases to expire): the
+-- worker leaves (then a start() it had not finished is left for another worker too), or
+-- it is redoing chains whose end a refused batch did not commit.
+-- ARGV: prefix, worker, leaving (0/1), chains...
+for k = 4, #ARGV do
+  local rec = redis.call('HGET', K_LEASE, ARGV[k])
+  if is_ours(rec) then requeue(ARGV[k], rec) end
+end
+if ARGV[3] == '1' then
+  if redis.call('GET', P .. 'start') == WORKER then redis.call('DEL', P .. 'start') end
+  redis.call('ZREM', K_WORKERS, WORKER)
+end
+return 0

@@ -1,0 +1,305 @@
+"""The shared frontier (``frontier="redis://..."``): several workers, one crawl, on a real
+redis-server. Workers here are Crawlers in one event loop (each with its own connection and
+worker id, exactly as separate processes would be); tests/test_shared_workers.py runs them as
+real subprocesses and kills one."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import random
+from collections import Counter
+
+import pytest
+from aiohttp import web
+from crawler_plugins.exporters import JsonLinesExporter
+from support import Collect, RedisServer, links
+
+from crawler import Crawler, FrontierUnavailable, Request, Settings, Spider
+from crawler._shared import SharedCrawl
+
+FAST = {"rate_limit": None, "domain_concurrency": 100, "obey_robots": False, "retries": 0}
+
+
+class Site(Spider):
+    """Follows every link of a start page's site, yields one item per page."""
+
+    name = "site"
+
+    def __init__(self, start: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.start_urls = [start]
+
+    async def parse(self, response):
+        yield {"url": response.url}
+        for request in response.follow_all(css="a"):
+            yield request
+
+
+def web_of(server, count: int, *, delay: float = 0.0) -> list[str]:
+    """``count`` pages, each linking to five others (so each is found several times)."""
+    rng = random.Random(count)
+    paths = [f"/p{i}" for i in range(count)]
+    server.route("/", links(*paths[:5]))
+    for i, path in enumerate(paths):
+        body = links(*(paths[(i + k) % count] for k in (1, 2, 3)), paths[rng.randrange(count)], "/")
+
+        async def page(request: web.Request, body: str = body) -> web.Response:
+            if delay:
+                await asyncio.sleep(delay)
+            return web.Response(text=body, content_type="text/html")
+
+        server.route(path, page)
+    return ["/", *paths]
+
+
+async def crawl_together(server, frontier: str, workers: int, **settings) -> list[tuple[Crawler, Collect]]:
+    runs = []
+    for _ in range(workers):
+        collect = Collect()
+        crawler = Crawler(Site(server.url("/")), {**FAST, "frontier": frontier, **settings}, pipelines=[collect])
+        runs.append((crawler, collect))
+    await asyncio.wait_for(asyncio.gather(*(crawler.run() for crawler, _ in runs)), timeout=60)
+    return runs
+
+
+async def test_workers_share_one_crawl_and_fetch_each_page_once(server, frontier):
+    paths = web_of(server, 120, delay=0.005)
+    runs = await crawl_together(server, frontier, 3, concurrency=8)
+
+    items = Counter(item["url"] for _, collect in runs for item in collect.items)
+    assert items == Counter({server.url(p): 1 for p in paths}), "every page's item exactly once, across workers"
+    fetched = Counter(hit.path for hit in server.hits)
+    assert fetched == Counter({p: 1 for p in paths}), "every page fetched once by the whole crawl"
+    stats = [crawler.statistics() for crawler, _ in runs]
+    assert all(s.close_reason == "finished" for s in stats)
+    assert sum(1 for s in stats if s.pages) >= 2, "the work was shared"
+
+
+async def test_politeness_holds_across_workers(server, frontier):
+    paths = web_of(server, 14, delay=0.05)
+    await crawl_together(
+        server, frontier, 3, concurrency=4, rate_limit=8, domain_concurrency=1, obey_robots=False
+    )
+    hits = sorted(hit.at for hit in server.hits)
+    assert len(hits) == len(paths)
+    gaps = [b - a for a, b in itertools.pairwise(hits)]
+    # 8 requests/s for the whole crawl: 125 ms apart (server clock; generous slack).
+    assert min(gaps) >= 0.1, gaps
+    assert server.max_in_flight["127.0.0.1"] == 1, "domain_concurrency holds across workers"
+
+
+async def test_a_retry_after_seen_by_one_worker_pauses_the_host_for_all(server, frontier):
+    paths = web_of(server, 40, delay=0.1)  # 2 s of work at 2 in flight: the pause comes early in it
+    answered_429 = []
+
+    async def busy(request: web.Request) -> web.Response:
+        if not answered_429:
+            answered_429.append(True)
+            return web.Response(status=429, headers={"Retry-After": "1"})
+        return web.Response(text=links("/p1", "/p2"), content_type="text/html")
+
+    server.route("/p0", busy)
+    await crawl_together(server, frontier, 2, concurrency=4, retries=2, domain_concurrency=2)
+    first_429 = next(hit.at for hit in server.hits if hit.path == "/p0")
+    after = [hit.at - first_429 for hit in server.hits if hit.at > first_429]
+    assert after, "the crawl went on"
+    # Requests already on their way when the 429 came may land just after it; none is sent later
+    # until the second is over.
+    late = [t for t in after if 0.15 < t < 0.95]
+    assert not late, f"requests sent during the pause: {late}"
+    assert Counter(hit.path for hit in server.hits)["/p0"] == 2
+    assert len({hit.path for hit in server.hits}) == len(paths)
+
+
+async def test_max_pages_is_one_budget_for_the_whole_crawl(server, frontier):
+    web_of(server, 80)
+    runs = await crawl_together(server, frontier, 2, concurrency=4, max_pages=25)
+    assert sum(crawler.statistics().pages for crawler, _ in runs) == 25
+    assert {crawler.statistics().close_reason for crawler, _ in runs} == {"max_pages"}
+
+
+class _Slow(Spider):
+    name = "probe"
+
+    async def parse(self, response):
+        return None
+
+
+async def _worker(frontier: str, **settings) -> SharedCrawl:
+    loop = asyncio.get_running_loop()
+    shared = SharedCrawl(_Slow(), Settings(frontier=frontier, rate_limit=None, **settings), [], loop.time)
+    await shared.join()
+    return shared
+
+
+def _queued(store, url: str, now: float) -> Request:
+    request = Request(url)
+    request.domain = url.split("/")[2]
+    store.push(request, now)
+    return request
+
+
+async def test_a_killed_workers_lease_expires_and_its_stale_ack_is_refused(frontier, tmp_path):
+    loop = asyncio.get_running_loop()
+    exporter = JsonLinesExporter(tmp_path / "a.jsonl")
+    await exporter.open(_Slow())
+    first = await _worker(frontier, lease_timeout=0.5)
+    first._exporters = [exporter]
+    first.outputs_opened()
+    second = await _worker(frontier, lease_timeout=0.5)
+    try:
+        _queued(first.store, "http://h/1", loop.time())
+        first.store.start_done()
+        mine, _ = await first.store.lease(loop.time(), fresh=True)
+        assert mine is not None
+        assert (await second.store.lease(loop.time(), fresh=True))[0] is None, "leased to the first worker"
+
+        await asyncio.sleep(0.7)  # the first worker stalls past its lease (no heartbeat here)
+        second.store._last_sync = -1e9
+        theirs, _ = await second.store.lease(loop.time(), fresh=True)
+        assert theirs is not None and theirs.url == "http://h/1", "requeued when the lease expired"
+
+        # The stalled worker comes back and writes the page's item, then acknowledges: refused,
+        # and its output is cut back to what was committed.
+        await exporter.process_item({"url": "http://h/1"}, _Slow())
+        first.store.done(mine, loop.time())
+        first.store.finish(mine, page=True, items=1)
+        await first.store.sync(0)
+        assert (tmp_path / "a.jsonl").read_text() == ""
+
+        second.store.done(theirs, loop.time())
+        second.store.finish(theirs, page=True, items=1)
+        await second.store.sync(0)
+        status = await second.status()
+        assert status["totals"] == {"pages": 1, "items": 1, "requeued": 1}
+        assert status["queued"] == status["leased"] == 0
+    finally:
+        await exporter.close(_Slow())
+        await first.close(finished=False)
+        await second.close(finished=False)
+
+
+async def test_the_seen_set_stays_exact_and_compact_as_it_grows(frontier, redis_server):
+    loop = asyncio.get_running_loop()
+    worker = await _worker(frontier)
+    rng = random.Random(5)
+    urls = [f"http://h{rng.randrange(50)}/{rng.getrandbits(40)}" for _ in range(12_000)]
+    try:
+        for start in range(0, len(urls), 1000):
+            for url in urls[start : start + 1000]:
+                _queued(worker.store, url, loop.time())
+            await worker.store.sync(0)
+        assert (await worker.status())["queued"] == len(set(urls))
+        # A second worker (an empty cache of its own) offers them all again: all duplicates.
+        other = await _worker(frontier)
+        found: list[int] = []
+        other.store.on_duplicates = found.append
+        for url in urls[:3000]:
+            _queued(other.store, url, loop.time())
+        await other.store.sync(0)
+        assert sum(found) == 3000
+        await other.close(finished=False)
+        keys = [key for key in redis_server.command("KEYS", "crawler:{probe}:seen:*")]
+        assert len(keys) > 16, "the seen-set split as it grew"
+        assert {redis_server.command("OBJECT", "ENCODING", key) for key in keys} == {"intset"}
+        size = sum(int(redis_server.command("MEMORY", "USAGE", key)) for key in keys)
+        assert size / len(set(urls)) <= 16, f"{size / len(set(urls)):.1f} bytes per seen URL"
+    finally:
+        await worker.close(finished=False)
+
+
+async def test_a_queue_entry_that_is_not_a_request_is_reported_never_run(server, frontier, redis_server, caplog):
+    web_of(server, 5)
+    # What scrapy-redis would have stored: a pickle. Nothing read back is unpickled or evaluated.
+    redis_server.command("SET", "crawler:{site}:spider", "site")
+    redis_server.command("HSET", "crawler:{site}:d:evil", "conc", "1", "crate", "0", "rate", "0", "ceil", "0",
+                         "inflight", "0", "last", "0", "paused", "0", "floor", "0", "streak", "0", "step", "0",
+                         "thr", "0", "gapavg", "0")
+    redis_server.command("RPUSH", "crawler:{site}:q:evil", "cos\nsystem\n(S'touch /tmp/pwned'\ntR.")
+    redis_server.command("HINCRBY", "crawler:{site}:n", "fresh", "1")
+    redis_server.command("ZADD", "crawler:{site}:ready", "0", "evil")
+    with caplog.at_level(logging.ERROR, logger="crawler"):
+        runs = await crawl_together(server, frontier, 1)
+    stats = runs[0][0].statistics()
+    assert stats.failures["bad_stored_request"] == 1
+    assert stats.pages == 6, "the crawl went on"
+    assert "bad_stored_request" in caplog.text
+
+
+async def test_a_crawl_of_another_spider_is_refused(server, frontier, redis_server):
+    redis_server.command("SET", "crawler:{site}:spider", "someone-else")
+    crawler = Crawler(Site(server.url("/")), {**FAST, "frontier": frontier})
+    with pytest.raises(Exception, match="belongs to the spider 'someone-else'"):
+        await crawler.run()
+
+
+async def test_start_requests_are_taken_over_when_their_worker_leaves(server, frontier):
+    paths = [f"/s{i}" for i in range(12)]
+    server.route_pages(paths)
+
+    class Seeds(Spider):
+        name = "seeds"
+        settings = {**FAST, "frontier": frontier}
+
+        def __init__(self, pace: float, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.pace = pace
+
+        async def start(self):
+            for path in paths:
+                await asyncio.sleep(self.pace)
+                yield Request(server.url(path))
+
+        async def parse(self, response):
+            yield {"url": response.url}
+
+    leaving, staying = Collect(), Collect()
+    first = Crawler(Seeds(0.1), pipelines=[leaving])
+    task = asyncio.create_task(first.run())
+    await asyncio.sleep(0.45)  # a few start requests added, then the worker is stopped
+    await first.aclose()
+    await task
+    second = Crawler(Seeds(0.0), pipelines=[staying])
+    await asyncio.wait_for(second.run(), timeout=30)
+    urls = Counter(item["url"] for item in [*leaving.items, *staying.items])
+    assert urls == Counter({server.url(p): 1 for p in paths})
+
+
+async def test_the_password_is_never_shown(server, caplog, tmp_path):
+    redis = RedisServer("--requirepass", "s3cret-Pw", password="s3cret-Pw")
+    redis.start()
+    try:
+        web_of(server, 5)
+        with caplog.at_level(logging.DEBUG, logger="crawler"):
+            crawler = Crawler(Site(server.url("/")), {**FAST, "frontier": redis.url})
+            stats = await crawler.run()
+        assert stats.pages == 6
+        assert "s3cret-Pw" not in caplog.text
+        assert "s3cret-Pw" not in json.dumps(stats.as_dict())
+
+        wrong = redis.url.replace("s3cret-Pw", "wr0ng-Pw")
+        with pytest.raises(Exception) as raised:
+            await Crawler(Site(server.url("/")), {**FAST, "frontier": wrong}).run()
+        text = "".join(map(str, getattr(raised.value, "exceptions", [raised.value])))
+        assert "wr0ng-Pw" not in text and "s3cret-Pw" not in text
+    finally:
+        redis.stop()
+
+
+async def test_an_unreachable_frontier_is_one_clear_error(server):
+    with pytest.raises(FrontierUnavailable, match=r"redis://:\*\*\*@127.0.0.1:1/0 cannot be reached"):
+        await Crawler(Site(server.url("/")), {**FAST, "frontier": "redis://:pw@127.0.0.1:1/0"}).run()
+
+
+async def test_robots_txt_is_fetched_once_for_the_whole_crawl(server, frontier):
+    paths = web_of(server, 40, delay=0.01)
+    server.route("/robots.txt", "User-agent: *\nDisallow: /p7\n", content_type="text/plain")
+    runs = await crawl_together(server, frontier, 3, concurrency=4, obey_robots=True)
+    fetched = Counter(hit.path for hit in server.hits)
+    assert fetched["/robots.txt"] == 1, "one robots.txt fetch for three workers"
+    assert "/p7" not in fetched, "its rules apply in every worker"
+    assert set(fetched) == {*paths, "/robots.txt"} - {"/p7"}
+    assert sum(crawler.statistics().filtered.get("robots", 0) for crawler, _ in runs) >= 1
