@@ -257,6 +257,8 @@ class Crawler:
             store.on_duplicates = self._found_elsewhere
             store.on_orphaned_start = self._take_over_start
             store.on_bad_entry = self._bad_entry
+            store.on_synced = self._shared_limits
+            self._items.elsewhere = store.items_elsewhere
             return await self._shared.open()
         except BaseException:
             if self._shared is not None:
@@ -264,6 +266,14 @@ class Crawler:
             self._shared = None
             self._mark_closed()
             raise
+
+    def _shared_limits(self) -> None:
+        """max_items is the whole crawl's: other workers' items may have reached it."""
+        max_items, shared, frontier = self.settings.max_items, self._shared, self._frontier
+        if max_items is None or shared is None or frontier is None:
+            return
+        if self._stats.items + shared.store.items_elsewhere() >= max_items:
+            frontier.close("max_items")
 
     def _found_elsewhere(self, count: int) -> None:
         """Requests this worker queued that the shared seen-set already had."""

@@ -321,6 +321,9 @@ class Frontier:
                 return None
             now = self._clock()
             budget = self._page_budget
+            # Cleared before asking the store: what happens while a shared store's lease()
+            # awaits Redis (a download done, a request added) must wake the wait below.
+            self._wakeup.clear()
             request, soonest = await store.lease(now, fresh=budget != 0)
             if request is not None:
                 if budget is not None and uses_budget(request):
@@ -341,7 +344,6 @@ class Frontier:
                 if budget == 0 and not store.has_unbudgeted() and not parked:
                     self.close("max_pages")
                     return None
-            self._wakeup.clear()
             timeout = None if soonest == math.inf else max(soonest - now, 0.0) + _WAKE_SLACK
             try:
                 async with asyncio.timeout(timeout):

@@ -52,6 +52,8 @@ class ItemFlow:
         self._ended = False
         #: Items counted but held for their page's chain to end (not yet exported).
         self.held = 0
+        #: Items other workers of a shared crawl have committed (max_items is the crawl's).
+        self.elsewhere: Callable[[], int] = lambda: 0
 
     async def process(self, item: Any, sink: list[Any] | None) -> None:
         """Through the pipelines, then the exporters; or (``sink``) into the page's items,
@@ -59,7 +61,7 @@ class ItemFlow:
         max_items = self._max_items
         # Items still in the pipelines count against max_items, so concurrent callbacks
         # cannot overshoot it; one that a pipeline drops or fails on gives its place back.
-        if max_items is not None and self._stats.items + self._in_pipelines >= max_items:
+        if max_items is not None and self._stats.items + self._in_pipelines + self.elsewhere() >= max_items:
             self._stats.items_dropped["max_items"] += 1
             return
         self._in_pipelines += 1
@@ -79,7 +81,7 @@ class ItemFlow:
             self.held += 1
         for queue in self._subscribers:
             queue.put_nowait(item)
-        if max_items is not None and self._stats.items >= max_items:
+        if max_items is not None and self._stats.items + self.elsewhere() >= max_items:
             self._on_max_items()
 
     async def export(self, request: Request, items: list[Any]) -> None:

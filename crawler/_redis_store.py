@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import math
 import time
 from collections import deque
@@ -190,6 +191,7 @@ class RedisStore:
         self._held: set[int] = set()  # chains leased to this worker whose end is not sent yet
         self._domains: dict[str, tuple[int, float]] = {}  # domain -> (concurrency, rate or 0)
         self._in_flight = 0  # handed out, download not done
+        self._freed = 0  # downloads done since the last sync (slots the next sync frees)
         self._last_sync = -math.inf
         self._soonest = -1.0  # seconds until the next claim may succeed (-1: not known)
         self._lock = asyncio.Lock()
@@ -202,8 +204,13 @@ class RedisStore:
         self._positions: dict[str, int] | None = None
         #: Each output's size when the last accepted sync committed it.
         self.committed: dict[str, int] = {}
+        #: Items this worker has committed, and the whole crawl's (as of the last sync).
+        self.committed_items = 0
+        self.items_total = 0
         #: Called with the number of requests Redis found already seen (other workers had them).
         self.on_duplicates: Callable[[int], None] = lambda count: None
+        #: Called after every sync (the crawl's totals may have moved).
+        self.on_synced: Callable[[], None] = lambda: None
         #: Called with a queue entry that is not a request of this crawl's (and why).
         self.on_bad_entry: Callable[[str, str], None] = lambda entry, reason: None
         #: Called when the worker adding the start requests left or died before it was done.
@@ -279,7 +286,7 @@ class RedisStore:
         text = self._codec.encode(request)
         if request.chain:  # the chain goes on: a retry or a redirect hop
             delay = max(0, math.ceil((request.not_before - now) * 1000))
-            self._outbox.add("C", request.chain, key, delay, concurrency, rate, text)
+            self._outbox.add("C", str(request.chain), key, delay, concurrency, rate, text)
             self._held.discard(request.chain)
             return
         fp = fingerprint(request.url, request.method, request.body)
@@ -287,8 +294,8 @@ class RedisStore:
         parent = current_chain.get()
         self._outbox.add(
             "A",
-            parent or "",
-            fp - _SIGN if fp >= _HALF else fp,
+            str(parent) if parent else "",
+            str(fp - _SIGN if fp >= _HALF else fp),
             fp & 0xFFFFFFFF,
             key,
             int(force),
@@ -302,11 +309,13 @@ class RedisStore:
         if self._internal:
             return self._internal.popleft(), now
         if not self._claimed:
-            want = self._want()
+            # Batched: a sync when this worker is idle, when an eighth of its concurrency has
+            # freed its slots since the last one, or every _SYNC_EVERY (new work from others).
             since = time.monotonic() - self._last_sync
-            if want >= max(1, self._settings.concurrency // 8) or self._in_flight == 0 or since >= _SYNC_EVERY:
-                await self.sync(want)
-            elif want or self._outbox.count:
+            batch = max(1, self._settings.concurrency // 8)
+            if self._in_flight == 0 or self._freed >= batch or since >= _SYNC_EVERY:
+                await self.sync(self._want())
+            else:
                 return None, now + _SYNC_EVERY - since
         if self._claimed:
             self._in_flight += 1
@@ -328,15 +337,15 @@ class RedisStore:
                 for output, position in sent.items():
                     self._outbox.add("O", output, position)
                 self._positions = None
-            ops = self._outbox.take()
+            ops_sent = self._outbox.take()
+            ops = json.dumps(ops_sent, ensure_ascii=False, separators=(",", ":"))
+            self._freed = 0
             settings = self._settings
-            args = [field for op in ops for field in op]
-            reply = await self.call(
-                "sync", want, self._lease_ms, int(settings.autothrottle), settings.min_rate, len(ops), *args
-            )
+            reply = await self.call("sync", want, self._lease_ms, int(settings.autothrottle), settings.min_rate, ops)
             self._last_sync = time.monotonic()
-            claimed, refused, duplicates, soonest, fresh, cont, leased, start, budget = reply
+            claimed, refused, duplicates, soonest, fresh, cont, leased, start, budget, items_total = reply
             decode = self._codec.decode
+            claimed = claimed.split("\n") if claimed else ()
             for index in range(0, len(claimed), 3):
                 chain = int(claimed[index])
                 try:
@@ -344,8 +353,8 @@ class RedisStore:
                 except (ValueError, TypeError, KeyError, AttributeError, UnstorableRequest) as exc:
                     # Not a request this crawl wrote (or of another spider): never evaluated,
                     # only reported, and its chain ends here.
-                    self._outbox.add("D", chain)
-                    self._outbox.add("E", chain, 0, 0)
+                    self._outbox.add("D", str(chain))
+                    self._outbox.add("E", str(chain), 0, 0)
                     self.on_bad_entry(claimed[index + 2], f"{type(exc).__name__}: {exc}")
                     continue
                 request.chain = chain
@@ -354,6 +363,9 @@ class RedisStore:
                 self._claimed.append(request)
             if sent is not None and not refused:
                 self.committed.update(sent)
+            if not refused:
+                self.committed_items += sum(int(op[3]) for op in ops_sent if op[0] == "E")
+            self.items_total = items_total
             self._soonest = soonest / 1000 if soonest >= 0 else -1.0
             self.remote = {"fresh": fresh, "cont": cont, "leased": leased, "start": start, "budget": budget}
             if refused:
@@ -362,13 +374,14 @@ class RedisStore:
             self.on_duplicates(duplicates)
         if start == "orphaned":
             self.on_orphaned_start()
+        self.on_synced()
 
     async def _recover(self) -> None:
         """A batch was refused: this worker's leases had expired (it was presumed dead, and
         other workers may be redoing its chains). Chains that ended since the last committed
         sync are redone too: the outputs are cut back to their committed sizes, and those
         chains (the refused batch's, requeued by the script, and the ones ended since) go back."""
-        ended = [op[1] for op in self._outbox.ops if op[0] == "E"]
+        ended = [str(op[1]) for op in self._outbox.ops if op[0] == "E"]
         self._outbox.ops = [op for op in self._outbox.ops if op[0] not in ("E", "O")]
         self._positions = None
         if self.on_refused is not None:
@@ -380,15 +393,20 @@ class RedisStore:
         if request.internal:
             return
         self._in_flight -= 1
+        self._freed += 1
         self._pacer.done(request.domain)
-        self._outbox.add("D", request.chain)
+        self._outbox.add("D", str(request.chain))
 
     def finish(self, request: Request, *, page: bool = False, items: int = 0) -> None:
         if request.internal or not request.chain:
             return
-        self._outbox.add("E", request.chain, int(page), items)
+        self._outbox.add("E", str(request.chain), int(page), items)
         self._held.discard(request.chain)
         self._positions = self.positions()
+
+    def items_elsewhere(self) -> int:
+        """Items other workers have committed (as of the last sync)."""
+        return max(0, self.items_total - self.committed_items)
 
     def committed_positions(self, positions: dict[str, int]) -> None:
         """The outputs' sizes as they were opened: nothing uncommitted in them yet."""

@@ -65,6 +65,7 @@ class SharedCrawl:
         self.crawl_id = settings.crawl_id or spider.name
         self._exporters = [e for e in exporters if isinstance(e, ResumableExporter)]
         self._host = socket.gethostname()
+        self._outputs = [(self._output_id(e), e) for e in self._exporters]
         self.worker = f"{self._host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._client = redis_client(settings.frontier)
         self._scripts = load_scripts(self._client)
@@ -93,7 +94,8 @@ class SharedCrawl:
         return f"{self._host}:{exporter.key}"
 
     def _positions(self) -> dict[str, int]:
-        return {self._output_id(e): e.position() for e in self._exporters}
+        """Each output's size now (taken at every ended chain: the ids are made once)."""
+        return {output: exporter.position() for output, exporter in self._outputs}
 
     async def open(self) -> str:
         """Join the crawl; who adds start requests: ``new``, ``takeover`` or ``no``.

@@ -128,9 +128,9 @@ class _Slow(Spider):
         return None
 
 
-async def _worker(frontier: str, **settings) -> SharedCrawl:
+async def _worker(frontier: str, exporters=(), **settings) -> SharedCrawl:
     loop = asyncio.get_running_loop()
-    shared = SharedCrawl(_Slow(), Settings(frontier=frontier, rate_limit=None, **settings), [], loop.time)
+    shared = SharedCrawl(_Slow(), Settings(frontier=frontier, rate_limit=None, **settings), exporters, loop.time)
     await shared.join()
     return shared
 
@@ -146,8 +146,7 @@ async def test_a_killed_workers_lease_expires_and_its_stale_ack_is_refused(front
     loop = asyncio.get_running_loop()
     exporter = JsonLinesExporter(tmp_path / "a.jsonl")
     await exporter.open(_Slow())
-    first = await _worker(frontier, lease_timeout=0.5)
-    first._exporters = [exporter]
+    first = await _worker(frontier, [exporter], lease_timeout=0.5)
     first.outputs_opened()
     second = await _worker(frontier, lease_timeout=0.5)
     try:

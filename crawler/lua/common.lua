@@ -10,6 +10,7 @@
 --                for a freed slot / for max_pages to be refunded
 --   delayed      zset: "domain\tchain\tJSON" -> ms its retry may go
 --   lease        hash: chain -> "worker\tslot\tdomain\tJSON"   leases: zset chain -> expiry ms
+--   wd:<worker>  hash: domain -> slots the worker holds (each takes at most its share of a domain)
 --   workers      zset: worker -> heartbeat expiry ms   n: hash of counters (fresh, cont, chain)
 --   seen:<b>     sets of signed 64-bit fingerprints (intsets), linear hashing over b; seenmeta
 --   budget       pages left to hand out (max_pages)    start: "done" or the feeding worker
@@ -42,8 +43,10 @@ local function wake(d)
   end
 end
 
-local function free_slot(d)
+-- A slot of domain d, held by worker w, is free again.
+local function free_slot(d, w)
   redis.call('HINCRBY', P .. 'd:' .. d, 'inflight', -1)
+  redis.call('HINCRBY', P .. 'wd:' .. w, d, -1)
   if redis.call('SREM', K_FULL, d) == 1 then
     redis.call('ZADD', K_READY, 'NX', NOW, d)
   end
@@ -52,8 +55,8 @@ end
 -- Put a leased request back at the head of its domain's queue (its lease expired, or the
 -- worker let it go): it is a continuation, so max_pages does not count it twice.
 local function requeue(chain, rec)
-  local _, slot, d, json = parse_lease(rec)
-  if slot == '1' then free_slot(d) end
+  local w, slot, d, json = parse_lease(rec)
+  if slot == '1' then free_slot(d, w) end
   redis.call('LPUSH', P .. 'qc:' .. d, chain .. '\t' .. json)
   redis.call('HINCRBY', K_N, 'cont', 1)
   redis.call('HDEL', K_LEASE, chain)

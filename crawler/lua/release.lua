@@ -9,5 +9,6 @@ end
 if ARGV[3] == '1' then
   if redis.call('GET', P .. 'start') == WORKER then redis.call('DEL', P .. 'start') end
   redis.call('ZREM', K_WORKERS, WORKER)
+  redis.call('DEL', P .. 'wd:' .. WORKER)
 end
 return 0

@@ -1,7 +1,8 @@
 -- One round trip of a worker with the shared frontier: apply its batch of operations (in
 -- the order it made them), then claim up to WANT requests of domains that may send now.
--- ARGV: prefix, worker, want, lease_ms, autothrottle (0/1), min_rate, n_ops, ops...
--- Operations (a letter, then fixed fields):
+-- ARGV: prefix, worker, want, lease_ms, autothrottle (0/1), min_rate, ops (a JSON array of arrays:
+-- one packed argument costs the worker far less than thousands; fingerprints and chains are
+-- strings, since Lua numbers are doubles). Operations (a letter, then its fields):
 --   A parent fp low domain force head conc rate json   a new request (deduped on fp)
 --   C chain domain delay_ms conc rate json             the chain goes on (retry, redirect hop)
 --   D chain                                            its download ended: its slot is free
@@ -18,8 +19,7 @@ local WANT = tonumber(ARGV[3])
 local LEASE_MS = tonumber(ARGV[4])
 local AUTOTHROTTLE = ARGV[5] == '1'
 local MIN_RATE = tonumber(ARGV[6])
-local NOPS = tonumber(ARGV[7])
-local FIELDS = {A = 9, C = 6, D = 1, X = 4, E = 3, F = 4, R = 0, S = 0, O = 2}
+local OPS = cjson.decode(ARGV[7])
 
 -- the seen-set: linear hashing over intsets, each kept under 512 entries (Redis' intset limit)
 local seenmeta = redis.call('HMGET', P .. 'seenmeta', 'level', 'split', 'count')
@@ -126,31 +126,27 @@ end
 
 -- 1. Is the batch refused? (an E of a chain this worker does not hold)
 local refused = false
-local i = 8
-for _ = 1, NOPS do
-  local op = ARGV[i]
-  if op == 'E' and not is_ours(redis.call('HGET', K_LEASE, ARGV[i + 1])) then refused = true end
-  i = i + 1 + FIELDS[op]
+for _, f in ipairs(OPS) do
+  if f[1] == 'E' and not is_ours(redis.call('HGET', K_LEASE, f[2])) then refused = true end
 end
 
 -- 2. Apply it.
 local dups, dropped = 0, 0
 local pages, items = 0, 0
-i = 8
-for _ = 1, NOPS do
-  local op = ARGV[i]
+for _, f in ipairs(OPS) do
+  local op = f[1]
   if op == 'A' then
-    local parent = ARGV[i + 1]
+    local parent = f[2]
     local owner = parent ~= '' and redis.call('HGET', K_LEASE, parent)
     if owner and not is_ours(owner) then
       dropped = dropped + 1 -- found by a page whose lease another worker holds now
-    elseif see(ARGV[i + 2], tonumber(ARGV[i + 3])) or ARGV[i + 5] == '1' then
-      local d = ARGV[i + 4]
-      domain(d, ARGV[i + 7], ARGV[i + 8])
-      if ARGV[i + 6] == '1' then
-        redis.call('LPUSH', P .. 'q:' .. d, ARGV[i + 9])
+    elseif see(f[3], tonumber(f[4])) or f[6] == 1 then
+      local d = f[5]
+      domain(d, f[8], f[9])
+      if f[7] == 1 then
+        redis.call('LPUSH', P .. 'q:' .. d, f[10])
       else
-        redis.call('RPUSH', P .. 'q:' .. d, ARGV[i + 9])
+        redis.call('RPUSH', P .. 'q:' .. d, f[10])
       end
       redis.call('HINCRBY', K_N, 'fresh', 1)
       if redis.call('SISMEMBER', K_OVER, d) == 0 then wake(d) end
@@ -158,19 +154,19 @@ for _ = 1, NOPS do
       dups = dups + 1
     end
   elseif op == 'C' then
-    local chain = ARGV[i + 1]
+    local chain = f[2]
     local rec = redis.call('HGET', K_LEASE, chain)
     if is_ours(rec) then
       local _, slot, old = parse_lease(rec)
-      if slot == '1' then free_slot(old) end
+      if slot == '1' then free_slot(old, WORKER) end
       redis.call('HDEL', K_LEASE, chain)
       redis.call('ZREM', K_LEASES, chain)
-      local d, delay = ARGV[i + 2], tonumber(ARGV[i + 3])
-      domain(d, ARGV[i + 4], ARGV[i + 5])
+      local d, delay = f[3], tonumber(f[4])
+      domain(d, f[5], f[6])
       if delay > 0 then
-        redis.call('ZADD', K_DELAYED, NOW + delay, d .. '\t' .. chain .. '\t' .. ARGV[i + 6])
+        redis.call('ZADD', K_DELAYED, NOW + delay, d .. '\t' .. chain .. '\t' .. f[7])
       else
-        redis.call('RPUSH', P .. 'qc:' .. d, chain .. '\t' .. ARGV[i + 6])
+        redis.call('RPUSH', P .. 'qc:' .. d, chain .. '\t' .. f[7])
         redis.call('SREM', K_OVER, d)
         wake(d)
       end
@@ -179,47 +175,46 @@ for _ = 1, NOPS do
       dropped = dropped + 1
     end
   elseif op == 'D' then
-    local chain = ARGV[i + 1]
+    local chain = f[2]
     local rec = redis.call('HGET', K_LEASE, chain)
     if is_ours(rec) then
       local w, slot, d, json = parse_lease(rec)
       if slot == '1' then
         redis.call('HSET', K_LEASE, chain, w .. '\t0\t' .. d .. '\t' .. json)
-        free_slot(d)
+        free_slot(d, w)
       end
     end
   elseif op == 'X' then
-    observe(ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]))
+    observe(f[2], tonumber(f[3]), tonumber(f[4]), tonumber(f[5]))
   elseif op == 'E' then
-    local chain = ARGV[i + 1]
+    local chain = f[2]
     local rec = redis.call('HGET', K_LEASE, chain)
     if is_ours(rec) then
       if refused then
         requeue(chain, rec)
       else
         local _, slot, d = parse_lease(rec)
-        if slot == '1' then free_slot(d) end
+        if slot == '1' then free_slot(d, WORKER) end
         redis.call('HDEL', K_LEASE, chain)
         redis.call('ZREM', K_LEASES, chain)
-        pages = pages + tonumber(ARGV[i + 2])
-        items = items + tonumber(ARGV[i + 3])
+        pages = pages + tonumber(f[3])
+        items = items + tonumber(f[4])
       end
     end
   elseif op == 'F' then
-    local d = ARGV[i + 1]
-    domain(d, ARGV[i + 3], ARGV[i + 4])
+    local d = f[2]
+    domain(d, f[4], f[5])
     local dk = P .. 'd:' .. d
-    if tonumber(ARGV[i + 2]) > tonumber(redis.call('HGET', dk, 'floor')) then
-      redis.call('HSET', dk, 'floor', ARGV[i + 2])
+    if tonumber(f[3]) > tonumber(redis.call('HGET', dk, 'floor')) then
+      redis.call('HSET', dk, 'floor', f[3])
     end
   elseif op == 'R' then
     refund()
   elseif op == 'S' then
     redis.call('SET', P .. 'start', 'done')
   elseif op == 'O' then
-    if not refused then redis.call('HSET', P .. 'outputs', ARGV[i + 1], WORKER .. '\t' .. ARGV[i + 2]) end
+    if not refused then redis.call('HSET', P .. 'outputs', f[2], WORKER .. '\t' .. f[3]) end
   end
-  i = i + 1 + FIELDS[op]
 end
 if seen_changed then
   redis.call('HSET', P .. 'seenmeta', 'level', level, 'split', split, 'count', seen_count)
@@ -241,18 +236,23 @@ for _, entry in ipairs(redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMI
 end
 expire_leases()
 
+-- Each worker takes at most its share of a domain's concurrency (of the workers alive), so
+-- that one worker freeing and retaking slots in the same call cannot keep the others out.
 local out = {}
 local soonest = -1
 local budget = tonumber(redis.call('GET', K_BUDGET) or '-1')
-local guard = 0
+local live = math.max(redis.call('ZCOUNT', K_WORKERS, NOW, '+inf'), 1)
+local K_MINE = P .. 'wd:' .. WORKER
+local guard, skip = 0, 0
 while #out < 3 * WANT and guard < 3 * WANT + 20 do
   guard = guard + 1
-  local top = redis.call('ZRANGE', K_READY, 0, 0, 'WITHSCORES')
+  local top = redis.call('ZRANGE', K_READY, skip, skip, 'WITHSCORES')
   if #top == 0 then break end
   local d, at = top[1], tonumber(top[2])
   if at > NOW then soonest = at - NOW; break end
   local dk = P .. 'd:' .. d
   local f = redis.call('HMGET', dk, 'conc', 'inflight', 'rate', 'floor', 'last', 'paused', 'gapavg')
+  local mine = tonumber(redis.call('HGET', K_MINE, d) or '0')
   local conc, inflight, rate, floor = tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
   local last, paused, gapavg = tonumber(f[5]), tonumber(f[6]), tonumber(f[7])
   local gap = floor
@@ -262,6 +262,8 @@ while #out < 3 * WANT and guard < 3 * WANT + 20 do
   if inflight >= conc then
     redis.call('ZREM', K_READY, d)
     redis.call('SADD', K_FULL, d)
+  elseif mine >= math.ceil(conc / live) then
+    skip = skip + 1 -- this worker has its share: the domain stays ready for the others
   elseif ready > NOW then
     redis.call('ZADD', K_READY, ready, d)
   else
@@ -288,6 +290,7 @@ while #out < 3 * WANT and guard < 3 * WANT + 20 do
       if last > 0 then gapavg = gapavg + 0.1 * ((NOW - last) - gapavg) end
       inflight = inflight + 1
       redis.call('HSET', dk, 'inflight', inflight, 'last', NOW, 'gapavg', gapavg)
+      redis.call('HINCRBY', K_MINE, d, 1)
       if redis.call('LLEN', P .. 'qc:' .. d) + redis.call('LLEN', P .. 'q:' .. d) == 0 then
         redis.call('ZREM', K_READY, d)
       elseif inflight >= conc then
@@ -298,6 +301,9 @@ while #out < 3 * WANT and guard < 3 * WANT + 20 do
       end
       out[#out + 1] = chain
       out[#out + 1] = d
+      -- one newline-joined reply: an entry this crawl did not write may hold raw newlines
+      -- (whitespace to JSON, which never has them inside strings)
+      if string.find(json, '\n', 1, true) then json = string.gsub(json, '\n', ' ') end
       out[#out + 1] = json
     elseif not entry then
       redis.call('ZREM', K_READY, d)
@@ -315,7 +321,7 @@ if start ~= 'done' and start ~= WORKER and (start == '' or not worker_alive(star
   start = 'orphaned' -- the worker adding the start requests left or died before it was done
 end
 return {
-  out,
+  table.concat(out, '\n'),
   refused and 1 or 0,
   dups + dropped,
   soonest,
@@ -324,4 +330,5 @@ return {
   redis.call('ZCARD', K_LEASES),
   start,
   budget,
+  tonumber(redis.call('HGET', P .. 'totals', 'items') or '0'),
 }
