@@ -20,6 +20,10 @@ from ._request import Request
 __all__ = ["RequestCodec", "UnstorableRequest"]
 
 
+_PLAIN_KEYS = frozenset({"url", "depth", "callback"})
+_string = json.encoder.encode_basestring  # a str as a JSON string (the C encoder)
+
+
 class UnstorableRequest(TypeError):
     """The request holds something a durable store cannot keep as data."""
 
@@ -29,8 +33,28 @@ class RequestCodec:
 
     def __init__(self, spider: object) -> None:
         self._spider = spider
+        self._methods: dict[str, Any] = {}  # callback name -> bound method, for decode
 
     def encode(self, request: Request) -> str:
+        if (  # a plain followed link, most of a crawl: written directly (a shared frontier's hot path)
+            request._meta is None
+            and request._headers is None
+            and request._cb_kwargs is None
+            and request.body is None
+            and request.cookies is None
+            and request.errback is None
+            and request.method == "GET"
+            and not request.priority
+            and not request.dont_filter
+            and request.attempt == 1
+            and not request.redirects
+        ):
+            text = '{"url":' + _string(request.url)
+            if request.depth:
+                text += f',"depth":{int(request.depth)}'
+            if request.callback is not None:
+                text += ',"callback":' + _string(self._method_name(request, "callback") or "")
+            return text + "}"
         data: dict[str, Any] = {"url": request.url}
         if request.method != "GET":
             data["method"] = request.method
@@ -65,6 +89,8 @@ class RequestCodec:
 
     def decode(self, text: str) -> Request:
         data = json.loads(text)
+        if len(data) <= 3 and all(key in _PLAIN_KEYS for key in data):  # a plain link: built directly
+            return Request._link(data["url"], self._method(data.get("callback")), data.get("depth", 0), "")
         body = data.get("body")
         request = Request(
             data["url"],
@@ -100,10 +126,14 @@ class RequestCodec:
     def _method(self, name: str | None) -> Any:
         if name is None:
             return None
+        found = self._methods.get(name)
+        if found is not None:
+            return found
         method = getattr(type(self._spider), name, None)
-        if not callable(method):
+        if not isinstance(name, str) or not callable(method):
             raise UnstorableRequest(f"the spider has no method {name!r}: the stored crawl was made by another spider")
-        return getattr(self._spider, name)
+        found = self._methods[name] = getattr(self._spider, name)
+        return found
 
     @staticmethod
     def _culprit(data: dict[str, Any]) -> str:

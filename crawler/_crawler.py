@@ -27,7 +27,6 @@ from ._log import debug_enabled, get_logger
 from ._middleware import Middleware, MiddlewareChain, check_middlewares
 from ._pacer import MemoryPacer
 from ._pipeline import ItemPipeline, is_item
-from ._redis_store import current_chain
 from ._request import Request
 from ._response import Response
 from ._resume import Resume
@@ -107,6 +106,7 @@ class Crawler:
         self._resume: Resume | None = None  # with a state file: the crawl is resumable
         self._shared: SharedCrawl | None = None  # with a shared frontier: this is one worker of the crawl
         self._feeding = False  # this worker runs the spider's start()
+        self._busy = 0  # dispatch slots taken (requests handed out whose processing has not ended)
         self._open_pages = 0  # pages handed to callbacks whose chain has not ended (with a state file)
         #: True when ``run()`` found its state file holding a finished crawl and fetched nothing.
         self.already_finished = False
@@ -258,11 +258,13 @@ class Crawler:
             store.on_orphaned_start = self._take_over_start
             store.on_bad_entry = self._bad_entry
             store.on_synced = self._shared_limits
+            # Claims only for what can be sent at once (the dispatcher holds one slot meanwhile).
+            store.capacity = lambda: self.settings.concurrency - self._busy + 1
             self._items.elsewhere = store.items_elsewhere
             return await self._shared.open()
         except BaseException:
             if self._shared is not None:
-                await self._shared.close(finished=False)
+                await self._shared.close(repair=False)
             self._shared = None
             self._mark_closed()
             raise
@@ -355,12 +357,15 @@ class Crawler:
             else:
                 if self._resume is not None and not frontier.closed:
                     self._resume.start_done = True  # a resumed run need not call start() again
-                if self._shared is not None and not frontier.closed:
-                    self._shared.store.start_done()
         except Exception as exc:
             self._stats.callback_errors += 1
             self._log.error("start_requests_error", reason=repr(exc), exc_info=exc)
         finally:
+            # A shared crawl's start() is over unless this worker stopped in it (then another
+            # worker takes over); one that raised would raise again, so it is over too.
+            if self._shared is not None and not frontier.closed:
+                self._shared.store.start_done()
+            self._feeding = False
             frontier.release()
 
     async def _dispatch(self, tasks: asyncio.TaskGroup) -> None:
@@ -369,8 +374,10 @@ class Crawler:
         slots = asyncio.Semaphore(self.settings.concurrency)
         while True:
             await slots.acquire()
+            self._busy += 1
             request = await frontier.next()
             if request is None:
+                self._busy -= 1
                 slots.release()
                 return
             frontier.hold()
@@ -412,8 +419,6 @@ class Crawler:
     async def _process(self, request: Request, slots: asyncio.Semaphore) -> None:
         frontier = self._frontier
         assert frontier is not None
-        if self._shared is not None:
-            current_chain.set(request.chain)  # the links its callback yields carry it
         try:
             try:
                 outcome = await self._download(request)
@@ -453,6 +458,7 @@ class Crawler:
                     await self._end_chain(request, items, page=True)
         finally:
             frontier.release()
+            self._busy -= 1
             slots.release()
 
     async def _download(self, request: Request) -> Request | Response | Failure:
@@ -574,7 +580,7 @@ class Crawler:
             self._frontier.close(reason)
         self._stats.finish(reason)
         if self._shared is not None:  # before the exporters close: their sizes are committed
-            await self._shared.close(finished=reason == "finished")
+            await self._shared.close()
         if self._resume is not None:  # before the exporters close: their positions are saved
             try:
                 self._resume.close(finished=reason == "finished")

@@ -128,7 +128,7 @@ class Frontier:
             except UnstorableRequest as exc:
                 stats.unstorable(request, str(exc))
                 return "unstorable"
-            if self._closed:
+            if self._closed and not self._shared:  # (a shared crawl goes on: other workers take it)
                 reason = self.close_reason or "closed"
                 stats.filtered(request, reason, by_caller=True)
                 return reason
@@ -180,7 +180,7 @@ class Frontier:
 
     def requeue(self, request: Request) -> None:
         """Put back a retry (no dedupe; it waits for its ``not_before`` holding no worker)."""
-        if self._closed:
+        if self._closed and not self._shared:
             if not request.internal:
                 self._stats.count_filtered(self.close_reason or "closed")
             return
@@ -204,7 +204,7 @@ class Frontier:
             elif then.internal:  # robots.txt redirected somewhere unusable: settle its origin
                 self._gate().failed(Failure(then, "bad_url"))
             else:  # the hop was filtered: the chain ends here without a page
-                self.refund_page()
+                self.refund_page(request)
                 self.finish(request)
         else:
             self._stats.retries += 1
@@ -215,7 +215,7 @@ class Frontier:
         if request.internal:  # refused robots.txt: its origin must still be settled
             self._gate().failed(Failure(request, error.reason, error))
             return
-        self.refund_page()
+        self.refund_page(request)
         self._stats.filtered(request, error.reason)
         self.finish(request)
 
@@ -231,7 +231,7 @@ class Frontier:
             self._stats.robots_txt[failure.reason] += 1
             self._gate().failed(failure)
             return False
-        self.refund_page()
+        self.refund_page(request)
         self._stats.failed(request, failure.reason, error=_describe(failure.exception))
         return True
 
@@ -268,13 +268,13 @@ class Frontier:
         """Autothrottle: a 429/503 cuts the domain's rate, a run of other answers raises it."""
         self._pacer.observe(request.domain, status)
 
-    def refund_page(self) -> None:
+    def refund_page(self, request: Request | None = None) -> None:
         """A chain (request, retries, redirect hops) ended without a page: it does not count."""
         if self._page_budget is not None:
             self._page_budget += 1
         elif not self._store_budget:
             return
-        self._store.budget_restored(self._clock())
+        self._store.budget_restored(self._clock(), request)
         self._wakeup.set()
 
     def pause(self, request: Request, seconds: float) -> None:

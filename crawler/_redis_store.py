@@ -26,7 +26,6 @@ Nothing read from Redis is unpickled or evaluated: requests are JSON (``_codec``
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import math
 import time
@@ -43,16 +42,13 @@ from ._seen import FingerprintSet
 from ._settings import Settings
 from ._url import fingerprint
 
-__all__ = ["Outbox", "RedisPacer", "RedisStore", "current_chain", "load_scripts"]
-
-#: The chain of the page whose callback is running (its links carry it: a worker that lost
-#: that page's lease does not add them).
-current_chain: contextvars.ContextVar[int] = contextvars.ContextVar("current_chain", default=0)
+__all__ = ["Outbox", "RedisPacer", "RedisStore", "load_scripts"]
 
 _SIGN = 1 << 64
 _HALF = 1 << 63
 _SYNC_EVERY = 0.02  # seconds: a worker with work in flight syncs at least this often
 _POLL = 0.05  # seconds: how often an idle worker looks for work other workers may add
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _RETRIES = 5  # attempts at a Redis call before the crawl fails with FrontierUnavailable
 
 
@@ -192,6 +188,10 @@ class RedisStore:
         self._domains: dict[str, tuple[int, float]] = {}  # domain -> (concurrency, rate or 0)
         self._in_flight = 0  # handed out, download not done
         self._freed = 0  # downloads done since the last sync (slots the next sync frees)
+        self._seq = 0  # numbers this worker's syncs: a repeated one is answered, not applied again
+        self._refunds: set[int] = set()  # chains that end without a page: max_pages gets it back
+        #: How many requests this worker could send now (the engine's free dispatch slots).
+        self.capacity: Callable[[], int] = lambda: settings.concurrency - self._in_flight
         self._last_sync = -math.inf
         self._soonest = -1.0  # seconds until the next claim may succeed (-1: not known)
         self._lock = asyncio.Lock()
@@ -284,18 +284,19 @@ class RedisStore:
         key = request.domain
         concurrency, rate = self._domain(key)
         text = self._codec.encode(request)
-        if request.chain:  # the chain goes on: a retry or a redirect hop
+        if request.chain:  # the chain goes on: a retry, or a redirect hop (deduped in Redis too)
             delay = max(0, math.ceil((request.not_before - now) * 1000))
-            self._outbox.add("C", str(request.chain), key, delay, concurrency, rate, text)
-            self._held.discard(request.chain)
+            hop: tuple[str, int, int] = ("", 0, 0)
+            if request.attempt == 1 and request.redirects:
+                fp = fingerprint(request.url, request.method, request.body)
+                hop = (_signed(fp), fp & 0xFFFFFFFF, int(request.dont_filter))
+            self._outbox.add("C", str(request.chain), key, delay, concurrency, rate, text, *hop)
             return
         fp = fingerprint(request.url, request.method, request.body)
         force = request.dont_filter and not (self.takeover and request.depth == 0)
-        parent = current_chain.get()
         self._outbox.add(
             "A",
-            str(parent) if parent else "",
-            str(fp - _SIGN if fp >= _HALF else fp),
+            _signed(fp),
             fp & 0xFFFFFFFF,
             key,
             int(force),
@@ -308,15 +309,17 @@ class RedisStore:
     async def lease(self, now: float, *, fresh: bool) -> tuple[Request | None, float]:
         if self._internal:
             return self._internal.popleft(), now
+        since = time.monotonic() - self._last_sync
         if not self._claimed:
             # Batched: a sync when this worker is idle, when an eighth of its concurrency has
             # freed its slots since the last one, or every _SYNC_EVERY (new work from others).
-            since = time.monotonic() - self._last_sync
             batch = max(1, self._settings.concurrency // 8)
             if self._in_flight == 0 or self._freed >= batch or since >= _SYNC_EVERY:
                 await self.sync(self._want())
             else:
                 return None, now + _SYNC_EVERY - since
+        elif since >= _SYNC_EVERY:
+            await self.sync(0)  # what is pending goes out even while claims wait here
         if self._claimed:
             self._in_flight += 1
             request = self._claimed.popleft()
@@ -326,7 +329,9 @@ class RedisStore:
         return None, now + wait
 
     def _want(self) -> int:
-        return max(0, min(self._settings.concurrency - self._in_flight - len(self._claimed), 256))
+        # Only what can be sent at once: a claim advances its domain's pacing, so a request
+        # that waited here would leave too soon after the next one.
+        return max(0, min(self.capacity() - len(self._claimed), 256))
 
     async def sync(self, want: int) -> None:
         """Send the outbox and claim up to ``want`` requests, in one script call."""
@@ -338,10 +343,16 @@ class RedisStore:
                     self._outbox.add("O", output, position)
                 self._positions = None
             ops_sent = self._outbox.take()
-            ops = json.dumps(ops_sent, ensure_ascii=False, separators=(",", ":"))
+            ops = _dumps(ops_sent)
+            self._seq += 1
             self._freed = 0
             settings = self._settings
-            reply = await self.call("sync", want, self._lease_ms, int(settings.autothrottle), settings.min_rate, ops)
+            reply = await self.call(
+                "sync", want, self._lease_ms, int(settings.autothrottle), settings.min_rate, ops, self._seq
+            )
+            for op in ops_sent:  # chains whose end or continuation Redis now has: no more renewing
+                if op[0] in ("E", "C"):
+                    self._held.discard(int(op[1]))
             self._last_sync = time.monotonic()
             claimed, refused, duplicates, soonest, fresh, cont, leased, start, budget, items_total = reply
             decode = self._codec.decode
@@ -353,8 +364,8 @@ class RedisStore:
                 except (ValueError, TypeError, KeyError, AttributeError, UnstorableRequest) as exc:
                     # Not a request this crawl wrote (or of another spider): never evaluated,
                     # only reported, and its chain ends here.
-                    self._outbox.add("D", str(chain))
-                    self._outbox.add("E", str(chain), 0, 0)
+                    self._outbox.add("D", str(chain), claimed[index + 1])
+                    self._outbox.add("E", str(chain), 0, 0, 0)
                     self.on_bad_entry(claimed[index + 2], f"{type(exc).__name__}: {exc}")
                     continue
                 request.chain = chain
@@ -382,6 +393,7 @@ class RedisStore:
         sync are redone too: the outputs are cut back to their committed sizes, and those
         chains (the refused batch's, requeued by the script, and the ones ended since) go back."""
         ended = [str(op[1]) for op in self._outbox.ops if op[0] == "E"]
+        self._held.difference_update(int(chain) for chain in ended)
         self._outbox.ops = [op for op in self._outbox.ops if op[0] not in ("E", "O")]
         self._positions = None
         if self.on_refused is not None:
@@ -395,14 +407,17 @@ class RedisStore:
         self._in_flight -= 1
         self._freed += 1
         self._pacer.done(request.domain)
-        self._outbox.add("D", str(request.chain))
+        self._outbox.add("D", str(request.chain), request.domain)
 
     def finish(self, request: Request, *, page: bool = False, items: int = 0) -> None:
         if request.internal or not request.chain:
             return
-        self._outbox.add("E", str(request.chain), int(page), items)
-        self._held.discard(request.chain)
-        self._positions = self.positions()
+        refund = request.chain in self._refunds
+        if refund:
+            self._refunds.discard(request.chain)
+        self._outbox.add("E", str(request.chain), int(page), items, int(refund))
+        if items:  # outputs only grow by a chain's items, written just before it ends
+            self._positions = self.positions()
 
     def items_elsewhere(self) -> int:
         """Items other workers have committed (as of the last sync)."""
@@ -417,8 +432,11 @@ class RedisStore:
         """Every start request has been added (sent with the next sync)."""
         self._outbox.add("S")
 
-    def budget_restored(self, now: float) -> None:
-        self._outbox.add("R")
+    def budget_restored(self, now: float, request: Request | None = None) -> None:
+        if request is not None and request.chain:
+            self._refunds.add(request.chain)  # with its chain's end: not if that end is refused
+        else:
+            self._outbox.add("R")
 
     def advance(self, request: Request) -> None:
         return None  # the hop itself is sent (``push``), as the chain's continuation
@@ -452,6 +470,11 @@ class RedisStore:
 
     def domains(self) -> list[str]:
         return []
+
+
+def _signed(fp: int) -> str:
+    """A 64-bit fingerprint as Redis keeps it in an intset (signed), in decimal."""
+    return str(fp - _SIGN if fp >= _HALF else fp)
 
 
 def _plain(request: Request) -> bool:

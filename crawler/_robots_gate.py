@@ -86,8 +86,8 @@ class RobotsGate:
             frontier._stats.queued += 1
             return False
         self.check(request, by_caller=False)  # filtered or failed, with its outcome recorded
-        if not request.redirects and not request.internal and request.attempt == 1:
-            frontier.refund_page()  # its claim used the shared max_pages budget: give it back
+        if not request.redirects:  # (a hop was refunded by check)
+            frontier.refund_page(request)  # its chain ends without a page
         return False
 
     def _fetch(self, origin: str, domain: str) -> Request:
@@ -111,7 +111,7 @@ class RobotsGate:
     def _refund_hop(self, request: Request) -> None:
         """A parked redirect hop that ends here ends its chain without a page."""
         if request.redirects:  # (a hop never uses the page budget: see uses_budget)
-            self._frontier.refund_page()
+            self._frontier.refund_page(request)
 
     # -- the outcome of a robots.txt fetch --------------------------------------------------
 

@@ -15,6 +15,7 @@ import functools
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -288,14 +289,23 @@ def _optional_name(name: str, value: Any) -> str | None:
 
 
 def _redact(url: object) -> str:
-    """A URL with any password in it replaced by ``***`` (for messages and logs)."""
+    """A URL with any password in it replaced by ``***`` (for messages and logs): in the
+    userinfo (the last ``@`` ends it, as a raw ``@`` may be in the password) and in a
+    ``password=`` query parameter (redis-py reads one)."""
     text = str(url)
     scheme, sep, rest = text.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
+    if not sep:
         return text
-    userinfo, _, host = rest.partition("@")
-    user, colon, _password = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}" if colon or user else text
+    authority, slash, tail = rest.partition("/")
+    query_at = authority.find("?")
+    if query_at >= 0:  # redis://host?password=... (no path)
+        authority, tail, slash = authority[:query_at], authority[query_at:] + slash + tail, ""
+    if "@" in authority:
+        userinfo, _, host = authority.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        authority = f"{user}{':***' if colon else ''}@{host}"
+    tail = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", tail)
+    return f"{scheme}://{authority}{slash}{tail}"
 
 
 @functools.cache

@@ -89,6 +89,7 @@ class SharedCrawl:
         self._committed: dict[str, int] = {}
         self._log = get_logger(spider=spider.name)
         self._closed = False
+        self._joined = False
 
     def _output_id(self, exporter: ResumableExporter) -> str:
         return f"{self._host}:{exporter.key}"
@@ -104,6 +105,7 @@ class SharedCrawl:
         by a live worker, FrontierUnavailable when Redis cannot be reached.
         """
         feed = await self.join()
+        self._joined = True
         await self._claim_outputs()
         self.store.start_heartbeat()
         return feed
@@ -162,15 +164,17 @@ class SharedCrawl:
             exporter.resume_at(position)
             await exporter.open(self._spider)
 
-    async def close(self, *, finished: bool) -> None:
-        """Send what is pending, give back what this worker holds, and (when the crawl has
-        finished) repair the outputs of dead workers on this host. Safe twice."""
+    async def close(self, *, repair: bool = True) -> None:
+        """Send what is pending, give back what this worker holds, and repair the outputs of
+        dead workers on this host. Safe twice."""
         if self._closed:
             return
         self._closed = True
         try:
+            if not self._joined:  # opening failed: nothing of this worker's is in the crawl
+                return
             await self.store.aclose()
-            if finished:
+            if repair:
                 await self._repair_dead_outputs()
         except FrontierUnavailable as exc:
             self._log.error("frontier_close_error", frontier=self.where, reason=str(exc))

@@ -56,7 +56,9 @@ class SharedRobots(BaseMiddleware):
         meta = request._meta
         if request.internal and meta and "robots_origin" in meta and not 300 <= response.status < 400:
             origin = meta["robots_origin"]
-            if response.status < 500:
+            # Rules (2xx) or "no rules" (4xx) are the origin's answer; 408, 429 and 5xx are
+            # moments (retried, then each worker decides as it would alone).
+            if response.status < 400 or (response.status < 500 and response.status not in (408, 429)):
                 answer = {"status": response.status, "body": base64.b64encode(response.body).decode("ascii")}
                 await self._client.hset(self._answers, origin, json.dumps(answer))
             await self._client.delete(self._locks + origin)

@@ -60,8 +60,9 @@ class FrontierStore(Protocol):
         """``request`` finished downloading (its domain's slot is free)."""
         ...
 
-    def budget_restored(self, now: float) -> None:
-        """Fresh requests may go out again (a page was refunded to ``max_pages``)."""
+    def budget_restored(self, now: float, request: Request | None = None) -> None:
+        """Fresh requests may go out again (``request``'s chain ended without a page, and was
+        refunded to ``max_pages``)."""
         ...
 
     def has_unbudgeted(self) -> bool:
@@ -313,7 +314,7 @@ class MemoryStore:
             self._at_concurrency.discard(key)
             self._schedule(key, now)
 
-    def budget_restored(self, now: float) -> None:
+    def budget_restored(self, now: float, request: Request | None = None) -> None:
         for key in self._over_budget:
             self._schedule(key, now)
         self._over_budget.clear()

@@ -85,6 +85,7 @@ class CsvExporter(_FileExporter):
 
     async def open(self, spider: Spider) -> None:
         self._cut_back()
+        self._fields = None  # (re)opened, perhaps cut back: the header is what the file has
         if not self.overwrite and self.path.exists() and self.path.stat().st_size:
             with open(self.path, encoding="utf-8", newline="") as existing:
                 self._fields = next(csv.reader(existing), None)

@@ -165,18 +165,25 @@ class RecordingSpider(Spider):
 class RedisServer:
     """A real ``redis-server`` (Debian's package) on 127.0.0.1 and a free port, persistence off.
 
-    ``args`` are extra server options, e.g. ``["--requirepass", "pw"]``.
+    ``args`` are extra server options, e.g. ``["--requirepass", "pw"]``; ``tls`` (a PEM
+    certificate and its key) serves TLS only, the certificate being its own CA.
     """
 
-    def __init__(self, *args: str, password: str | None = None) -> None:
+    def __init__(
+        self, *args: str, password: str | None = None, username: str | None = None, tls: tuple[str, str] | None = None
+    ) -> None:
         self.args = list(args)
         self.password = password
+        self.username = username
+        self.tls = tls
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
+        auth = f"{self.username or ''}:{self.password}@" if self.password else ""
+        if self.tls:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls[0]}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
@@ -186,8 +193,13 @@ class RedisServer:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
+        listen = ["--port", str(self.port)]
+        if self.tls:
+            cert, key = self.tls
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", cert, "--tls-key-file", key,
+                      "--tls-ca-cert-file", cert, "--tls-auth-clients", "no"]
         self._proc = subprocess.Popen(
-            [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no", *self.args],
+            [exe, "--bind", "127.0.0.1", *listen, "--save", "", "--appendonly", "no", *self.args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -204,7 +216,11 @@ class RedisServer:
     def command(self, *args: str) -> object:
         import redis
 
-        client = redis.Redis(port=self.port, password=self.password, decode_responses=True)
+        tls = {"ssl": True, "ssl_ca_certs": self.tls[0]} if self.tls else {}
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, username=self.username, password=self.password,
+            decode_responses=True, **tls,
+        )
         try:
             return client.execute_command(*args)
         except redis.ConnectionError as exc:

@@ -324,3 +324,25 @@ async def test_cancelled_crawl_keeps_exported_items_whole(server, tmp_path):
     assert len(exported) >= 10
     assert [item["path"] for item in seen] == [item["path"] for item in exported[: len(seen)]]
     assert crawler.statistics().close_reason == "cancelled"
+
+
+async def test_a_csv_cut_back_to_empty_writes_its_header_again(tmp_path):
+    from crawler_plugins.exporters import CsvExporter
+
+    from crawler import Spider
+
+    class _S(Spider):
+        name = "s"
+
+        async def parse(self, response):
+            return None
+
+    exporter = CsvExporter(tmp_path / "out.csv")
+    await exporter.open(_S())
+    await exporter.process_item({"a": 1}, _S())
+    await exporter.close(_S())
+    exporter.resume_at(0)  # e.g. a shared crawl's worker whose uncommitted rows are dropped
+    await exporter.open(_S())
+    await exporter.process_item({"a": 2}, _S())
+    await exporter.close(_S())
+    assert (tmp_path / "out.csv").read_text().splitlines() == ["a", "2"]

@@ -10,6 +10,8 @@ import itertools
 import json
 import logging
 import random
+import subprocess
+import zlib
 from collections import Counter
 
 import pytest
@@ -177,8 +179,8 @@ async def test_a_killed_workers_lease_expires_and_its_stale_ack_is_refused(front
         assert status["queued"] == status["leased"] == 0
     finally:
         await exporter.close(_Slow())
-        await first.close(finished=False)
-        await second.close(finished=False)
+        await first.close(repair=False)
+        await second.close(repair=False)
 
 
 async def test_the_seen_set_stays_exact_and_compact_as_it_grows(frontier, redis_server):
@@ -200,14 +202,14 @@ async def test_the_seen_set_stays_exact_and_compact_as_it_grows(frontier, redis_
             _queued(other.store, url, loop.time())
         await other.store.sync(0)
         assert sum(found) == 3000
-        await other.close(finished=False)
+        await other.close(repair=False)
         keys = [key for key in redis_server.command("KEYS", "crawler:{probe}:seen:*")]
         assert len(keys) > 16, "the seen-set split as it grew"
         assert {redis_server.command("OBJECT", "ENCODING", key) for key in keys} == {"intset"}
         size = sum(int(redis_server.command("MEMORY", "USAGE", key)) for key in keys)
         assert size / len(set(urls)) <= 16, f"{size / len(set(urls)):.1f} bytes per seen URL"
     finally:
-        await worker.close(finished=False)
+        await worker.close(repair=False)
 
 
 async def test_a_queue_entry_that_is_not_a_request_is_reported_never_run(server, frontier, redis_server, caplog):
@@ -302,3 +304,193 @@ async def test_robots_txt_is_fetched_once_for_the_whole_crawl(server, frontier):
     assert "/p7" not in fetched, "its rules apply in every worker"
     assert set(fetched) == {*paths, "/robots.txt"} - {"/p7"}
     assert sum(crawler.statistics().filtered.get("robots", 0) for crawler, _ in runs) >= 1
+
+
+async def test_a_stopped_worker_hands_on_the_links_its_last_pages_found(server, frontier):
+    server.route("/", links("/a"))
+    server.route("/b", links())
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.6)
+        return web.Response(text=links("/b"), content_type="text/html")
+
+    server.route("/a", slow)
+    first = Crawler(Site(server.url("/")), {**FAST, "frontier": frontier})
+    task = asyncio.create_task(first.run())
+    while not server.hits_for("/a"):
+        await asyncio.sleep(0.01)
+    await first.stop()  # /a is in flight: it finishes, and its link to /b is the crawl's
+    await task
+    assert not server.hits_for("/b")
+    second = Crawler(Site(server.url("/")), {**FAST, "frontier": frontier})
+    await asyncio.wait_for(second.run(), timeout=30)
+    assert [hit.path for hit in server.hits] == ["/", "/a", "/b"]
+
+
+async def test_a_start_that_raises_still_lets_the_crawl_end(server, frontier):
+    server.route_pages(["/s0", "/s1"])
+
+    class Broken(Spider):
+        name = "broken"
+        settings = {**FAST, "frontier": frontier}
+
+        async def start(self):
+            yield Request(server.url("/s0"))
+            yield Request(server.url("/s1"))
+            raise RuntimeError("seed list unreadable")
+
+        async def parse(self, response):
+            yield {"url": response.url}
+
+    stats = await asyncio.wait_for(Crawler(Broken()).run(), timeout=30)
+    assert stats.pages == 2 and stats.close_reason == "finished"
+
+
+async def test_a_repeated_sync_is_answered_not_applied_twice(frontier):
+    loop = asyncio.get_running_loop()
+    worker = await _worker(frontier, max_pages=5)
+    try:
+        _queued(worker.store, "http://h/1", loop.time())
+        worker.store.start_done()
+        mine, _ = await worker.store.lease(loop.time(), fresh=True)
+        worker.store.done(mine, loop.time())
+        worker.store.finish(mine, page=True, items=2)
+        ops = worker.store._outbox.take()
+        worker.store._outbox.ops = list(ops)
+        await worker.store.sync(0)
+        # The reply was lost: the same batch (same sequence number) is sent again.
+        worker.store._seq -= 1
+        worker.store._outbox.ops = list(ops)
+        await worker.store.sync(0)
+        status = await worker.status()
+        assert status["totals"] == {"pages": 1, "items": 2}
+        assert status["pages_left"] == 4
+        assert worker.store.remote["leased"] == 0
+    finally:
+        await worker.close(repair=False)
+
+
+async def test_a_redirect_to_a_url_another_worker_has_is_a_duplicate(frontier):
+    loop = asyncio.get_running_loop()
+    first, second = await _worker(frontier), await _worker(frontier)
+    try:
+        _queued(first.store, "http://h/r", loop.time())
+        first.store.start_done()
+        bounce, _ = await first.store.lease(loop.time(), fresh=True)
+        _queued(second.store, "http://h/p1", loop.time())
+        await second.store.sync(0)
+        first.store.done(bounce, loop.time())
+        hop = bounce.replace(url="http://h/p1", redirects=1)
+        found: list[int] = []
+        first.store.on_duplicates = found.append
+        first.store.push(hop, loop.time())
+        await first.store.sync(0)
+        assert found == [1], "the hop's target was already in the crawl"
+        status = await first.status()
+        assert status["queued"] == 1 and status["leased"] == 0
+    finally:
+        await first.close(repair=False)
+        await second.close(repair=False)
+
+
+async def test_a_worker_that_stalled_cannot_end_the_chain_it_claimed_again(frontier):
+    loop = asyncio.get_running_loop()
+    worker = await _worker(frontier, lease_timeout=0.4)
+    try:
+        _queued(worker.store, "http://h/1", loop.time())
+        worker.store.start_done()
+        old, _ = await worker.store.lease(loop.time(), fresh=True)
+        await asyncio.sleep(0.6)  # stalled past its lease (no heartbeat here)
+        worker.store._in_flight = 0
+        new, _ = await worker.store.lease(loop.time(), fresh=True)
+        assert new is not None and new.url == old.url and new.chain != old.chain, "a claim is a new lease"
+        for request in (old, new):
+            worker.store.done(request, loop.time())
+            worker.store.finish(request, page=True, items=1)
+        await worker.store.sync(0)  # the old claim's end is refused with its batch ...
+        status = await worker.status()
+        assert status["totals"].get("pages", 0) == 0 and status["queued"] == 1, "... and the page is done again"
+    finally:
+        await worker.close(repair=False)
+
+
+async def test_claims_wait_for_free_slots_so_pacing_holds_with_slow_callbacks(server, frontier):
+    hosts = ["127.0.0.1", "127.0.0.2"]
+    paths = [f"/p{i}" for i in range(12)]
+    server.route("/", links(*paths))
+    server.route_pages(paths)
+
+    class Slow(Spider):
+        name = "slowcb"
+        settings = {**FAST, "frontier": frontier, "rate_limit": 2, "concurrency": 3, "domain_concurrency": 2}
+        start_urls = [server.url("/", host=host) for host in hosts]
+
+        async def parse(self, response):
+            for request in response.follow_all(css="a"):
+                yield request
+            # Callbacks of different lengths hold their dispatch slots: a request claimed
+            # while every slot is busy would wait, and leave too close to the next one.
+            await asyncio.sleep(0.1 + zlib.crc32(response.url.encode()) % 7 * 0.125)
+
+    await asyncio.wait_for(Crawler(Slow()).run(), timeout=60)
+    for host in hosts:
+        times = sorted(hit.at for hit in server.hits_for(host=host))
+        assert len(times) == len(paths) + 1
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert min(gaps) >= 0.45, f"{host}: requests {min(gaps):.2f} s apart at 2 per second"
+
+
+async def test_robots_txt_answers_of_the_moment_are_not_shared(frontier, redis_server):
+    from crawler._response import Response
+    from crawler._shared import redis_client
+    from crawler._shared_robots import SharedRobots
+
+    client = redis_client(frontier)
+    robots = SharedRobots(client, "crawler:{x}:", "w1")
+    try:
+        for status, kept in ((429, False), (408, False), (503, False), (404, True), (200, True)):
+            request = Request("http://h/robots.txt", meta={"robots_origin": f"http://h{status}"})
+            request.internal = True
+            await robots.process_response(request, Response(request.url, status, {}, b"", request))
+            assert (await client.hget("crawler:{x}:robots", f"http://h{status}") is not None) == kept, status
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@h:6379/0", "redis://:***@h:6379/0"),
+        ("redis://user:p@ss@h/0", "redis://user:***@h/0"),
+        ("redis://h/0?password=s3cret&db=1", "redis://h/0?password=***&db=1"),
+        ("rediss://user@h/0", "rediss://user@h/0"),
+    ],
+)
+def test_a_password_in_the_frontier_url_is_redacted(url, shown):
+    from crawler._settings import _redact
+
+    assert _redact(url) == shown
+
+
+async def test_a_tls_frontier_with_an_acl_user(server, tmp_path, caplog):
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    # Only the ACL user "crawler" may connect (the default user is off), and only over TLS.
+    redis = RedisServer("--user", "default", "off", "--user", "crawler", "on", ">Tls-s3cret", "~*", "&*", "+@all",
+                        username="crawler", password="Tls-s3cret", tls=(cert, key))
+    redis.start()
+    try:
+        paths = web_of(server, 10)
+        assert redis.url.startswith("rediss://crawler:")
+        with caplog.at_level(logging.DEBUG, logger="crawler"):
+            runs = await crawl_together(server, redis.url, 2, concurrency=4)
+        assert Counter(item["url"] for _, collect in runs for item in collect.items) == Counter(
+            {server.url(p): 1 for p in paths}
+        )
+        assert "Tls-s3cret" not in caplog.text
+    finally:
+        redis.stop()

@@ -4,12 +4,14 @@
 -- Keys under the prefix P:
 --   d:<domain>   hash: the domain's pacing (conc, inflight, rate, crate, ceil, step, streak,
 --                thr, floor, last, paused, gapavg; times in ms of Redis TIME, rates in req/s)
---   q:<domain>   list: fresh requests (JSON)           qc:<domain>  list: "chain\tJSON" retries,
---                redirect hops and requeued leases, handed out before fresh requests
+--   q:<domain>   list: fresh requests (JSON)           qc:<domain>  list: retries, redirect
+--                hops and requeued leases (JSON), handed out before fresh requests
 --   ready        zset: domain -> ms it may next send   full, overbudget: sets of domains waiting
 --                for a freed slot / for max_pages to be refunded
---   delayed      zset: "domain\tchain\tJSON" -> ms its retry may go
---   lease        hash: chain -> "worker\tslot\tdomain\tJSON"   leases: zset chain -> expiry ms
+--   delayed      zset: "domain\tchain\tJSON" -> ms its retry may go (chain: unique)
+--   lease        hash: chain -> "worker\t1\tdomain\tJSON" (one claim) leases: zset chain -> expiry ms
+--   slots        set: chains whose download holds a slot of their domain
+--   replies      hash: worker -> its last sync's "seq\nreply" (a repeated call is answered from it)
 --   wd:<worker>  hash: domain -> slots the worker holds (each takes at most its share of a domain)
 --   workers      zset: worker -> heartbeat expiry ms   n: hash of counters (fresh, cont, chain)
 --   seen:<b>     sets of signed 64-bit fingerprints (intsets), linear hashing over b; seenmeta
@@ -55,9 +57,9 @@ end
 -- Put a leased request back at the head of its domain's queue (its lease expired, or the
 -- worker let it go): it is a continuation, so max_pages does not count it twice.
 local function requeue(chain, rec)
-  local w, slot, d, json = parse_lease(rec)
-  if slot == '1' then free_slot(d, w) end
-  redis.call('LPUSH', P .. 'qc:' .. d, chain .. '\t' .. json)
+  local w, _, d, json = parse_lease(rec)
+  if redis.call('SREM', P .. 'slots', chain) == 1 then free_slot(d, w) end
+  redis.call('LPUSH', P .. 'qc:' .. d, json)
   redis.call('HINCRBY', K_N, 'cont', 1)
   redis.call('HDEL', K_LEASE, chain)
   redis.call('ZREM', K_LEASES, chain)

@@ -10,5 +10,6 @@ if ARGV[3] == '1' then
   if redis.call('GET', P .. 'start') == WORKER then redis.call('DEL', P .. 'start') end
   redis.call('ZREM', K_WORKERS, WORKER)
   redis.call('DEL', P .. 'wd:' .. WORKER)
+  redis.call('HDEL', P .. 'replies', WORKER)
 end
 return 0

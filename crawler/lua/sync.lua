@@ -1,24 +1,36 @@
 -- One round trip of a worker with the shared frontier: apply its batch of operations (in
 -- the order it made them), then claim up to WANT requests of domains that may send now.
--- ARGV: prefix, worker, want, lease_ms, autothrottle (0/1), min_rate, ops (a JSON array of arrays:
--- one packed argument costs the worker far less than thousands; fingerprints and chains are
--- strings, since Lua numbers are doubles). Operations (a letter, then its fields):
---   A parent fp low domain force head conc rate json   a new request (deduped on fp)
---   C chain domain delay_ms conc rate json             the chain goes on (retry, redirect hop)
---   D chain                                            its download ended: its slot is free
---   X domain ok throttled pause_ms                     answers seen (AIMD) and a Retry-After pause
---   E chain page items                                 its chain ended (page: 1 or 0)
---   F domain floor_ms conc rate                        robots.txt Crawl-delay
---   R                                                  a page refunded to max_pages
---   S                                                  start requests all added
---   O output position                                  an output's committed size
--- A batch with an E of a chain this worker no longer holds (its lease expired: it was
--- presumed dead) is refused as a whole: its E and O are not applied, the batch's chains
--- still held are requeued, and the worker cuts its outputs back to their last committed size.
+-- ARGV: prefix, worker, want, lease_ms, autothrottle (0/1), min_rate, ops, seq.
+-- ops is a JSON array of arrays (one packed argument costs the worker far less than
+-- thousands; fingerprints and chains are strings, since Lua numbers are doubles):
+--   A fp low domain force head conc rate json        a new request (deduped on fp)
+--   C chain domain delay_ms conc rate json fp low force   the chain goes on as a retry (fp '')
+--                                                    or a redirect hop (deduped on its fp)
+--   D chain domain                                   its download ended: its slot is free
+--   X domain ok throttled pause_ms                   answers seen (AIMD) and a Retry-After pause
+--   E chain page items refund                        its chain ended (page, refund: 1 or 0)
+--   F domain floor_ms conc rate                      robots.txt Crawl-delay
+--   R                                                a page refunded (a chain of no lease)
+--   S                                                start requests all added
+--   O output position                                an output's committed size
+-- Every claim gets a new chain id, so a lease is one claim by one worker: a worker whose
+-- lease expired (it was presumed dead) and its requests were claimed again can only find
+-- its ids gone. A batch with an E of such a chain is refused as a whole: its E and O are not
+-- applied, its chains still held are requeued, and the worker cuts its outputs back to their
+-- last committed size. seq makes a call idempotent: a worker that lost the reply and sends
+-- the same batch again gets the first reply back, and nothing is applied twice.
 local WANT = tonumber(ARGV[3])
 local LEASE_MS = tonumber(ARGV[4])
 local AUTOTHROTTLE = ARGV[5] == '1'
 local MIN_RATE = tonumber(ARGV[6])
+local SEQ = ARGV[8]
+local K_REPLIES, K_SLOTS = P .. 'replies', P .. 'slots'
+
+local previous = redis.call('HGET', K_REPLIES, WORKER)
+if previous then
+  local nl = string.find(previous, '\n', 1, true)
+  if string.sub(previous, 1, nl - 1) == SEQ then return cjson.decode(string.sub(previous, nl + 1)) end
+end
 local OPS = cjson.decode(ARGV[7])
 
 -- the seen-set: linear hashing over intsets, each kept under 512 entries (Redis' intset limit)
@@ -71,12 +83,39 @@ local function see(fp, low)
   return true
 end
 
+-- Per call: what was already done for a domain, and counters written once at the end.
+local known, woken = {}, {}
+local inflight_delta, mine_delta, unfull = {}, {}, {}
+local fresh_delta, cont_delta = 0, 0
+
 local function domain(d, conc, rate)
+  if known[d] then return end
+  known[d] = true
   local dk = P .. 'd:' .. d
   if redis.call('HSETNX', dk, 'conc', conc) == 1 then
     redis.call('HSET', dk, 'crate', rate, 'rate', rate, 'ceil', rate, 'inflight', 0, 'last', 0, 'paused', 0,
       'floor', 0, 'streak', 0, 'step', 0, 'thr', 0, 'gapavg', 0)
   end
+end
+
+local function wake_once(d)
+  if woken[d] then return end
+  woken[d] = true
+  wake(d)
+end
+
+-- This worker's slot of domain d is free (counted here, written before the claims).
+local function free_mine(chain, d)
+  if redis.call('SREM', K_SLOTS, chain) == 1 then
+    inflight_delta[d] = (inflight_delta[d] or 0) - 1
+    mine_delta[d] = (mine_delta[d] or 0) - 1
+    unfull[d] = true
+  end
+end
+
+local function end_lease(chain)
+  redis.call('HDEL', K_LEASE, chain)
+  redis.call('ZREM', K_LEASES, chain)
 end
 
 local function observe(d, ok, throttled, pause_ms)
@@ -117,89 +156,83 @@ local function observe(d, ok, throttled, pause_ms)
 end
 
 local function refund()
-  local left = redis.call('GET', K_BUDGET)
-  if left and redis.call('INCR', K_BUDGET) > 0 then
+  if redis.call('GET', K_BUDGET) and redis.call('INCR', K_BUDGET) > 0 then
     for _, d in ipairs(redis.call('SMEMBERS', K_OVER)) do wake(d) end
     redis.call('DEL', K_OVER)
   end
 end
 
--- 1. Is the batch refused? (an E of a chain this worker does not hold)
+-- 1. Is the batch refused? (an E of a chain this worker no longer holds)
+local held = {}
 local refused = false
 for _, f in ipairs(OPS) do
-  if f[1] == 'E' and not is_ours(redis.call('HGET', K_LEASE, f[2])) then refused = true end
+  if f[1] == 'E' then
+    held[f[2]] = redis.call('HGET', K_LEASE, f[2])
+    if not held[f[2]] then refused = true end
+  end
 end
 
 -- 2. Apply it.
-local dups, dropped = 0, 0
+local dups = 0
 local pages, items = 0, 0
 for _, f in ipairs(OPS) do
   local op = f[1]
   if op == 'A' then
-    local parent = f[2]
-    local owner = parent ~= '' and redis.call('HGET', K_LEASE, parent)
-    if owner and not is_ours(owner) then
-      dropped = dropped + 1 -- found by a page whose lease another worker holds now
-    elseif see(f[3], tonumber(f[4])) or f[6] == 1 then
-      local d = f[5]
-      domain(d, f[8], f[9])
-      if f[7] == 1 then
-        redis.call('LPUSH', P .. 'q:' .. d, f[10])
+    if see(f[2], tonumber(f[3])) or f[5] == 1 then
+      local d = f[4]
+      domain(d, f[7], f[8])
+      if f[6] == 1 then
+        redis.call('LPUSH', P .. 'q:' .. d, f[9])
       else
-        redis.call('RPUSH', P .. 'q:' .. d, f[10])
+        redis.call('RPUSH', P .. 'q:' .. d, f[9])
       end
-      redis.call('HINCRBY', K_N, 'fresh', 1)
-      if redis.call('SISMEMBER', K_OVER, d) == 0 then wake(d) end
+      fresh_delta = fresh_delta + 1
+      if not woken[d] and redis.call('SISMEMBER', K_OVER, d) == 0 then wake_once(d) end
     else
       dups = dups + 1
     end
   elseif op == 'C' then
     local chain = f[2]
     local rec = redis.call('HGET', K_LEASE, chain)
-    if is_ours(rec) then
-      local _, slot, old = parse_lease(rec)
-      if slot == '1' then free_slot(old, WORKER) end
-      redis.call('HDEL', K_LEASE, chain)
-      redis.call('ZREM', K_LEASES, chain)
+    if rec then -- (else: the lease expired and the request is queued again already)
+      local _, _, old = parse_lease(rec)
+      free_mine(chain, old)
+      end_lease(chain)
       local d, delay = f[3], tonumber(f[4])
-      domain(d, f[5], f[6])
-      if delay > 0 then
-        redis.call('ZADD', K_DELAYED, NOW + delay, d .. '\t' .. chain .. '\t' .. f[7])
+      if f[8] ~= '' and not see(f[8], tonumber(f[9])) and f[10] ~= 1 then
+        dups = dups + 1 -- a redirect to a URL the crawl has already seen: the chain ends here
+        refund()
       else
-        redis.call('RPUSH', P .. 'qc:' .. d, chain .. '\t' .. f[7])
-        redis.call('SREM', K_OVER, d)
-        wake(d)
+        domain(d, f[5], f[6])
+        if delay > 0 then
+          redis.call('ZADD', K_DELAYED, NOW + delay, d .. '\t' .. chain .. '\t' .. f[7])
+        else
+          redis.call('RPUSH', P .. 'qc:' .. d, f[7])
+          redis.call('SREM', K_OVER, d)
+          wake_once(d)
+        end
+        cont_delta = cont_delta + 1
       end
-      redis.call('HINCRBY', K_N, 'cont', 1)
-    else
-      dropped = dropped + 1
     end
   elseif op == 'D' then
-    local chain = f[2]
-    local rec = redis.call('HGET', K_LEASE, chain)
-    if is_ours(rec) then
-      local w, slot, d, json = parse_lease(rec)
-      if slot == '1' then
-        redis.call('HSET', K_LEASE, chain, w .. '\t0\t' .. d .. '\t' .. json)
-        free_slot(d, w)
-      end
-    end
+    free_mine(f[2], f[3])
   elseif op == 'X' then
     observe(f[2], tonumber(f[3]), tonumber(f[4]), tonumber(f[5]))
   elseif op == 'E' then
     local chain = f[2]
-    local rec = redis.call('HGET', K_LEASE, chain)
-    if is_ours(rec) then
+    local rec = held[chain]
+    if rec then
       if refused then
-        requeue(chain, rec)
+        requeue(chain, rec) -- its items are cut from the output: done again
       else
-        local _, slot, d = parse_lease(rec)
-        if slot == '1' then free_slot(d, WORKER) end
-        redis.call('HDEL', K_LEASE, chain)
-        redis.call('ZREM', K_LEASES, chain)
+        local _, _, d = parse_lease(rec)
+        free_mine(chain, d)
+        end_lease(chain)
         pages = pages + tonumber(f[3])
         items = items + tonumber(f[4])
+        if f[5] == 1 then refund() end
       end
+      held[chain] = nil
     end
   elseif op == 'F' then
     local d = f[2]
@@ -211,7 +244,7 @@ for _, f in ipairs(OPS) do
   elseif op == 'R' then
     refund()
   elseif op == 'S' then
-    redis.call('SET', P .. 'start', 'done')
+    if redis.call('GET', P .. 'start') == WORKER then redis.call('SET', P .. 'start', 'done') end
   elseif op == 'O' then
     if not refused then redis.call('HSET', P .. 'outputs', f[2], WORKER .. '\t' .. f[3]) end
   end
@@ -223,13 +256,20 @@ if pages + items > 0 then
   redis.call('HINCRBY', P .. 'totals', 'pages', pages)
   redis.call('HINCRBY', P .. 'totals', 'items', items)
 end
+local K_MINE = P .. 'wd:' .. WORKER
+for d, delta in pairs(inflight_delta) do
+  redis.call('HINCRBY', P .. 'd:' .. d, 'inflight', delta)
+  redis.call('HINCRBY', K_MINE, d, mine_delta[d])
+  if unfull[d] and redis.call('SREM', K_FULL, d) == 1 then redis.call('ZADD', K_READY, 'NX', NOW, d) end
+end
 redis.call('ZADD', K_WORKERS, NOW + LEASE_MS, WORKER)
 
 -- 3. Retries whose time has come, leases of workers presumed dead, then the claims.
 for _, entry in ipairs(redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMIT', 0, 200)) do
   local a = string.find(entry, '\t', 1, true)
+  local b = string.find(entry, '\t', a + 1, true)
   local d = string.sub(entry, 1, a - 1)
-  redis.call('RPUSH', P .. 'qc:' .. d, string.sub(entry, a + 1))
+  redis.call('RPUSH', P .. 'qc:' .. d, string.sub(entry, b + 1))
   redis.call('ZREM', K_DELAYED, entry)
   redis.call('SREM', K_OVER, d)
   wake(d)
@@ -238,78 +278,102 @@ expire_leases()
 
 -- Each worker takes at most its share of a domain's concurrency (of the workers alive), so
 -- that one worker freeing and retaking slots in the same call cannot keep the others out.
+-- A domain's fields are read once per call and written back once at the end.
 local out = {}
 local soonest = -1
 local budget = tonumber(redis.call('GET', K_BUDGET) or '-1')
 local live = math.max(redis.call('ZCOUNT', K_WORKERS, NOW, '+inf'), 1)
-local K_MINE = P .. 'wd:' .. WORKER
+local chain_next, chain_last = 0, -1 -- chain ids, taken from the counter in blocks
+local cache = {}
 local guard, skip = 0, 0
-while #out < 3 * WANT and guard < 3 * WANT + 20 do
+local limit = 3 * WANT + 100
+while #out < 3 * WANT and guard < limit do
   guard = guard + 1
   local top = redis.call('ZRANGE', K_READY, skip, skip, 'WITHSCORES')
   if #top == 0 then break end
   local d, at = top[1], tonumber(top[2])
   if at > NOW then soonest = at - NOW; break end
-  local dk = P .. 'd:' .. d
-  local f = redis.call('HMGET', dk, 'conc', 'inflight', 'rate', 'floor', 'last', 'paused', 'gapavg')
-  local mine = tonumber(redis.call('HGET', K_MINE, d) or '0')
-  local conc, inflight, rate, floor = tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
-  local last, paused, gapavg = tonumber(f[5]), tonumber(f[6]), tonumber(f[7])
-  local gap = floor
-  if rate > 0 then gap = math.max(gap, 1000 / rate) end
-  local ready = math.max(NOW, paused)
-  if last > 0 then ready = math.max(ready, last + gap) end
-  if inflight >= conc then
-    redis.call('ZREM', K_READY, d)
-    redis.call('SADD', K_FULL, d)
-  elseif mine >= math.ceil(conc / live) then
-    skip = skip + 1 -- this worker has its share: the domain stays ready for the others
-  elseif ready > NOW then
-    redis.call('ZADD', K_READY, ready, d)
-  else
-    local chain, json
-    local entry = redis.call('LPOP', P .. 'qc:' .. d)
-    if entry then
-      local a = string.find(entry, '\t', 1, true)
-      chain, json = string.sub(entry, 1, a - 1), string.sub(entry, a + 1)
-      redis.call('HINCRBY', K_N, 'cont', -1)
-    elseif budget == 0 then
-      if redis.call('LLEN', P .. 'q:' .. d) > 0 then redis.call('SADD', K_OVER, d) end
-      redis.call('ZREM', K_READY, d)
-    else
-      json = redis.call('LPOP', P .. 'q:' .. d)
-      if json then
-        redis.call('HINCRBY', K_N, 'fresh', -1)
-        if budget > 0 then budget = redis.call('DECR', K_BUDGET) end
-        chain = tostring(redis.call('HINCRBY', K_N, 'chain', 1))
-      end
+  local c = cache[d]
+  if not c then
+    local f = redis.call('HMGET', P .. 'd:' .. d, 'conc', 'inflight', 'rate', 'floor', 'last', 'paused', 'gapavg')
+    if f[1] then
+      c = {
+        conc = tonumber(f[1]), inflight = tonumber(f[2]), rate = tonumber(f[3]), floor = tonumber(f[4]),
+        last = tonumber(f[5]), paused = tonumber(f[6]), gapavg = tonumber(f[7]),
+        mine = tonumber(redis.call('HGET', K_MINE, d) or '0'), claimed = 0,
+      }
+      cache[d] = c
     end
-    if json then
-      redis.call('HSET', K_LEASE, chain, WORKER .. '\t1\t' .. d .. '\t' .. json)
-      redis.call('ZADD', K_LEASES, NOW + LEASE_MS, chain)
-      if last > 0 then gapavg = gapavg + 0.1 * ((NOW - last) - gapavg) end
-      inflight = inflight + 1
-      redis.call('HSET', dk, 'inflight', inflight, 'last', NOW, 'gapavg', gapavg)
-      redis.call('HINCRBY', K_MINE, d, 1)
-      if redis.call('LLEN', P .. 'qc:' .. d) + redis.call('LLEN', P .. 'q:' .. d) == 0 then
-        redis.call('ZREM', K_READY, d)
-      elseif inflight >= conc then
-        redis.call('ZREM', K_READY, d)
-        redis.call('SADD', K_FULL, d)
-      else
-        redis.call('ZADD', K_READY, math.max(NOW + gap, paused), d)
-      end
-      out[#out + 1] = chain
-      out[#out + 1] = d
-      -- one newline-joined reply: an entry this crawl did not write may hold raw newlines
-      -- (whitespace to JSON, which never has them inside strings)
-      if string.find(json, '\n', 1, true) then json = string.gsub(json, '\n', ' ') end
-      out[#out + 1] = json
-    elseif not entry then
+  end
+  if not c then
+    redis.call('ZREM', K_READY, d) -- its state is gone (cleared): nothing to claim from it
+  else
+    local gap = c.floor
+    if c.rate > 0 then gap = math.max(gap, 1000 / c.rate) end
+    local ready = math.max(NOW, c.paused)
+    if c.last > 0 then ready = math.max(ready, c.last + gap) end
+    if c.inflight >= c.conc then
       redis.call('ZREM', K_READY, d)
+      redis.call('SADD', K_FULL, d)
+    elseif c.mine >= math.ceil(c.conc / live) then
+      skip = skip + 1 -- this worker has its share: the domain stays ready for the others
+    elseif ready > NOW then
+      redis.call('ZADD', K_READY, ready, d)
+    else
+      local json = redis.call('LPOP', P .. 'qc:' .. d)
+      if json then
+        cont_delta = cont_delta - 1
+      elseif budget ~= 0 then
+        json = redis.call('LPOP', P .. 'q:' .. d)
+        if json then
+          fresh_delta = fresh_delta - 1
+          if budget > 0 then budget = redis.call('DECR', K_BUDGET) end
+        end
+      elseif redis.call('LLEN', P .. 'q:' .. d) > 0 then
+        redis.call('SADD', K_OVER, d) -- only fresh requests, and max_pages is spent
+      end
+      if not json then
+        redis.call('ZREM', K_READY, d) -- nothing (more) to hand out: an add wakes it
+      else
+        if chain_next > chain_last then
+          chain_last = redis.call('HINCRBY', K_N, 'chain', 64)
+          chain_next = chain_last - 63
+        end
+        local chain = tostring(chain_next)
+        chain_next = chain_next + 1
+        redis.call('HSET', K_LEASE, chain, WORKER .. '\t1\t' .. d .. '\t' .. json)
+        redis.call('ZADD', K_LEASES, NOW + LEASE_MS, chain)
+        redis.call('SADD', K_SLOTS, chain)
+        if c.last > 0 then c.gapavg = c.gapavg + 0.1 * ((NOW - c.last) - c.gapavg) end
+        c.inflight = c.inflight + 1
+        c.mine = c.mine + 1
+        c.claimed = c.claimed + 1
+        c.last = NOW
+        if c.inflight >= c.conc then
+          redis.call('ZREM', K_READY, d)
+          redis.call('SADD', K_FULL, d)
+        else
+          redis.call('ZADD', K_READY, math.max(NOW + gap, c.paused), d)
+        end
+        out[#out + 1] = chain
+        out[#out + 1] = d
+        -- one newline-joined reply: an entry this crawl did not write may hold raw newlines
+        -- (whitespace to JSON, which never has them inside strings)
+        if string.find(json, '\n', 1, true) then json = string.gsub(json, '\n', ' ') end
+        out[#out + 1] = json
+      end
     end
   end
 end
+if guard >= limit and soonest < 0 then soonest = 0 end -- more to look at: come back at once
+for d, c in pairs(cache) do
+  if c.claimed > 0 then
+    redis.call('HSET', P .. 'd:' .. d, 'inflight', c.inflight, 'last', c.last, 'gapavg', c.gapavg)
+    redis.call('HINCRBY', K_MINE, d, c.claimed)
+  end
+end
+if fresh_delta ~= 0 then redis.call('HINCRBY', K_N, 'fresh', fresh_delta) end
+if cont_delta ~= 0 then redis.call('HINCRBY', K_N, 'cont', cont_delta) end
 if soonest < 0 then
   local nxt = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
   if #nxt > 0 then soonest = math.max(tonumber(nxt[2]) - NOW, 0) end
@@ -320,10 +384,10 @@ local start = redis.call('GET', P .. 'start') or ''
 if start ~= 'done' and start ~= WORKER and (start == '' or not worker_alive(start)) then
   start = 'orphaned' -- the worker adding the start requests left or died before it was done
 end
-return {
+local reply = {
   table.concat(out, '\n'),
   refused and 1 or 0,
-  dups + dropped,
+  dups,
   soonest,
   tonumber(counts[1] or '0'),
   tonumber(counts[2] or '0'),
@@ -332,3 +396,5 @@ return {
   budget,
   tonumber(redis.call('HGET', P .. 'totals', 'items') or '0'),
 }
+redis.call('HSET', K_REPLIES, WORKER, SEQ .. '\n' .. cjson.encode(reply))
+return reply
