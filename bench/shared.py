@@ -17,7 +17,8 @@ From the repository root (``python bench/shared.py``; nginx and redis-server fro
    per page, price digest), each crawl under a fresh ``--crawl-id``.
 2. **Politeness with two workers.** Both workers on the 50 host aliases at ``rate_limit=10``:
    the target is 500 requests/s in total, measured from nginx's own timestamps over the
-   middle of the crawl (within 5 %), and no host above 10 requests in any second.
+   middle of the crawl (within 5 %), and no host above its rate: at most 10.2 requests/s over
+   that window, and at most 11 in any one second (the 11th at the window's edge).
 3. **Memory.** ``used_memory`` of an empty Redis, then after queueing ``--queue`` requests
    shaped like the site's links (100,000): bytes per seen URL (the seen-set's keys, ``MEMORY
    USAGE``) and per queued URL (the rest of the growth).
@@ -183,8 +184,15 @@ def politeness(args: argparse.Namespace, nginx: Any, redis: Redis, work: Path) -
     result["target_req_per_s"] = target
     result["ratio_to_target"] = round(observed / target, 4)
     worst = result.get("max_requests_one_host_any_1s", 0)
-    result["ok"] = abs(observed - target) <= 0.05 * target and worst <= rate and all(
-        code == 0 for code in result["exit_codes"]
+    fastest_host = (result.get("per_host_req_per_s") or {}).get("max", 0.0)
+    # No host above its rate: over the window, and in any one second (nginx's millisecond
+    # timestamps put an 11th request of an even 10/s at the edge of some windows; the
+    # single-process bench sees the same).
+    result["ok"] = (
+        abs(observed - target) <= 0.05 * target
+        and fastest_host <= rate * 1.02
+        and worst <= rate + 1
+        and all(code == 0 for code in result["exit_codes"])
     )
     print(
         f"  {observed:.1f} req/s over the middle of the crawl = {observed / target:.1%} of {target}; per host "

@@ -26,6 +26,7 @@ Nothing read from Redis is unpickled or evaluated: requests are JSON (``_codec``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -188,6 +189,8 @@ class RedisStore:
         self._domains: dict[str, tuple[int, float]] = {}  # domain -> (concurrency, rate or 0)
         self._in_flight = 0  # handed out, download not done
         self._freed = 0  # downloads done since the last sync (slots the next sync frees)
+        self._batch = max(1, settings.concurrency // 4)  # freed slots worth a sync
+        self._enough = asyncio.Event()  # set when they are
         self._seq = 0  # numbers this worker's syncs: a repeated one is answered, not applied again
         self._refunds: set[int] = set()  # chains that end without a page: max_pages gets it back
         #: How many requests this worker could send now (the engine's free dispatch slots).
@@ -311,13 +314,15 @@ class RedisStore:
             return self._internal.popleft(), now
         since = time.monotonic() - self._last_sync
         if not self._claimed:
-            # Batched: a sync when this worker is idle, when an eighth of its concurrency has
+            # Batched: a sync when this worker is idle, when a quarter of its concurrency has
             # freed its slots since the last one, or every _SYNC_EVERY (new work from others).
-            batch = max(1, self._settings.concurrency // 8)
-            if self._in_flight == 0 or self._freed >= batch or since >= _SYNC_EVERY:
-                await self.sync(self._want())
-            else:
-                return None, now + _SYNC_EVERY - since
+            # The wait is here rather than a round of the frontier's loop per finished download.
+            if self._in_flight and self._freed < self._batch and since < _SYNC_EVERY:
+                self._enough.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_SYNC_EVERY - since):
+                        await self._enough.wait()
+            await self.sync(self._want())
         elif since >= _SYNC_EVERY:
             await self.sync(0)  # what is pending goes out even while claims wait here
         if self._claimed:
@@ -406,6 +411,8 @@ class RedisStore:
             return
         self._in_flight -= 1
         self._freed += 1
+        if self._freed >= self._batch or not self._in_flight:
+            self._enough.set()
         self._pacer.done(request.domain)
         self._outbox.add("D", str(request.chain), request.domain)
 
