@@ -11,24 +11,22 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
-import inspect
-import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
 
+from ._callbacks import CallbackRunner, new_chain
 from ._downloader import Downloader
-from ._exceptions import CrawlStateError, IgnoreRequest, RequestFailed, SpiderLoadError
+from ._exceptions import CrawlStateError, IgnoreRequest, SpiderLoadError
 from ._failure import Failure
 from ._frontier import Frontier, registrable_domain_key
 from ._items import ItemFlow
 from ._log import debug_enabled, get_logger
 from ._middleware import Middleware, MiddlewareChain, check_middlewares
 from ._pacer import MemoryPacer
-from ._pipeline import ItemPipeline, is_item
+from ._pipeline import ItemPipeline
 from ._request import Request
-from ._response import Response
 from ._resume import Resume
 from ._retry import RetryMiddleware
 from ._settings import Settings, _redact
@@ -37,7 +35,7 @@ from ._spider import Spider, check_declaration
 from ._sqlite_store import StoredCrawl
 from ._stats import CrawlStats, StatsCollector
 from ._url import allowed_hosts
-from ._verdict import judge
+from ._verdict import Attempt
 
 __all__ = ["Crawler", "CrawlerState"]
 
@@ -110,7 +108,7 @@ class Crawler:
         self._open_pages = 0  # pages handed to callbacks whose chain has not ended (with a state file)
         #: True when ``run()`` found its state file holding a finished crawl and fetched nothing.
         self.already_finished = False
-        self._items = ItemFlow(
+        self._items = items = ItemFlow(
             spider,
             self.settings,
             self._stats,
@@ -119,6 +117,7 @@ class Crawler:
             self._log,
             on_max_items=lambda: self._frontier.close("max_items"),  # type: ignore[union-attr]
         )
+        self._callbacks = CallbackRunner(self._stats, items, self._log, self._the_frontier)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -172,13 +171,14 @@ class Crawler:
             shared=self._shared is not None,
         )
         self._downloader = Downloader(self.settings, self._session)
-        self._chain = MiddlewareChain(
+        chain = MiddlewareChain(
             [
                 *([self._shared.robots()] if self._shared is not None and self.settings.obey_robots else []),
                 RetryMiddleware(self.settings, pause_domain=frontier.pause, clock=loop.time),
                 *self._extra_middlewares,
             ]
         )
+        self._attempt = Attempt(chain, self._downloader, self._stats, frontier.observe, self.settings, self._log)
         self._log.info(
             "crawl_resumed" if stored is not None and not stored.new else "crawl_started",
             settings=_loggable(self.settings.explicit()) or None,
@@ -317,6 +317,10 @@ class Crawler:
         frontier.hold()
         self._tasks.create_task(self._feed_start_requests())
 
+    def _the_frontier(self) -> Frontier:
+        assert self._frontier is not None, "the crawl has not started"
+        return self._frontier
+
     def _mark_closed(self) -> None:
         self._state = CrawlerState.CLOSED
         self._closed.set()
@@ -349,7 +353,7 @@ class Crawler:
                     break
                 if isinstance(request, Request):
                     self._stats.start_requests += 1
-                    _new_chain(request)
+                    new_chain(request)
                     frontier.add(request)
                 else:
                     self._stats.callback_errors += 1
@@ -395,7 +399,7 @@ class Crawler:
     async def _run_errback(self, request: Request, failure: Failure) -> None:
         try:
             items = self._page_items()
-            await self._run_callback(request.errback, failure, request, sink=items)
+            await self._callbacks.run(request.errback, failure, request, sink=items)
             if items is not None:  # with a state file; else the memory store has nothing to end
                 await self._end_chain(request, items)
         finally:
@@ -421,7 +425,7 @@ class Crawler:
         assert frontier is not None
         try:
             try:
-                outcome = await self._download(request)
+                outcome = await self._attempt(request)
             except asyncio.CancelledError:
                 frontier.cancelled(request)
                 raise
@@ -441,7 +445,7 @@ class Crawler:
                     return
                 items = self._page_items()
                 if request.errback is not None:
-                    await self._run_callback(request.errback, outcome, request, sink=items)
+                    await self._callbacks.run(request.errback, outcome, request, sink=items)
                 if items is not None:  # with a state file; else the memory store has nothing to end
                     await self._end_chain(request, items)
             elif frontier.answered(request, outcome):
@@ -453,7 +457,7 @@ class Crawler:
                 items = self._page_items()
                 if items is not None:  # with a state file: the page counts as saved once its chain ends
                     self._open_pages += 1
-                await self._run_callback(callback, outcome, request, filtered, sink=items)
+                await self._callbacks.run(callback, outcome, request, filtered, sink=items)
                 if items is not None:
                     await self._end_chain(request, items, page=True)
         finally:
@@ -461,111 +465,6 @@ class Crawler:
             self._busy -= 1
             slots.release()
 
-    async def _download(self, request: Request) -> Request | Response | Failure:
-        """One attempt: middlewares, the download, and the verdict on what came back."""
-        downloader = self._downloader
-        assert downloader is not None
-        chain = self._chain
-        debug = debug_enabled()
-        started = time.monotonic() if debug else 0.0
-        try:
-            sent = await chain.process_request(request)
-            if isinstance(sent, Response):
-                response = sent
-            else:
-                request = sent
-                self._stats.requests += 1
-                response = await downloader.fetch(request)
-                self._stats.bytes += len(response.body)
-                self._stats.responses[response.status] += 1
-                self._frontier.observe(request, response.status)  # type: ignore[union-attr]
-                if debug:
-                    self._log.debug(
-                        "response",
-                        url=request.url,
-                        domain=request.domain,
-                        status=response.status,
-                        attempt=request.attempt,
-                        elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-                    )
-            result = await chain.process_response(request, response)
-        except RequestFailed as exc:
-            try:
-                handled = await chain.process_exception(request, exc)
-            except RequestFailed as final:
-                return Failure(request, final.reason, final)
-            return handled if handled is not None else Failure(request, exc.reason, exc)
-        if isinstance(result, Request):
-            return result
-        return judge(request, result, self.settings)
-
-    async def _run_callback(
-        self,
-        callback: Any,
-        argument: Response | Failure,
-        request: Request,
-        filtered: dict[str, int] | None = None,
-        *,
-        sink: list[Any] | None = None,
-    ) -> None:
-        """Run a callback (with the request's ``cb_kwargs``) or an errback (with the failure
-        only, as in Scrapy: ``failure.request.cb_kwargs`` holds them) and take what it yields.
-
-        ``filtered`` (at DEBUG) gathers the reasons its requests were filtered for, logged as
-        one ``links_filtered`` event for the page rather than one event per link. ``sink``
-        (with a state file) collects its items for the exporters, which get them when the
-        chain ends.
-        """
-        if filtered is None and isinstance(argument, Failure) and debug_enabled():
-            filtered = {}
-        try:
-            if request._cb_kwargs and isinstance(argument, Response):
-                result = callback(argument, **request._cb_kwargs)
-            else:
-                result = callback(argument)
-            if inspect.isasyncgen(result):
-                async for output in result:
-                    await self._handle_output(output, request, filtered, sink)
-                return
-            if inspect.isawaitable(result):
-                result = await result
-            if result is None:
-                return
-            for output in result:
-                await self._handle_output(output, request, filtered, sink)
-        except Exception as exc:
-            self._stats.callback_errors += 1
-            self._log.error(
-                "callback_error",
-                url=request.url,
-                callback=getattr(callback, "__qualname__", repr(callback)),
-                reason=f"{type(exc).__name__}: {exc}",
-                exc_info=exc,
-            )
-        finally:
-            if filtered:
-                self._log.debug("links_filtered", url=request.url, filtered=filtered)
-
-    async def _handle_output(
-        self, output: Any, request: Request, filtered: dict[str, int] | None, sink: list[Any] | None
-    ) -> None:
-        if isinstance(output, Request):
-            output.depth = request.depth + 1
-            if output.attempt != 1 or output.redirects or output.chain:  # e.g. response.request.replace(url=...)
-                _new_chain(output)
-            reason = self._frontier.add(output)  # type: ignore[union-attr]
-            # robots_unavailable is a failure, logged on its own as request_failed.
-            if reason is not None and filtered is not None and reason != "robots_unavailable":
-                filtered[reason] = filtered.get(reason, 0) + 1
-        elif is_item(output):
-            await self._items.process(output, sink)
-        elif output is not None:
-            self._stats.callback_errors += 1
-            self._log.error(
-                "bad_callback_output",
-                url=request.url,
-                reason=f"neither an item nor a Request: {type(output).__name__}",
-            )
 
     async def _finish(self, reason: str, opened: list[ItemPipeline]) -> None:
         """Close everything the crawl opened, even when cancelled; items already out are kept."""
@@ -611,13 +510,6 @@ def _loggable(settings: dict[str, Any]) -> dict[str, Any]:
     if settings.get("frontier"):
         settings["frontier"] = _redact(settings["frontier"])
     return settings
-
-
-def _new_chain(request: Request) -> None:
-    """A request the spider yields starts a chain of its own, even when it was made with
-    ``replace()`` from a retried or redirected one: its own retries, its own cookies, and
-    its place in ``max_pages``."""
-    request.attempt, request.redirects, request.not_before, request.chain = 1, 0, 0.0, 0
 
 
 def _per_crawl(entries: Iterable[_T | type[_T]]) -> tuple[_T, ...]:

@@ -1,4 +1,8 @@
-"""What a response means for its request: a page for the callback, a redirect hop, or a failure.
+"""One attempt at a request, and what its response means: a page for the callback, a
+redirect hop, or a failure.
+
+An attempt runs the middleware chain around the download (a middleware may answer, retry or
+refuse it) and counts what went out and what came back.
 
 Redirects are followed here, hop by hop, as new requests of the same chain (each passes the
 offsite check, dedupe and its domain's limiter again): never by the HTTP client. A hop to
@@ -10,21 +14,84 @@ the request's own ``meta["handle_statuses"]`` (which replaces it), hands them to
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
+
+from ._downloader import Downloader
+from ._exceptions import RequestFailed
 from ._failure import Failure
+from ._log import debug_enabled
+from ._middleware import MiddlewareChain
 from ._request import Request
 from ._response import Response
 from ._settings import Settings
+from ._stats import StatsCollector
 from ._url import BadURL, canonicalize, join
 
-__all__ = ["judge"]
+__all__ = ["Attempt", "judge"]
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CREDENTIAL_HEADERS = frozenset({"cookie", "authorization"})
 _HANDLE_KEYS = frozenset({"handle_statuses", "handle_httpstatus_list", "handle_httpstatus_all"})
+
+
+class Attempt:
+    """One attempt at a request: the middlewares, the download, and the verdict."""
+
+    def __init__(
+        self,
+        chain: MiddlewareChain,
+        downloader: Downloader,
+        stats: StatsCollector,
+        observe: Callable[[Request, int], None],
+        settings: Settings,
+        log: structlog.stdlib.BoundLogger,
+    ) -> None:
+        self._chain = chain
+        self._downloader = downloader
+        self._stats = stats
+        self._observe = observe  # autothrottle sees every status
+        self._settings = settings
+        self._log = log
+
+    async def __call__(self, request: Request) -> Request | Response | Failure:
+        chain = self._chain
+        debug = debug_enabled()
+        started = time.monotonic() if debug else 0.0
+        try:
+            sent = await chain.process_request(request)
+            if isinstance(sent, Response):
+                response = sent
+            else:
+                request = sent
+                self._stats.requests += 1
+                response = await self._downloader.fetch(request)
+                self._stats.bytes += len(response.body)
+                self._stats.responses[response.status] += 1
+                self._observe(request, response.status)
+                if debug:
+                    self._log.debug(
+                        "response",
+                        url=request.url,
+                        domain=request.domain,
+                        status=response.status,
+                        attempt=request.attempt,
+                        elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+                    )
+            result = await chain.process_response(request, response)
+        except RequestFailed as exc:
+            try:
+                handled = await chain.process_exception(request, exc)
+            except RequestFailed as final:
+                return Failure(request, final.reason, final)
+            return handled if handled is not None else Failure(request, exc.reason, exc)
+        if isinstance(result, Request):
+            return result
+        return judge(request, result, self._settings)
 
 
 def judge(request: Request, response: Response, settings: Settings) -> Request | Response | Failure:
