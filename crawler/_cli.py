@@ -131,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     if crawler.already_finished:
         print(f"crawl already finished ({args.state}): nothing to fetch; delete it to start over", file=sys.stderr)
     print(summary(stats), file=sys.stderr)
+    if crawler.crawl_totals is not None:
+        totals = crawler.crawl_totals
+        print(
+            f"whole crawl (all workers): {totals.get('pages', 0)} pages, {totals.get('items', 0)} items, "
+            f"{totals.get('queued', 0)} queued, {totals.get('leased', 0)} leased",
+            file=sys.stderr,
+        )
     if code == EXIT_FAILED and no_pages:
         print(f"crawler: error: no pages crawled: {stats.no_pages_reason()}", file=sys.stderr)
     return code

@@ -108,6 +108,9 @@ class Crawler:
         self._open_pages = 0  # pages handed to callbacks whose chain has not ended (with a state file)
         #: True when ``run()`` found its state file holding a finished crawl and fetched nothing.
         self.already_finished = False
+        #: With a shared frontier: the whole crawl's totals (every worker's pages, items,
+        #: requeued requests; what is still queued and leased) when this worker closed.
+        self.crawl_totals: dict[str, int] | None = None
         self._items = items = ItemFlow(
             spider,
             self.settings,
@@ -480,6 +483,7 @@ class Crawler:
         self._stats.finish(reason)
         if self._shared is not None:  # before the exporters close: their sizes are committed
             await self._shared.close()
+            self.crawl_totals = self._shared.totals
         if self._resume is not None:  # before the exporters close: their positions are saved
             try:
                 self._resume.close(finished=reason == "finished")

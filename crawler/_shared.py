@@ -90,6 +90,8 @@ class SharedCrawl:
         self._log = get_logger(spider=spider.name)
         self._closed = False
         self._joined = False
+        #: The whole crawl's totals when this worker closed (all workers': pages, items, ...).
+        self.totals: dict[str, int] | None = None
 
     def _output_id(self, exporter: ResumableExporter) -> str:
         return f"{self._host}:{exporter.key}"
@@ -176,6 +178,8 @@ class SharedCrawl:
             await self.store.aclose()
             if repair:
                 await self._repair_dead_outputs()
+            state = await self.status()
+            self.totals = {**state["totals"], "queued": state["queued"], "leased": state["leased"]}
         except FrontierUnavailable as exc:
             self._log.error("frontier_close_error", frontier=self.where, reason=str(exc))
         finally:

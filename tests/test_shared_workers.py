@@ -34,6 +34,7 @@ async def test_three_workers_one_killed_the_others_finish_with_every_item_once(s
     for code, stderr in others:
         assert code == 0, stderr
         assert "crawl finished" in stderr
+        assert f"whole crawl (all workers): {len(paths) + 1} pages, {len(paths)} items, 0 queued" in stderr
 
     items = [item for out in outputs if out.exists() and out.stat().st_size for item in read_items(out, "jsonl")]
     urls = Counter(item["url"] for item in items)
