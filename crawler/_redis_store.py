@@ -50,6 +50,7 @@ _HALF = 1 << 63
 _SYNC_EVERY = 0.02  # seconds: a worker with work in flight syncs at least this often
 _POLL = 0.05  # seconds: how often an idle worker looks for work other workers may add
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_PRIORITY = 1 << 20  # priorities are kept within +/- this (a score holds priority and order)
 _RETRIES = 5  # attempts at a Redis call before the crawl fails with FrontierUnavailable
 
 
@@ -303,7 +304,7 @@ class RedisStore:
             fp & 0xFFFFFFFF,
             key,
             int(force),
-            int(request.priority > 0),
+            max(-_PRIORITY, min(int(request.priority), _PRIORITY)),
             concurrency,
             rate,
             text,

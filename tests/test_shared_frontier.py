@@ -132,7 +132,8 @@ class _Slow(Spider):
 
 async def _worker(frontier: str, exporters=(), **settings) -> SharedCrawl:
     loop = asyncio.get_running_loop()
-    shared = SharedCrawl(_Slow(), Settings(frontier=frontier, rate_limit=None, **settings), exporters, loop.time)
+    settings = {"frontier": frontier, "rate_limit": None, **settings}
+    shared = SharedCrawl(_Slow(), Settings(**settings), exporters, loop.time)
     await shared.join()
     return shared
 

@@ -4,7 +4,8 @@
 -- Keys under the prefix P:
 --   d:<domain>   hash: the domain's pacing (conc, inflight, rate, crate, ceil, step, streak,
 --                thr, floor, last, paused, gapavg; times in ms of Redis TIME, rates in req/s)
---   q:<domain>   list: fresh requests (JSON)           qc:<domain>  list: retries, redirect
+--   q:<domain>   list: fresh requests (JSON)           qp:<domain>  zset: those of a priority
+--                other than 0 ("seq\tJSON", higher first)   qc:<domain>  list: retries, redirect
 --                hops and requeued leases (JSON), handed out before fresh requests
 --   ready        zset: domain -> ms it may next send   full, overbudget: sets of domains waiting
 --                for a freed slot / for max_pages to be refunded

@@ -3,7 +3,7 @@
 -- ARGV: prefix, worker, want, lease_ms, autothrottle (0/1), min_rate, ops, seq.
 -- ops is a JSON array of arrays (one packed argument costs the worker far less than
 -- thousands; fingerprints and chains are strings, since Lua numbers are doubles):
---   A fp low domain force head conc rate json        a new request (deduped on fp)
+--   A fp low domain force priority conc rate json    a new request (deduped on fp)
 --   C chain domain delay_ms conc rate json fp low force   the chain goes on as a retry (fp '')
 --                                                    or a redirect hop (deduped on its fp)
 --   D chain domain                                   its download ended: its slot is free
@@ -84,7 +84,7 @@ local function see(fp, low)
 end
 
 -- Per call: what was already done for a domain, and counters written once at the end.
-local known, woken = {}, {}
+local known, woken, prioritized = {}, {}, {}
 local inflight_delta, mine_delta, unfull = {}, {}, {}
 local fresh_delta, cont_delta = 0, 0
 
@@ -181,10 +181,16 @@ for _, f in ipairs(OPS) do
     if see(f[2], tonumber(f[3])) or f[5] == 1 then
       local d = f[4]
       domain(d, f[7], f[8])
-      if f[6] == 1 then
-        redis.call('LPUSH', P .. 'q:' .. d, f[9])
-      else
+      local priority = tonumber(f[6])
+      if priority == 0 then
         redis.call('RPUSH', P .. 'q:' .. d, f[9])
+      else -- higher first, in order within one (score: -priority * 2^32 + a sequence number)
+        local seq = redis.call('HINCRBY', K_N, 'pseq', 1) % 4294967296
+        redis.call('ZADD', P .. 'qp:' .. d, -priority * 4294967296 + seq, seq .. '\t' .. f[9])
+        if not prioritized[d] then
+          prioritized[d] = true
+          redis.call('HSET', P .. 'd:' .. d, 'prio', 1)
+        end
       end
       fresh_delta = fresh_delta + 1
       if not woken[d] and redis.call('SISMEMBER', K_OVER, d) == 0 then wake_once(d) end
@@ -276,6 +282,22 @@ for _, entry in ipairs(redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', NOW, 'LIMI
 end
 expire_leases()
 
+-- A domain's next fresh request: priority above 0 first, then the plain FIFO, then below 0.
+local function pop_fresh(d, prio)
+  local top
+  if prio then
+    top = redis.call('ZRANGE', P .. 'qp:' .. d, 0, 0, 'WITHSCORES')
+    if #top > 0 and tonumber(top[2]) < 0 then
+      redis.call('ZREM', P .. 'qp:' .. d, top[1])
+      return string.sub(top[1], string.find(top[1], '\t', 1, true) + 1)
+    end
+  end
+  local json = redis.call('LPOP', P .. 'q:' .. d)
+  if json or not prio or #top == 0 then return json end
+  redis.call('ZREM', P .. 'qp:' .. d, top[1])
+  return string.sub(top[1], string.find(top[1], '\t', 1, true) + 1)
+end
+
 -- Each worker takes at most its share of a domain's concurrency (of the workers alive), so
 -- that one worker freeing and retaking slots in the same call cannot keep the others out.
 -- A domain's fields are read once per call and written back once at the end.
@@ -285,22 +307,23 @@ local budget = tonumber(redis.call('GET', K_BUDGET) or '-1')
 local live = math.max(redis.call('ZCOUNT', K_WORKERS, NOW, '+inf'), 1)
 local chain_next, chain_last = 0, -1 -- chain ids, taken from the counter in blocks
 local cache = {}
-local guard, skip = 0, 0
+local guard, skip, turn = 0, 0, 0
 local limit = 3 * WANT + 100
 while #out < 3 * WANT and guard < limit do
   guard = guard + 1
   local top = redis.call('ZRANGE', K_READY, skip, skip, 'WITHSCORES')
   if #top == 0 then break end
   local d, at = top[1], tonumber(top[2])
-  if at > NOW then soonest = at - NOW; break end
+  if at > NOW + 1 then soonest = at - NOW; break end -- (within 1 ms: the turns taken in this call)
   local c = cache[d]
   if not c then
-    local f = redis.call('HMGET', P .. 'd:' .. d, 'conc', 'inflight', 'rate', 'floor', 'last', 'paused', 'gapavg')
+    local f = redis.call('HMGET', P .. 'd:' .. d, 'conc', 'inflight', 'rate', 'floor', 'last', 'paused', 'gapavg',
+      'prio')
     if f[1] then
       c = {
         conc = tonumber(f[1]), inflight = tonumber(f[2]), rate = tonumber(f[3]), floor = tonumber(f[4]),
         last = tonumber(f[5]), paused = tonumber(f[6]), gapavg = tonumber(f[7]),
-        mine = tonumber(redis.call('HGET', K_MINE, d) or '0'), claimed = 0,
+        mine = tonumber(redis.call('HGET', K_MINE, d) or '0'), claimed = 0, prio = f[8] == '1',
       }
       cache[d] = c
     end
@@ -324,12 +347,12 @@ while #out < 3 * WANT and guard < limit do
       if json then
         cont_delta = cont_delta - 1
       elseif budget ~= 0 then
-        json = redis.call('LPOP', P .. 'q:' .. d)
+        json = pop_fresh(d, c.prio)
         if json then
           fresh_delta = fresh_delta - 1
           if budget > 0 then budget = redis.call('DECR', K_BUDGET) end
         end
-      elseif redis.call('LLEN', P .. 'q:' .. d) > 0 then
+      elseif redis.call('LLEN', P .. 'q:' .. d) > 0 or (c.prio and redis.call('ZCARD', P .. 'qp:' .. d) > 0) then
         redis.call('SADD', K_OVER, d) -- only fresh requests, and max_pages is spent
       end
       if not json then
@@ -353,7 +376,10 @@ while #out < 3 * WANT and guard < limit do
           redis.call('ZREM', K_READY, d)
           redis.call('SADD', K_FULL, d)
         else
-          redis.call('ZADD', K_READY, math.max(NOW + gap, c.paused), d)
+          -- Its next turn: after its gap, and behind every domain already due (round robin;
+          -- a thousandth of a millisecond per claim keeps the turns of one call in order).
+          turn = turn + 0.001
+          redis.call('ZADD', K_READY, math.max(NOW + math.max(gap, turn), c.paused), d)
         end
         out[#out + 1] = chain
         out[#out + 1] = d
