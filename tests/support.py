@@ -210,6 +210,7 @@ class RedisServer:
                 return
             except OSError:
                 if time.monotonic() > deadline or self._proc.poll() is not None:
+                    self.stop()  # never leave a server behind
                     raise RuntimeError(f"redis-server did not start on port {self.port}") from None
                 time.sleep(0.05)
 
