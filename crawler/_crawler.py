@@ -358,6 +358,8 @@ class Crawler:
                     self._stats.start_requests += 1
                     new_chain(request)
                     frontier.add(request)
+                    if self._shared is not None and self._shared.store.pending() >= 10_000:
+                        await self._shared.store.sync(0)  # a long seed list reaches Redis as it goes
                 else:
                     self._stats.callback_errors += 1
                     self._log.error("bad_start_request", reason=f"not a Request: {request!r}"[:200])

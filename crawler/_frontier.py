@@ -325,6 +325,8 @@ class Frontier:
             # awaits Redis (a download done, a request added) must wake the wait below.
             self._wakeup.clear()
             request, soonest = await store.lease(now, fresh=budget != 0)
+            if self._closed:  # while a shared store awaited Redis (max_items reached elsewhere)
+                return None  # (what it claimed goes back when it closes)
             if request is not None:
                 if budget is not None and uses_budget(request):
                     self._page_budget = budget - 1

@@ -50,6 +50,7 @@ _HALF = 1 << 63
 _SYNC_EVERY = 0.02  # seconds: a worker with work in flight syncs at least this often
 _POLL = 0.05  # seconds: how often an idle worker looks for work other workers may add
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_CHUNK = 5000  # operations per script call at most (a call is atomic: Redis serves no one else meanwhile)
 _PRIORITY = 1 << 20  # priorities are kept within +/- this (a score holds priority and order)
 _RETRIES = 5  # attempts at a Redis call before the crawl fails with FrontierUnavailable
 
@@ -160,6 +161,7 @@ class RedisStore:
     def __init__(
         self,
         client: Any,
+        raw_client: Any,
         scripts: dict[str, Any],
         prefix: str,
         worker: str,
@@ -174,6 +176,7 @@ class RedisStore:
     ) -> None:
         self.seen = FingerprintSet()  # what this worker knows to be seen (a cache of Redis')
         self._client = client
+        self._raw = raw_client  # the same Redis, replies as bytes: a claimed entry may be any bytes
         self._scripts = scripts
         self._prefix = prefix
         self.worker = worker
@@ -192,6 +195,8 @@ class RedisStore:
         self._freed = 0  # downloads done since the last sync (slots the next sync frees)
         self._batch = max(1, settings.concurrency // 4)  # freed slots worth a sync
         self._enough = asyncio.Event()  # set when they are
+        self._last_fp = 0
+        self._accepted: tuple[Request, int] | None = None  # the request being added, its fingerprint
         self._seq = 0  # numbers this worker's syncs: a repeated one is answered, not applied again
         self._refunds: set[int] = set()  # chains that end without a page: max_pages gets it back
         #: How many requests this worker could send now (the engine's free dispatch slots).
@@ -225,21 +230,28 @@ class RedisStore:
 
     # -- Redis calls -----------------------------------------------------------------------
 
-    async def call(self, name: str, *args: str | int | float) -> Any:
-        """Run script ``name``; a connection failure is retried, then FrontierUnavailable."""
+    async def call(self, name: str, *args: str | int | float, raw: bool = False) -> Any:
+        """Run script ``name``; a connection failure, or Redis busy with another worker's
+        script, is retried, then FrontierUnavailable. ``raw``: the reply as bytes."""
         import redis
 
+        client = self._raw if raw else self._client
         delay = 0.2
         for attempt in range(_RETRIES):
             try:
-                return await self._scripts[name](args=[self._prefix, self.worker, *args], client=self._client)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if attempt == _RETRIES - 1:
-                    raise FrontierUnavailable(f"the frontier at {self._where} cannot be reached: {exc}") from None
-                await asyncio.sleep(delay)
-                delay *= 2
+                return await self._scripts[name](args=[self._prefix, self.worker, *args], client=client)
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                error = f"cannot be reached: {exc}"
+            except redis.ResponseError as exc:
+                if not str(exc).startswith("BUSY"):
+                    raise FrontierUnavailable(f"the frontier at {self._where} refused {name}: {exc}") from None
+                error = f"is busy: {exc}"
             except redis.RedisError as exc:
                 raise FrontierUnavailable(f"the frontier at {self._where} refused {name}: {exc}") from None
+            if attempt == _RETRIES - 1:
+                raise FrontierUnavailable(f"the frontier at {self._where} {error}")
+            await asyncio.sleep(delay)
+            delay *= 2
         raise AssertionError("unreachable")
 
     def start_heartbeat(self) -> None:
@@ -268,11 +280,22 @@ class RedisStore:
     # -- FrontierStore ---------------------------------------------------------------------
 
     def see(self, fingerprint: int) -> bool:
+        self._last_fp = fingerprint
         return self.seen.add(fingerprint)
 
     def accept(self, request: Request) -> None:
+        # Its fingerprint (just seen) goes with it: for a redirect hop, only when it is first
+        # added; the same hop pushed again (released by the robots gate) is deduped already.
+        self._accepted = (request, self._last_fp)
         if not request.internal and request.chain == 0 and not _plain(request):
             self._codec.encode(request)  # raises UnstorableRequest now, not at the next sync
+
+    def _fingerprint_of(self, request: Request) -> int | None:
+        """The fingerprint of a request being added (see, accept, push), else None."""
+        accepted, self._accepted = self._accepted, None
+        if accepted is not None and accepted[0] is request:
+            return accepted[1]
+        return None
 
     def _domain(self, key: str) -> tuple[int, float]:
         known = self._domains.get(key)
@@ -288,15 +311,15 @@ class RedisStore:
         key = request.domain
         concurrency, rate = self._domain(key)
         text = self._codec.encode(request)
+        added = self._fingerprint_of(request)
         if request.chain:  # the chain goes on: a retry, or a redirect hop (deduped in Redis too)
             delay = max(0, math.ceil((request.not_before - now) * 1000))
             hop: tuple[str, int, int] = ("", 0, 0)
-            if request.attempt == 1 and request.redirects:
-                fp = fingerprint(request.url, request.method, request.body)
-                hop = (_signed(fp), fp & 0xFFFFFFFF, int(request.dont_filter))
+            if added is not None:
+                hop = (_signed(added), added & 0xFFFFFFFF, int(request.dont_filter))
             self._outbox.add("C", str(request.chain), key, delay, concurrency, rate, text, *hop)
             return
-        fp = fingerprint(request.url, request.method, request.body)
+        fp = added if added is not None else fingerprint(request.url, request.method, request.body)
         force = request.dont_filter and not (self.takeover and request.depth == 0)
         self._outbox.add(
             "A",
@@ -349,33 +372,42 @@ class RedisStore:
                     self._outbox.add("O", output, position)
                 self._positions = None
             ops_sent = self._outbox.take()
-            ops = _dumps(ops_sent)
-            self._seq += 1
             self._freed = 0
-            settings = self._settings
-            reply = await self.call(
-                "sync", want, self._lease_ms, int(settings.autothrottle), settings.min_rate, ops, self._seq
-            )
+            duplicates = 0
+            if len(ops_sent) > _CHUNK:
+                # A burst of new requests (start requests, say) goes first, in bounded calls:
+                # one long script would keep Redis from every other worker. Adds only move
+                # earlier; a chain's end and the outputs' sizes stay in one call.
+                adds = [op for op in ops_sent if op[0] == "A"]
+                ops_sent = [op for op in ops_sent if op[0] != "A"]
+                while adds and len(adds) + len(ops_sent) > _CHUNK:
+                    chunk, adds = adds[:_CHUNK], adds[_CHUNK:]
+                    duplicates += (await self._send(chunk, 0))[2]
+                ops_sent = adds + ops_sent
+            reply = await self._send(ops_sent, want)
             for op in ops_sent:  # chains whose end or continuation Redis now has: no more renewing
                 if op[0] in ("E", "C"):
                     self._held.discard(int(op[1]))
             self._last_sync = time.monotonic()
-            claimed, refused, duplicates, soonest, fresh, cont, leased, start, budget, items_total = reply
+            claimed, refused, more, soonest, fresh, cont, leased, start, budget, items_total = reply
+            duplicates += more
+            start = start.decode()
             decode = self._codec.decode
-            claimed = claimed.split("\n") if claimed else ()
-            for index in range(0, len(claimed), 3):
-                chain = int(claimed[index])
+            entries = claimed.split(b"\n") if claimed else ()
+            for index in range(0, len(entries), 3):
+                chain, domain = int(entries[index]), entries[index + 1].decode()
                 try:
-                    request = decode(claimed[index + 2])
+                    request = decode(entries[index + 2].decode())
                 except (ValueError, TypeError, KeyError, AttributeError, UnstorableRequest) as exc:
                     # Not a request this crawl wrote (or of another spider): never evaluated,
                     # only reported, and its chain ends here.
-                    self._outbox.add("D", str(chain), claimed[index + 1])
+                    self._outbox.add("D", str(chain), domain)
                     self._outbox.add("E", str(chain), 0, 0, 0)
-                    self.on_bad_entry(claimed[index + 2], f"{type(exc).__name__}: {exc}")
+                    text = entries[index + 2].decode("utf-8", "replace")
+                    self.on_bad_entry(text, f"{type(exc).__name__}: {exc}")
                     continue
                 request.chain = chain
-                request.domain = claimed[index + 1]
+                request.domain = domain
                 self._held.add(chain)
                 self._claimed.append(request)
             if sent is not None and not refused:
@@ -392,6 +424,18 @@ class RedisStore:
         if start == "orphaned":
             self.on_orphaned_start()
         self.on_synced()
+
+    async def _send(self, ops: list[tuple[str | int | float, ...]], want: int) -> Any:
+        self._seq += 1
+        settings = self._settings
+        return await self.call(
+            "sync", want, self._lease_ms, int(settings.autothrottle), settings.min_rate, _dumps(ops), self._seq,
+            raw=True,
+        )
+
+    def pending(self) -> int:
+        """Operations waiting for the next sync."""
+        return self._outbox.count
 
     async def _recover(self) -> None:
         """A batch was refused: this worker's leases had expired (it was presumed dead, and

@@ -51,14 +51,14 @@ class RobotsGate:
         if verdict is False:
             frontier._stats.filtered(request, "robots", by_caller=by_caller)
             if not by_caller:
-                self._refund_hop(request)
+                self._refund(request)
             frontier.finish(request)  # accepted (and stored) before this verdict: its chain ends
             return "robots"
         why = self._cache.unavailable(origin)
         if why is not None:
-            frontier._on_failure(request, "robots_unavailable", why)
             if not by_caller:
-                self._refund_hop(request)
+                self._refund(request)
+            frontier._on_failure(request, "robots_unavailable", why)
             return "robots_unavailable"
         parked = self._parked.get(origin)
         if parked is None:
@@ -85,9 +85,7 @@ class RobotsGate:
             parked.append(request)
             frontier._stats.queued += 1
             return False
-        self.check(request, by_caller=False)  # filtered or failed, with its outcome recorded
-        if not request.redirects:  # (a hop was refunded by check)
-            frontier.refund_page(request)  # its chain ends without a page
+        self.check(request, by_caller=False)  # filtered or failed (refunded), its outcome recorded
         return False
 
     def _fetch(self, origin: str, domain: str) -> Request:
@@ -108,9 +106,12 @@ class RobotsGate:
         fetch.domain = domain
         return fetch
 
-    def _refund_hop(self, request: Request) -> None:
-        """A parked redirect hop that ends here ends its chain without a page."""
-        if request.redirects:  # (a hop never uses the page budget: see uses_budget)
+    def _refund(self, request: Request) -> None:
+        """A request released (or handed out) that ends here ends its chain without a page:
+        a redirect hop always gets its page back; with a shared store, whose requests are
+        checked once claimed (their page taken from max_pages), any request does. Before the
+        chain's end is recorded: a shared store sends the refund with it."""
+        if request.redirects or self._frontier._shared:
             self._frontier.refund_page(request)
 
     # -- the outcome of a robots.txt fetch --------------------------------------------------

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -277,6 +278,13 @@ def _frontier_url(name: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not value.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"{name} must be a redis://, rediss:// or unix:// URL, got {_redact(value)!r}")
+    try:
+        urllib.parse.urlsplit(value).port  # noqa: B018 - raises for a malformed authority
+    except ValueError:
+        raise ValueError(
+            f"{name} is not a valid URL: {_redact(value)!r} (in a user or password, write / ? # @ : as "
+            "%2F %3F %23 %40 %3A)"
+        ) from None
     return value
 
 
@@ -296,16 +304,12 @@ def _redact(url: object) -> str:
     scheme, sep, rest = text.partition("://")
     if not sep:
         return text
-    authority, slash, tail = rest.partition("/")
-    query_at = authority.find("?")
-    if query_at >= 0:  # redis://host?password=... (no path)
-        authority, tail, slash = authority[:query_at], authority[query_at:] + slash + tail, ""
-    if "@" in authority:
-        userinfo, _, host = authority.rpartition("@")
+    userinfo, at, rest = rest.rpartition("@")  # the last @: the password may hold / ? # @
+    if at:
         user, colon, _password = userinfo.partition(":")
-        authority = f"{user}{':***' if colon else ''}@{host}"
-    tail = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", tail)
-    return f"{scheme}://{authority}{slash}{tail}"
+        userinfo = f"{user}{':***' if colon else ''}@"
+    rest = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", rest)
+    return f"{scheme}://{userinfo}{rest}"
 
 
 @functools.cache

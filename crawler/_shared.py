@@ -37,17 +37,18 @@ __all__ = ["SharedCrawl", "crawl_prefix", "crawl_status", "redis_client"]
 
 
 def crawl_prefix(crawl_id: str) -> str:
-    """The keys of one crawl: ``crawler:{id}:`` (a hash tag, so they share a cluster slot)."""
+    """The keys of one crawl: ``crawler:{id}:`` (one Redis, not a cluster: the scripts
+    compute the keys they touch)."""
     return f"crawler:{{{crawl_id}}}:"
 
 
-def redis_client(url: str) -> Any:
-    """A redis-py asyncio client for ``url``; ImportError names the extra to install."""
+def redis_client(url: str, *, decode: bool = True) -> Any:
+    """A redis-py asyncio client for ``url`` (replies as text, or as bytes)."""
     try:
         import redis.asyncio
     except ImportError:  # pragma: no cover - redis is a dependency
         raise SpiderLoadError('a shared frontier needs redis-py: pip install "crawler[redis]"') from None
-    return redis.asyncio.from_url(url, decode_responses=True, socket_connect_timeout=10, health_check_interval=30)
+    return redis.asyncio.from_url(url, decode_responses=decode, socket_connect_timeout=10, health_check_interval=30)
 
 
 class SharedCrawl:
@@ -68,11 +69,13 @@ class SharedCrawl:
         self._outputs = [(self._output_id(e), e) for e in self._exporters]
         self.worker = f"{self._host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._client = redis_client(settings.frontier)
+        self._raw = redis_client(settings.frontier, decode=False)
         self._scripts = load_scripts(self._client)
         outbox = Outbox()
         self.pacer = RedisPacer(settings, outbox, clock)
         self.store = RedisStore(
             self._client,
+            self._raw,
             self._scripts,
             crawl_prefix(self.crawl_id),
             self.worker,
@@ -184,6 +187,7 @@ class SharedCrawl:
             self._log.error("frontier_close_error", frontier=self.where, reason=str(exc))
         finally:
             await self._client.aclose()
+            await self._raw.aclose()
 
     async def _repair_dead_outputs(self) -> None:
         known = await self._client.hgetall(crawl_prefix(self.crawl_id) + "outputs")

@@ -19,7 +19,7 @@ from aiohttp import web
 from crawler_plugins.exporters import JsonLinesExporter
 from support import Collect, RedisServer, links
 
-from crawler import Crawler, FrontierUnavailable, Request, Settings, Spider
+from crawler import Crawler, FrontierUnavailable, Request, Settings, Spider, fingerprint
 from crawler._shared import SharedCrawl
 
 FAST = {"rate_limit": None, "domain_concurrency": 100, "obey_robots": False, "retries": 0}
@@ -384,6 +384,9 @@ async def test_a_redirect_to_a_url_another_worker_has_is_a_duplicate(frontier):
         hop = bounce.replace(url="http://h/p1", redirects=1)
         found: list[int] = []
         first.store.on_duplicates = found.append
+        # As Frontier.add adds it: seen (new to this worker), accepted, pushed.
+        assert first.store.see(fingerprint(hop.url))
+        first.store.accept(hop)
         first.store.push(hop, loop.time())
         await first.store.sync(0)
         assert found == [1], "the hop's target was already in the crawl"
@@ -495,3 +498,64 @@ async def test_a_tls_frontier_with_an_acl_user(server, tmp_path, caplog):
         assert "Tls-s3cret" not in caplog.text
     finally:
         redis.stop()
+
+
+async def test_a_redirect_to_another_origin_waits_for_its_robots_txt_and_is_fetched(server, frontier):
+    server.route("/", links("/r"))
+    server.route("/target", links())
+
+    async def bounce(request: web.Request) -> web.Response:
+        raise web.HTTPFound(server.url("/target", host="127.0.0.2"))
+
+    server.route("/r", bounce)
+    server.route("/robots.txt", "User-agent: *\nDisallow: /private\n", content_type="text/plain")
+    runs = await crawl_together(server, frontier, 1, obey_robots=True)
+    assert server.hits_for("/target", host="127.0.0.2"), "the hop was fetched once its origin's rules came"
+    assert runs[0][0].statistics().filtered.get("duplicate", 0) == 0
+
+
+async def test_requests_robots_txt_ends_give_their_page_back_to_max_pages(server, frontier):
+    paths = [f"/p{i}" for i in range(12)]
+    server.route("/", links("/private/1", "/private/2", "/private/3", *paths))  # claimed first
+    server.route_pages(paths)
+    server.route("/robots.txt", "User-agent: *\nDisallow: /private\n", content_type="text/plain")
+    runs = await crawl_together(server, frontier, 1, obey_robots=True, max_pages=7, concurrency=2)
+    stats = runs[0][0].statistics()
+    assert stats.filtered.get("robots") == 3
+    assert stats.pages == 7, "the three disallowed requests did not use up pages"
+
+
+async def test_a_queue_entry_that_is_not_utf8_is_reported_and_the_crawl_goes_on(server, frontier, redis_server):
+    import redis as redis_py
+
+    web_of(server, 5)
+    raw = redis_py.Redis(port=redis_server.port)
+    try:
+        raw.set("crawler:{site}:spider", "site")
+        raw.hset("crawler:{site}:d:bin", mapping={k: 0 for k in (
+            "crate", "rate", "ceil", "inflight", "last", "paused", "floor", "streak", "step", "thr", "gapavg")})
+        raw.hset("crawler:{site}:d:bin", "conc", 1)
+        raw.rpush("crawler:{site}:q:bin", b'\xff\xfe{"url": "http://bin/\xc3"}')
+        raw.hincrby("crawler:{site}:n", "fresh", 1)
+        raw.zadd("crawler:{site}:ready", {"bin": 0})
+    finally:
+        raw.close()
+    runs = await crawl_together(server, frontier, 1)
+    stats = runs[0][0].statistics()
+    assert stats.failures["bad_stored_request"] == 1
+    assert stats.pages == 6
+
+
+async def test_a_long_seed_list_reaches_redis_in_bounded_calls(frontier):
+    loop = asyncio.get_running_loop()
+    worker = await _worker(frontier, domain_concurrency=100)
+    try:
+        for i in range(12_000):
+            _queued(worker.store, f"http://h{i % 7}/{i}", loop.time())
+        worker.store.start_done()
+        await worker.store.sync(0)
+        assert worker.store._seq >= 3, "more than one script call"
+        assert (await worker.status())["queued"] == 12_000
+        assert worker.store.remote["start"] == "done"
+    finally:
+        await worker.close(repair=False)

@@ -39,7 +39,7 @@ async def test_three_workers_one_killed_the_others_finish_with_every_item_once(s
     items = [item for out in outputs if out.exists() and out.stat().st_size for item in read_items(out, "jsonl")]
     urls = Counter(item["url"] for item in items)
     assert urls == Counter({server.url(p): 1 for p in paths}), "every product exactly once across the outputs"
-    assert all(out.exists() and out.stat().st_size for out in outputs), "every worker had a share"
+    assert sum(1 for out in outputs if out.exists() and out.stat().st_size) >= 2, "the workers shared the crawl"
 
     status = _cli("status", "--frontier", frontier, "--crawl-id", "shop", "--json", cwd=tmp_path)
     assert status.returncode == 0, status.stderr

@@ -342,6 +342,7 @@ while #out < 3 * WANT and guard < limit do
       skip = skip + 1 -- this worker has its share: the domain stays ready for the others
     elseif ready > NOW then
       redis.call('ZADD', K_READY, ready, d)
+      if ready <= NOW + 1 then skip = skip + 1 end -- still at the head: look past it
     else
       local json = redis.call('LPOP', P .. 'qc:' .. d)
       if json then
