@@ -190,6 +190,15 @@ class SharedCrawl:
             await self._raw.aclose()
 
     async def _repair_dead_outputs(self) -> None:
+        # First every expired lease goes back (a call requeues up to 200): a worker that only
+        # stalled then finds its chains gone and cuts its own output back to the same size,
+        # rather than committing ends after its file was cut here.
+        leases = crawl_prefix(self.crawl_id) + "leases"
+        for _ in range(50):
+            await self.status()
+            seconds, micros = await self._client.time()
+            if not await self._client.zcount(leases, "-inf", seconds * 1000 + micros // 1000):
+                break
         known = await self._client.hgetall(crawl_prefix(self.crawl_id) + "outputs")
         prefix = f"{self._host}:"
         for output, record in known.items():
