@@ -23,7 +23,7 @@ from aiolimiter import AsyncLimiter
 from ._retry import PAUSE_STATUSES
 from ._settings import Settings
 
-__all__ = ["MemoryPacer", "Pace", "Pacer"]
+__all__ = ["MemoryPacer", "Pace", "Pacer", "pace_for"]
 
 # Autothrottle (AIMD): a 429/503 halves the domain's rate; each run of this many successes
 # adds a tenth of the configured rate back.
@@ -121,6 +121,14 @@ class Pace:
         return gap
 
 
+def pace_for(paces: dict[str, Pace], settings: Settings, key: str) -> Pace:
+    """``key``'s Pace in ``paces``, made from ``settings`` the first time."""
+    pace = paces.get(key)
+    if pace is None:
+        pace = paces[key] = Pace(*settings.for_domain(key))
+    return pace
+
+
 class MemoryPacer:
     """Pacing state of every domain, in this process."""
 
@@ -130,10 +138,7 @@ class MemoryPacer:
         self._notable: set[str] = set()  # domains paused or slowed down: what export() looks at
 
     def _pace(self, key: str) -> Pace:
-        pace = self._paces.get(key)
-        if pace is None:
-            pace = self._paces[key] = Pace(*self._settings.for_domain(key))
-        return pace
+        return pace_for(self._paces, self._settings, key)
 
     def ready_at(self, key: str, now: float) -> float:
         pace = self._pace(key)

@@ -37,13 +37,13 @@ from typing import Any
 
 from ._codec import RequestCodec, UnstorableRequest
 from ._exceptions import FrontierUnavailable
-from ._pacer import Pace
+from ._redis_pacer import Outbox, RedisPacer
 from ._request import Request
 from ._seen import FingerprintSet
 from ._settings import Settings
 from ._url import fingerprint
 
-__all__ = ["Outbox", "RedisPacer", "RedisStore", "load_scripts"]
+__all__ = ["RedisStore", "load_scripts"]
 
 _SIGN = 1 << 64
 _HALF = 1 << 63
@@ -63,96 +63,6 @@ def load_scripts(client: Any) -> dict[str, Any]:
         name: client.register_script(common + (folder / f"{name}.lua").read_text(encoding="utf-8"))
         for name in ("open", "sync", "renew", "release", "status")
     }
-
-
-class Outbox:
-    """Operations waiting for the next sync, in the order they were made."""
-
-    __slots__ = ("ops",)
-
-    def __init__(self) -> None:
-        self.ops: list[tuple[str | int | float, ...]] = []
-
-    def add(self, *fields: str | int | float) -> None:
-        self.ops.append(fields)
-
-    @property
-    def count(self) -> int:
-        return len(self.ops)
-
-    def take(self) -> list[tuple[str | int | float, ...]]:
-        ops, self.ops = self.ops, []
-        return ops
-
-
-class RedisPacer:
-    """The pacer's side of a shared frontier: answers and pauses go to Redis with the next
-    sync (pacing itself happens in the claim script); ``paces`` shows this worker's share."""
-
-    def __init__(self, settings: Settings, outbox: Outbox, clock: Callable[[], float]) -> None:
-        self._settings = settings
-        self._outbox = outbox
-        self._clock = clock
-        self._paces: dict[str, Pace] = {}
-        self._answers: dict[str, list[float]] = {}  # domain -> [ok, throttled, pause until (loop time)]
-
-    def _pace(self, key: str) -> Pace:
-        pace = self._paces.get(key)
-        if pace is None:
-            pace = self._paces[key] = Pace(*self._settings.for_domain(key))
-        return pace
-
-    def ready_at(self, key: str, now: float) -> float:
-        return now  # the claim script decides
-
-    async def take(self, key: str, now: float) -> float:
-        self._pace(key).in_flight += 1
-        return now
-
-    def done(self, key: str) -> None:
-        pace = self._paces.get(key)
-        if pace is not None:
-            pace.in_flight -= 1
-
-    def observe(self, key: str, status: int) -> None:
-        answers = self._answers.setdefault(key, [0, 0, 0.0])
-        if status in (429, 503):
-            answers[1] += 1
-            self._pace(key).throttled += 1
-        else:
-            answers[0] += 1
-
-    def pause(self, key: str, until: float) -> None:
-        answers = self._answers.setdefault(key, [0, 0, 0.0])
-        answers[2] = max(answers[2], until)
-        pace = self._pace(key)
-        pace.paused_until = max(pace.paused_until, until)
-
-    def set_floor(self, key: str, seconds: float) -> None:
-        self._pace(key).floor = max(self._pace(key).floor, seconds)
-        rate, concurrency = self._settings.for_domain(key)
-        self._outbox.add("F", key, int(seconds * 1000), concurrency, rate or 0)
-
-    def flush(self) -> None:
-        """Into the outbox: what was seen since the last sync, one operation per domain."""
-        if not self._answers:
-            return
-        now = self._clock()
-        for key, (ok, throttled, until) in self._answers.items():
-            self._outbox.add("X", key, int(ok), int(throttled), max(0, math.ceil((until - now) * 1000)))
-        self._answers.clear()
-
-    def pace(self, key: str) -> Pace:
-        return self._pace(key)
-
-    def paces(self) -> dict[str, Pace]:
-        return self._paces
-
-    def export(self, now: float, wall: float) -> dict[str, dict[str, float]]:
-        return {}  # kept in Redis
-
-    def restore(self, saved: dict[str, dict[str, float]], now: float, wall: float) -> None:
-        return None
 
 
 class RedisStore:

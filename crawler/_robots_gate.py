@@ -60,30 +60,28 @@ class RobotsGate:
                 self._refund(request)
             frontier._on_failure(request, "robots_unavailable", why)
             return "robots_unavailable"
+        self._park(request, origin)
+        return None
+
+    def _park(self, request: Request, origin: str) -> None:
+        """``request`` waits (holding no worker) for its origin's rules, fetched once."""
         parked = self._parked.get(origin)
         if parked is None:
             parked = self._parked[origin] = []
-            frontier._push(self._fetch(origin, request.domain))
+            self._frontier._push(self._fetch(origin, request.domain))
         parked.append(request)
-        frontier._stats.queued += 1
-        return None
+        self._frontier._stats.queued += 1
 
     def admit(self, request: Request) -> bool:
         """At hand-out, from a shared store (see ``Frontier``): True when ``request`` may go
         now; else it was parked (it goes back to the store once the rules are known) or it
         ended here (filtered ``robots``, or failed ``robots_unavailable``)."""
-        frontier = self._frontier
         origin = origin_of(request.url)
         verdict = self._cache.verdict(origin, request.url)
         if verdict is True:
             return True
         if verdict is None and self._cache.unavailable(origin) is None:
-            parked = self._parked.get(origin)
-            if parked is None:
-                parked = self._parked[origin] = []
-                frontier._push(self._fetch(origin, request.domain))
-            parked.append(request)
-            frontier._stats.queued += 1
+            self._park(request, origin)
             return False
         self.check(request, by_caller=False)  # filtered or failed (refunded), its outcome recorded
         return False

@@ -28,7 +28,8 @@ from ._codec import RequestCodec
 from ._exceptions import FrontierUnavailable, SpiderLoadError
 from ._log import get_logger
 from ._pipeline import ItemPipeline, ResumableExporter
-from ._redis_store import Outbox, RedisPacer, RedisStore, load_scripts
+from ._redis_pacer import Outbox, RedisPacer
+from ._redis_store import RedisStore, load_scripts
 from ._settings import Settings, _redact
 from ._shared_robots import SharedRobots
 from ._spider import Spider
