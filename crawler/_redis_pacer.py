@@ -63,7 +63,9 @@ class RedisPacer:
             pace.in_flight -= 1
 
     def observe(self, key: str, status: int) -> None:
-        answers = self._answers.setdefault(key, [0, 0, 0.0])
+        answers = self._answers.get(key)
+        if answers is None:
+            answers = self._answers[key] = [0, 0, 0.0]
         if status in (429, 503):
             answers[1] += 1
             self._pace(key).throttled += 1

@@ -231,17 +231,11 @@ class RedisStore:
             return
         fp = added if added is not None else fingerprint(request.url, request.method, request.body)
         force = request.dont_filter and not (self.takeover and request.depth == 0)
-        self._outbox.add(
-            "A",
-            _signed(fp),
-            fp & 0xFFFFFFFF,
-            key,
-            int(force),
-            max(-_PRIORITY, min(int(request.priority), _PRIORITY)),
-            concurrency,
-            rate,
-            text,
-        )
+        priority = request.priority
+        if priority:
+            priority = max(-_PRIORITY, min(int(priority), _PRIORITY))
+        signed = str(fp - _SIGN if fp >= _HALF else fp)
+        self._outbox.ops.append(("A", signed, fp & 0xFFFFFFFF, key, int(force), priority, concurrency, rate, text))
 
     async def lease(self, now: float, *, fresh: bool) -> tuple[Request | None, float]:
         if self._internal:

@@ -105,7 +105,10 @@ local function wake_once(d)
 end
 
 -- This worker's slot of domain d is free (counted here, written before the claims).
+local freed = {}
 local function free_mine(chain, d)
+  if freed[chain] then return end -- (a chain's download end and its end, in one call)
+  freed[chain] = true
   if redis.call('SREM', K_SLOTS, chain) == 1 then
     inflight_delta[d] = (inflight_delta[d] or 0) - 1
     mine_delta[d] = (mine_delta[d] or 0) - 1
@@ -307,6 +310,55 @@ local budget = tonumber(redis.call('GET', K_BUDGET) or '-1')
 local live = math.max(redis.call('ZCOUNT', K_WORKERS, NOW, '+inf'), 1)
 local chain_next, chain_last = 0, -1 -- chain ids, taken from the counter in blocks
 local cache = {}
+
+-- The next request of domain d (ready, under its limits), or nil: continuations first.
+local function take(d, c)
+  if not c.no_cont then
+    local json = redis.call('LPOP', P .. 'qc:' .. d)
+    if json then
+      cont_delta = cont_delta - 1
+      return json
+    end
+    c.no_cont = true -- (nothing is added to it during the claims)
+  end
+  if budget ~= 0 then
+    local json = pop_fresh(d, c.prio)
+    if json then
+      fresh_delta = fresh_delta - 1
+      if budget > 0 then budget = redis.call('DECR', K_BUDGET) end
+    end
+    return json
+  end
+  if redis.call('LLEN', P .. 'q:' .. d) > 0 or (c.prio and redis.call('ZCARD', P .. 'qp:' .. d) > 0) then
+    redis.call('SADD', K_OVER, d) -- only fresh requests, and max_pages is spent
+  end
+  return nil
+end
+
+-- json is leased to this worker under a new chain id.
+local function lease_out(d, c, json)
+  if chain_next > chain_last then
+    chain_last = redis.call('HINCRBY', K_N, 'chain', 64)
+    chain_next = chain_last - 63
+  end
+  local chain = tostring(chain_next)
+  chain_next = chain_next + 1
+  redis.call('HSET', K_LEASE, chain, WORKER .. '\t1\t' .. d .. '\t' .. json)
+  redis.call('ZADD', K_LEASES, NOW + LEASE_MS, chain)
+  redis.call('SADD', K_SLOTS, chain)
+  if c.last > 0 then c.gapavg = c.gapavg + 0.1 * ((NOW - c.last) - c.gapavg) end
+  c.inflight = c.inflight + 1
+  c.mine = c.mine + 1
+  c.claimed = c.claimed + 1
+  c.last = NOW
+  out[#out + 1] = chain
+  out[#out + 1] = d
+  -- one newline-joined reply: an entry this crawl did not write may hold raw newlines
+  -- (whitespace to JSON, which never has them inside strings)
+  if string.find(json, '\n', 1, true) then json = string.gsub(json, '\n', ' ') end
+  out[#out + 1] = json
+end
+
 local guard, skip, turn = 0, 0, 0
 local limit = 3 * WANT + 100
 while #out < 3 * WANT and guard < limit do
@@ -335,44 +387,33 @@ while #out < 3 * WANT and guard < limit do
     if c.rate > 0 then gap = math.max(gap, 1000 / c.rate) end
     local ready = math.max(NOW, c.paused)
     if c.last > 0 then ready = math.max(ready, c.last + gap) end
+    local share = math.ceil(c.conc / live)
     if c.inflight >= c.conc then
       redis.call('ZREM', K_READY, d)
       redis.call('SADD', K_FULL, d)
-    elseif c.mine >= math.ceil(c.conc / live) then
+    elseif c.mine >= share then
       skip = skip + 1 -- this worker has its share: the domain stays ready for the others
     elseif ready > NOW then
       redis.call('ZADD', K_READY, ready, d)
       if ready <= NOW + 1 then skip = skip + 1 end -- still at the head: look past it
     else
-      local json = redis.call('LPOP', P .. 'qc:' .. d)
-      if json then
-        cont_delta = cont_delta - 1
-      elseif budget ~= 0 then
-        json = pop_fresh(d, c.prio)
-        if json then
-          fresh_delta = fresh_delta - 1
-          if budget > 0 then budget = redis.call('DECR', K_BUDGET) end
-        end
-      elseif redis.call('LLEN', P .. 'q:' .. d) > 0 or (c.prio and redis.call('ZCARD', P .. 'qp:' .. d) > 0) then
-        redis.call('SADD', K_OVER, d) -- only fresh requests, and max_pages is spent
-      end
+      local json = take(d, c)
       if not json then
         redis.call('ZREM', K_READY, d) -- nothing (more) to hand out: an add wakes it
       else
-        if chain_next > chain_last then
-          chain_last = redis.call('HINCRBY', K_N, 'chain', 64)
-          chain_next = chain_last - 63
+        lease_out(d, c, json)
+        if gap == 0 then
+          -- No gap to keep, and no other domain due: more of this one at once, rather than
+          -- a turn each (the whole crawl of a single site goes through here).
+          local second = redis.call('ZRANGE', K_READY, skip + 1, skip + 1, 'WITHSCORES')
+          if #second == 0 or tonumber(second[2]) > NOW + 1 then
+            while #out < 3 * WANT and c.inflight < c.conc and c.mine < share do
+              json = take(d, c)
+              if not json then break end
+              lease_out(d, c, json)
+            end
+          end
         end
-        local chain = tostring(chain_next)
-        chain_next = chain_next + 1
-        redis.call('HSET', K_LEASE, chain, WORKER .. '\t1\t' .. d .. '\t' .. json)
-        redis.call('ZADD', K_LEASES, NOW + LEASE_MS, chain)
-        redis.call('SADD', K_SLOTS, chain)
-        if c.last > 0 then c.gapavg = c.gapavg + 0.1 * ((NOW - c.last) - c.gapavg) end
-        c.inflight = c.inflight + 1
-        c.mine = c.mine + 1
-        c.claimed = c.claimed + 1
-        c.last = NOW
         if c.inflight >= c.conc then
           redis.call('ZREM', K_READY, d)
           redis.call('SADD', K_FULL, d)
@@ -382,12 +423,6 @@ while #out < 3 * WANT and guard < limit do
           turn = turn + 0.001
           redis.call('ZADD', K_READY, math.max(NOW + math.max(gap, turn), c.paused), d)
         end
-        out[#out + 1] = chain
-        out[#out + 1] = d
-        -- one newline-joined reply: an entry this crawl did not write may hold raw newlines
-        -- (whitespace to JSON, which never has them inside strings)
-        if string.find(json, '\n', 1, true) then json = string.gsub(json, '\n', ' ') end
-        out[#out + 1] = json
       end
     end
   end
