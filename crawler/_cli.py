@@ -91,12 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         spider_cls = load_spider_class(args.spider_file, args.spider)
         spider = spider_cls(**dict(_spider_argument(a) for a in args.spider_args))
         overrides = dict(Settings.parse_assignment(s) for s in args.settings)
-        if args.state:
-            overrides["state"] = args.state
-        if args.frontier:
-            overrides["frontier"] = args.frontier
-        if args.crawl_id:
-            overrides["crawl_id"] = args.crawl_id
+        for name in ("state", "frontier", "crawl_id"):  # the flags that are settings
+            if getattr(args, name):
+                overrides[name] = getattr(args, name)
         if overrides.get("state") and overrides.get("frontier"):
             raise ValueError("--state and --frontier cannot be combined: a shared frontier keeps the crawl's state")
         exporters = _exporters(args)

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 
 from ._pacer import Pace, pace_for
+from ._retry import PAUSE_STATUSES
 from ._settings import Settings
 
 __all__ = ["Outbox", "RedisPacer"]
@@ -66,7 +67,7 @@ class RedisPacer:
         answers = self._answers.get(key)
         if answers is None:
             answers = self._answers[key] = [0, 0, 0.0]
-        if status in (429, 503):
+        if status in PAUSE_STATUSES:
             answers[1] += 1
             self._pace(key).throttled += 1
         else:

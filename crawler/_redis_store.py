@@ -106,7 +106,7 @@ class RedisStore:
         self._batch = max(1, settings.concurrency // 4)  # freed slots worth a sync
         self._enough = asyncio.Event()  # set when they are
         self._last_fp = 0
-        self._accepted: tuple[Request, int] | None = None  # the request being added, its fingerprint
+        self._accepted: tuple[Request, int, str | None] | None = None  # being added: fingerprint, text
         self._seq = 0  # numbers this worker's syncs: a repeated one is answered, not applied again
         self._refunds: set[int] = set()  # chains that end without a page: max_pages gets it back
         #: How many requests this worker could send now (the engine's free dispatch slots).
@@ -196,16 +196,18 @@ class RedisStore:
     def accept(self, request: Request) -> None:
         # Its fingerprint (just seen) goes with it: for a redirect hop, only when it is first
         # added; the same hop pushed again (released by the robots gate) is deduped already.
-        self._accepted = (request, self._last_fp)
+        text = None
         if not request.internal and request.chain == 0 and not _plain(request):
-            self._codec.encode(request)  # raises UnstorableRequest now, not at the next sync
+            text = self._codec.encode(request)  # raises UnstorableRequest now, not at the next sync
+        self._accepted = (request, self._last_fp, text)
 
-    def _fingerprint_of(self, request: Request) -> int | None:
-        """The fingerprint of a request being added (see, accept, push), else None."""
+    def _added(self, request: Request) -> tuple[int | None, str | None]:
+        """The fingerprint (and the text, if accept made it) of a request being added (see,
+        accept, push); (None, None) for one pushed again."""
         accepted, self._accepted = self._accepted, None
         if accepted is not None and accepted[0] is request:
-            return accepted[1]
-        return None
+            return accepted[1], accepted[2]
+        return None, None
 
     def _domain(self, key: str) -> tuple[int, float]:
         known = self._domains.get(key)
@@ -220,8 +222,9 @@ class RedisStore:
             return
         key = request.domain
         concurrency, rate = self._domain(key)
-        text = self._codec.encode(request)
-        added = self._fingerprint_of(request)
+        added, text = self._added(request)
+        if text is None:
+            text = self._codec.encode(request)
         if request.chain:  # the chain goes on: a retry, or a redirect hop (deduped in Redis too)
             delay = max(0, math.ceil((request.not_before - now) * 1000))
             hop: tuple[str, int, int] = ("", 0, 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import json
 import random
@@ -48,6 +49,23 @@ class ShopSpider(Spider):
         for request in response.follow_all(css="a"):
             yield request
 '''.replace("@CONCURRENCY@", str(CONCURRENCY))
+
+
+class ItemsAndLinks(Spider):
+    """Follows every link from ``start``; an item for each page with an ``h1``."""
+
+    name = "shop"
+
+    def __init__(self, start: str, name: str = "shop", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.start_urls = [start]
+
+    async def parse(self, response):
+        if response.css("h1"):
+            yield {"url": response.url}
+        for request in response.follow_all(css="a"):
+            yield request
 
 
 def shop(server) -> list[str]:
@@ -190,15 +208,7 @@ def test_a_state_file_of_another_spider_is_refused(tmp_path):
 async def test_changed_settings_apply_when_a_crawl_resumes(server, tmp_path):
     paths = shop(server)
 
-    class S(Spider):
-        name = "shop"
-        start_urls = [server.url("/")]
-
-        async def parse(self, response):
-            if response.css("h1"):
-                yield {"url": response.url}
-            for request in response.follow_all(css="a"):
-                yield request
+    S = functools.partial(ItemsAndLinks, server.url("/"))
 
     state = str(tmp_path / "crawl.db")
     base = {"rate_limit": 0, "domain_concurrency": 4, "obey_robots": False, "state": state}
@@ -241,15 +251,7 @@ def test_bad_state_path_is_a_usage_error(tmp_path):
 async def test_a_resumed_crawl_that_already_has_max_items_fetches_nothing(server, tmp_path):
     shop(server)
 
-    class S(Spider):
-        name = "shop"
-        start_urls = [server.url("/")]
-
-        async def parse(self, response):
-            if response.css("h1"):
-                yield {"url": response.url}
-            for request in response.follow_all(css="a"):
-                yield request
+    S = functools.partial(ItemsAndLinks, server.url("/"))
 
     settings = {"rate_limit": 0, "obey_robots": False, "state": str(tmp_path / "c.db"), "max_items": 5}
     first = await Crawler(S(), settings).run()
@@ -269,15 +271,7 @@ async def test_a_redirect_answered_after_stop_is_followed_when_the_crawl_resumes
     server.route("/r", slow_bounce)
     server.route("/target", "<h1>target</h1>")
 
-    class S(Spider):
-        name = "bounce"
-        start_urls = [server.url("/")]
-
-        async def parse(self, response):
-            if response.css("h1"):
-                yield {"url": response.url}
-            for request in response.follow_all(css="a"):
-                yield request
+    S = functools.partial(ItemsAndLinks, server.url("/"), name="bounce")
 
     settings = {"rate_limit": 0, "obey_robots": False, "state": str(tmp_path / "c.db")}
     first = Crawler(S(), settings)
