@@ -46,6 +46,30 @@ async def test_fifo_within_a_priority_and_higher_priority_first(frontier):
         await worker.close(repair=False)
 
 
+async def test_a_burst_of_claims_keeps_max_pages_and_retries_go_out_after_it(frontier):
+    # One unlimited domain: the script claims many of its requests at once (LPOP with a
+    # count). The budget still caps the fresh requests; retries (continuations) are not
+    # fresh, so they go out even with max_pages spent.
+    loop = asyncio.get_running_loop()
+    worker = await _worker(frontier, domain_concurrency=100, max_pages=7)
+    try:
+        for i in range(30):
+            _queued(worker.store, f"http://h/{i}", loop.time())
+        worker.store.start_done()
+        first = await _take(worker.store, loop)
+        assert first == [f"http://h/{i}" for i in range(7)], "max_pages=7 caps the fresh ones"
+        chains = sorted(worker.store._held)[:2]
+        for url, chain in zip(first[:2], chains, strict=True):
+            retry = _request(url)
+            retry.chain = chain
+            retry.attempt = 2
+            worker.store.push(retry, loop.time())  # the chain goes on: back to the queue
+        assert await _take(worker.store, loop) == first[:2]
+        assert worker.store.end_reason() == "max_pages"
+    finally:
+        await worker.close(repair=False)
+
+
 async def test_domains_take_turns(frontier):
     loop = asyncio.get_running_loop()
     worker = await _worker(frontier, domain_concurrency=100)

@@ -104,22 +104,37 @@ local function wake_once(d)
   wake(d)
 end
 
--- This worker's slot of domain d is free (counted here, written before the claims).
-local freed = {}
+-- Writes of one kind are gathered and sent as one command per key (each redis.call from
+-- Lua costs about as much as the work of a small command): a batch of a few dozen pages
+-- makes a few dozen commands rather than hundreds.
+local function bulk(cmd, key, args)
+  for k = 1, #args, 1000 do redis.call(cmd, key, unpack(args, k, math.min(k + 999, #args))) end
+end
+
+local function bulk_read(cmd, key, args)
+  local all = {}
+  for k = 1, #args, 1000 do
+    for _, v in ipairs(redis.call(cmd, key, unpack(args, k, math.min(k + 999, #args)))) do all[#all + 1] = v end
+  end
+  return all
+end
+
+-- This worker's slot of domain d is free (checked and counted after the operations, written
+-- before the claims).
+local freed, to_free, to_free_domain = {}, {}, {}
 local function free_mine(chain, d)
   if freed[chain] then return end -- (a chain's download end and its end, in one call)
   freed[chain] = true
-  if redis.call('SREM', K_SLOTS, chain) == 1 then
-    inflight_delta[d] = (inflight_delta[d] or 0) - 1
-    mine_delta[d] = (mine_delta[d] or 0) - 1
-    unfull[d] = true
-  end
+  to_free[#to_free + 1] = chain
+  to_free_domain[#to_free] = d
 end
 
+local ended = {} -- chains whose lease ends (deleted after the operations)
 local function end_lease(chain)
-  redis.call('HDEL', K_LEASE, chain)
-  redis.call('ZREM', K_LEASES, chain)
+  ended[#ended + 1] = chain
 end
+
+local pushes, pushed_domains = {}, {} -- domain -> fresh requests to append to its queue
 
 local function observe(d, ok, throttled, pause_ms)
   local dk = P .. 'd:' .. d
@@ -168,10 +183,14 @@ end
 -- 1. Is the batch refused? (an E of a chain this worker no longer holds)
 local held = {}
 local refused = false
+local ends = {}
 for _, f in ipairs(OPS) do
-  if f[1] == 'E' then
-    held[f[2]] = redis.call('HGET', K_LEASE, f[2])
-    if not held[f[2]] then refused = true end
+  if f[1] == 'E' then ends[#ends + 1] = f[2] end
+end
+if #ends > 0 then
+  for k, rec in ipairs(bulk_read('HMGET', K_LEASE, ends)) do
+    held[ends[k]] = rec
+    if not rec then refused = true end
   end
 end
 
@@ -186,7 +205,13 @@ for _, f in ipairs(OPS) do
       domain(d, f[7], f[8])
       local priority = tonumber(f[6])
       if priority == 0 then
-        redis.call('RPUSH', P .. 'q:' .. d, f[9])
+        local list = pushes[d]
+        if not list then
+          list = {}
+          pushes[d] = list
+          pushed_domains[#pushed_domains + 1] = d
+        end
+        list[#list + 1] = f[9]
       else -- higher first, in order within one (score: -priority * 2^32 + a sequence number)
         local seq = redis.call('HINCRBY', K_N, 'pseq', 1) % 4294967296
         redis.call('ZADD', P .. 'qp:' .. d, -priority * 4294967296 + seq, seq .. '\t' .. f[9])
@@ -258,6 +283,25 @@ for _, f in ipairs(OPS) do
     if not refused then redis.call('HSET', P .. 'outputs', f[2], WORKER .. '\t' .. f[3]) end
   end
 end
+for _, d in ipairs(pushed_domains) do bulk('RPUSH', P .. 'q:' .. d, pushes[d]) end
+if #to_free > 0 then
+  local held_slot = bulk_read('SMISMEMBER', K_SLOTS, to_free)
+  local gone = {}
+  for k, chain in ipairs(to_free) do
+    if held_slot[k] == 1 then
+      local d = to_free_domain[k]
+      inflight_delta[d] = (inflight_delta[d] or 0) - 1
+      mine_delta[d] = (mine_delta[d] or 0) - 1
+      unfull[d] = true
+      gone[#gone + 1] = chain
+    end
+  end
+  if #gone > 0 then bulk('SREM', K_SLOTS, gone) end
+end
+if #ended > 0 then
+  bulk('HDEL', K_LEASE, ended)
+  bulk('ZREM', K_LEASES, ended)
+end
 if seen_changed then
   redis.call('HSET', P .. 'seenmeta', 'level', level, 'split', split, 'count', seen_count)
 end
@@ -311,31 +355,50 @@ local live = math.max(redis.call('ZCOUNT', K_WORKERS, NOW, '+inf'), 1)
 local chain_next, chain_last = 0, -1 -- chain ids, taken from the counter in blocks
 local cache = {}
 
--- The next request of domain d (ready, under its limits), or nil: continuations first.
-local function take(d, c)
+-- Up to n next requests of domain d (ready, under its limits): continuations first.
+local function take(d, c, n)
+  local got = {}
   if not c.no_cont then
-    local json = redis.call('LPOP', P .. 'qc:' .. d)
-    if json then
-      cont_delta = cont_delta - 1
-      return json
+    local list = redis.call('LPOP', P .. 'qc:' .. d, n)
+    if list then
+      for _, json in ipairs(list) do got[#got + 1] = json end
+      cont_delta = cont_delta - #list
     end
+    if #got == n then return got end
     c.no_cont = true -- (nothing is added to it during the claims)
   end
   if budget ~= 0 then
-    local json = pop_fresh(d, c.prio)
-    if json then
-      fresh_delta = fresh_delta - 1
-      if budget > 0 then budget = redis.call('DECR', K_BUDGET) end
+    local m = n - #got
+    if budget > 0 then m = math.min(m, budget) end
+    local fresh = 0
+    if c.prio then
+      for _ = 1, m do
+        local json = pop_fresh(d, true)
+        if not json then break end
+        got[#got + 1] = json
+        fresh = fresh + 1
+      end
+    else
+      local list = redis.call('LPOP', P .. 'q:' .. d, m)
+      if list then
+        for _, json in ipairs(list) do got[#got + 1] = json end
+        fresh = #list
+      end
     end
-    return json
+    if fresh > 0 then
+      fresh_delta = fresh_delta - fresh
+      if budget > 0 then budget = redis.call('DECRBY', K_BUDGET, fresh) end
+    end
+    if #got == n or fresh < m or budget ~= 0 then return got end
   end
   if redis.call('LLEN', P .. 'q:' .. d) > 0 or (c.prio and redis.call('ZCARD', P .. 'qp:' .. d) > 0) then
     redis.call('SADD', K_OVER, d) -- only fresh requests, and max_pages is spent
   end
-  return nil
+  return got
 end
 
--- json is leased to this worker under a new chain id.
+-- json is leased to this worker under a new chain id (written after the claims).
+local new_leases, new_expiries, new_slots = {}, {}, {}
 local function lease_out(d, c, json)
   if chain_next > chain_last then
     chain_last = redis.call('HINCRBY', K_N, 'chain', 64)
@@ -343,9 +406,11 @@ local function lease_out(d, c, json)
   end
   local chain = tostring(chain_next)
   chain_next = chain_next + 1
-  redis.call('HSET', K_LEASE, chain, WORKER .. '\t1\t' .. d .. '\t' .. json)
-  redis.call('ZADD', K_LEASES, NOW + LEASE_MS, chain)
-  redis.call('SADD', K_SLOTS, chain)
+  new_leases[#new_leases + 1] = chain
+  new_leases[#new_leases + 1] = WORKER .. '\t1\t' .. d .. '\t' .. json
+  new_expiries[#new_expiries + 1] = NOW + LEASE_MS
+  new_expiries[#new_expiries + 1] = chain
+  new_slots[#new_slots + 1] = chain
   if c.last > 0 then c.gapavg = c.gapavg + 0.1 * ((NOW - c.last) - c.gapavg) end
   c.inflight = c.inflight + 1
   c.mine = c.mine + 1
@@ -397,7 +462,7 @@ while #out < 3 * WANT and guard < limit do
       redis.call('ZADD', K_READY, ready, d)
       if ready <= NOW + 1 then skip = skip + 1 end -- still at the head: look past it
     else
-      local json = take(d, c)
+      local json = take(d, c, 1)[1]
       if not json then
         redis.call('ZREM', K_READY, d) -- nothing (more) to hand out: an add wakes it
       else
@@ -407,10 +472,9 @@ while #out < 3 * WANT and guard < limit do
           -- a turn each (the whole crawl of a single site goes through here).
           local second = redis.call('ZRANGE', K_READY, skip + 1, skip + 1, 'WITHSCORES')
           if #second == 0 or tonumber(second[2]) > NOW + 1 then
-            while #out < 3 * WANT and c.inflight < c.conc and c.mine < share do
-              json = take(d, c)
-              if not json then break end
-              lease_out(d, c, json)
+            local n = math.min(WANT - #out / 3, c.conc - c.inflight, share - c.mine)
+            if n > 0 then
+              for _, more in ipairs(take(d, c, n)) do lease_out(d, c, more) end
             end
           end
         end
@@ -428,6 +492,11 @@ while #out < 3 * WANT and guard < limit do
   end
 end
 if guard >= limit and soonest < 0 then soonest = 0 end -- more to look at: come back at once
+if #new_slots > 0 then
+  bulk('HSET', K_LEASE, new_leases)
+  bulk('ZADD', K_LEASES, new_expiries)
+  bulk('SADD', K_SLOTS, new_slots)
+end
 for d, c in pairs(cache) do
   if c.claimed > 0 then
     redis.call('HSET', P .. 'd:' .. d, 'inflight', c.inflight, 'last', c.last, 'gapavg', c.gapavg)
