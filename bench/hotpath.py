@@ -13,6 +13,11 @@ shows up by stage:
   follow_all the whole of response.follow_all(css="a") in a crawl (links+resolve+dedupe+Requests)
   follow_all_seen  the same pages once more, every link already seen: the steady state of a
              crawl, where the link screen's memory of dead hrefs answers most links
+  spider_follow_all  a whole callback in the follow_all idiom (``for request in
+             response.follow_all(css="a"): yield request``) run by the engine's callback
+             runner into a frontier: the links, the generator, the engine's routing, the adds
+  spider_follow  the same in the other idiom users write (Scrapy's tutorial form):
+             ``for href in response.css("a::attr(href)").getall(): yield response.follow(href)``
 
     python bench/hotpath.py [--pages 3000] [--json FILE]
 """
@@ -29,7 +34,10 @@ import sys
 import time
 from pathlib import Path
 
+import structlog
+
 from crawler import Request, Response, Settings
+from crawler._callbacks import CallbackRunner
 from crawler._frontier import Frontier
 from crawler._stats import StatsCollector
 from crawler._url import BadURL, canonicalize, fingerprint, join
@@ -114,9 +122,31 @@ async def run(n: int) -> dict[str, float]:
     with timed("follow_all_seen", results, n):  # the same pages again: every link already seen
         for r in rs:
             r.follow_all(css="a")
+    for stage, parse in (("spider_follow_all", _parse_follow_all), ("spider_follow", _parse_follow)):
+        frontier = Frontier(
+            Settings(obey_robots=False, rate_limit=None), StatsCollector(), allowed_domains=["127.0.0.1"]
+        )
+        runner = CallbackRunner(frontier._stats, None, structlog.get_logger("hotpath"), lambda f=frontier: f)
+        rs = responses(corpus)
+        for r in rs:
+            r.selector  # noqa: B018 - parse is measured above
+            r._screen = frontier.links
+        with timed(stage, results, n):
+            for r in rs:
+                await runner.run(parse, r, r.request)
     results["links_per_page"] = round(sum(len(h) for h in hrefs) / n, 1)
     results["new_links_per_page"] = round(sum(len(f) for f in fresh) / n, 1)
     return results
+
+
+async def _parse_follow_all(response: Response):
+    for request in response.follow_all(css="a"):
+        yield request
+
+
+async def _parse_follow(response: Response):
+    for href in response.css("a::attr(href)").getall():
+        yield response.follow(href)
 
 
 def main() -> int:
