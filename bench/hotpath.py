@@ -18,6 +18,7 @@ shows up by stage:
              runner into a frontier: the links, the generator, the engine's routing, the adds
   spider_follow  the same in the other idiom users write (Scrapy's tutorial form):
              ``for href in response.css("a::attr(href)").getall(): yield response.follow(href)``
+             (each also ``_seen``: the same pages again, every link already seen)
 
     python bench/hotpath.py [--pages 3000] [--json FILE]
 """
@@ -102,7 +103,7 @@ async def run(n: int) -> dict[str, float]:
             resolved.append(urls)
     frontier = Frontier(Settings(obey_robots=False, rate_limit=None), StatsCollector(), allowed_domains=["127.0.0.1"])
     with timed("dedupe", results, n):
-        fresh = [[u for u in set(urls) if fingerprint(u) not in frontier._seen] for urls in resolved]
+        fresh = [[u for u in set(urls) if fingerprint(u) not in frontier._store.seen] for urls in resolved]
     with timed("enqueue", results, n):
         for urls in fresh:
             for u in urls:
@@ -132,6 +133,9 @@ async def run(n: int) -> dict[str, float]:
             r.selector  # noqa: B018 - parse is measured above
             r._screen = frontier.links
         with timed(stage, results, n):
+            for r in rs:
+                await runner.run(parse, r, r.request)
+        with timed(stage + "_seen", results, n):  # again: every link already seen
             for r in rs:
                 await runner.run(parse, r, r.request)
     results["links_per_page"] = round(sum(len(h) for h in hrefs) / n, 1)

@@ -97,12 +97,19 @@ class Frontier:
         ``robots_unavailable``) before this returns.
         """
         stats = self._stats
-        try:
-            url, host = canonicalize(request.url)
-        except BadURL as exc:
-            stats.filtered(request, "bad_url", detail=exc.reason, by_caller=True)
-            return "bad_url"
-        request.url = url
+        marker = request._canonical
+        if marker is not None and marker[0] is request.url and (marker[1] or request.depth):
+            url, host = marker  # resolved by Response.follow
+            if not host:  # not a crawlable URL (a start request is canonicalised again, for the detail)
+                stats.filtered(request, "bad_url", by_caller=True)
+                return "bad_url"
+        else:
+            try:
+                url, host = canonicalize(request.url)
+            except BadURL as exc:
+                stats.filtered(request, "bad_url", detail=exc.reason, by_caller=True)
+                return "bad_url"
+            request.url = url
         key = self._keys.get(host)
         if key is None:
             key = self._keys[host] = self._domain_key(host)

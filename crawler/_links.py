@@ -27,7 +27,7 @@ from ._seen import FingerprintSet
 from ._stats import StatsCollector
 from ._url import BadURL, _path_start, canonicalize, fingerprint, join
 
-__all__ = ["LinkScreen"]
+__all__ = ["LinkScreen", "PageLinks"]
 
 #: What the memory of dead hrefs may hold, estimated, before it is cleared: 16 MiB is about
 #: 110,000 hrefs of 30 characters (the bench site's crawl fills 13 MiB).
@@ -68,7 +68,7 @@ class LinkScreen:
             self._dead.clear()
             self._bytes = 0
         dead = self._dead.get(directory, {}) if directory else {}
-        clean = _CleanLinks(base)
+        clean = PageLinks(base)
         seen = self._seen
         offsite = self._offsite
         page: dict[str, str | None] = {}  # URL -> its verdict on this page (None: passed)
@@ -135,17 +135,18 @@ def _directory_of(base: str) -> str:
 _CLEAN_PATH = re.compile(r"[A-Za-z0-9_~!$&'()*+,;=@/-][A-Za-z0-9._~!$&'()*+,;=:@/-]*")
 
 
-class _CleanLinks:
-    """Resolves plain relative paths against one canonical page URL with string work only.
+class PageLinks:
+    """Resolves links against one page's base URL: plain relative paths with string work only.
 
     ``resolve`` gives the canonical URL for an href made only of unreserved path characters
     (no query, scheme, "//", escapes or spaces, and no dot segments but leading "../"), else
-    "" for the general path.
+    "" for the general path; ``resolve_canonical`` takes any href.
     """
 
-    __slots__ = ("directory", "host", "origin")
+    __slots__ = ("base", "directory", "host", "origin")
 
     def __init__(self, page: str) -> None:
+        self.base = page
         self.origin = self.directory = self.host = ""
         root = _path_start(page)
         if root < 0:  # "http://host?q" has no path (a canonical URL always has one): no shortcut
@@ -178,3 +179,15 @@ class _CleanLinks:
         if ":" in href.partition("/")[0]:  # "a:b" would read as a scheme
             return ""
         return self.origin + directory + href
+
+    def resolve_canonical(self, href: str) -> tuple[str, str]:
+        """``(canonical URL, host)`` for any href; ``(resolved text, "")`` when it is not a
+        crawlable URL (the frontier records it as ``bad_url``)."""
+        url = self.resolve(href)
+        if url:
+            return url, self.host
+        joined = join(self.base, href)
+        try:
+            return canonicalize(joined)
+        except BadURL:
+            return joined, ""

@@ -30,6 +30,7 @@ class Request:
     """
 
     __slots__ = (
+        "_canonical",
         "_cb_kwargs",
         "_headers",
         "_meta",
@@ -71,6 +72,9 @@ class Request:
         #: Cookies to set for this request's host (see the class docstring); None for none.
         self.cookies = cookies or None
         self.url = url
+        #: Set by Response.follow: (url, host), the host "" when the URL is not crawlable. The
+        #: frontier trusts it (no canonicalising again) only while ``url`` is that very string.
+        self._canonical: tuple[str, str] | None = None
         self.callback = callback
         self.errback = errback
         self.method = method.upper()
@@ -133,6 +137,7 @@ class Request:
         """A plain GET for a followed link, built without the checks of ``__init__`` (hot path)."""
         request = cls.__new__(cls)
         request.url = url
+        request._canonical = None
         request.callback = callback
         request.errback = request._headers = request._meta = request._cb_kwargs = request.body = None
         request.cookies = None

@@ -1,10 +1,16 @@
 """URL canonicalisation and stable fingerprints, the heart of dedupe.
 
-Canonical form: scheme and host lowercased, default port dropped, empty path made ``/``,
-fragment dropped, query kept exactly (its order can matter to a server), unsafe characters
-percent-encoded. Fingerprints are 64-bit xxh64 digests of the canonical URL (plus method
-and body for non-GET requests), the same in every process and after a restart, unlike the
-per-process ``hash()``, so a frontier store or a shared Redis can use them.
+Links resolve, and URLs are normalised, as a browser does: by the WHATWG URL Standard, with
+ada (``ada-url``, the parser Node.js uses; the standard's own test suite is in
+``tests/data/wpt_url_http.json``). That is what a site's author tested, and it is what a
+private-network guard must see (``http://0x7f.1/`` is 127.0.0.1). Canonical form: the
+standard's serialisation (scheme and host lowercased, IDNA hosts, IPv4 in dotted decimal,
+default port dropped, dot segments removed, unsafe characters percent- encoded, the query
+kept as written otherwise) without the fragment. Hand-written fast paths take only URLs the
+standard leaves as they are; property tests check them against the parser. Fingerprints are
+64-bit xxh64 digests of the canonical URL (plus method and body for non-GET requests), the
+same in every process and after a restart, unlike the per-process ``hash()``, so a frontier
+store or a shared Redis can use them.
 
 A 64-bit fingerprint has a birthday collision probability of about n²/2⁶⁵: ~3·10⁻⁸ for a
 million URLs, ~3·10⁻⁶ for ten million. A collision makes the crawler skip one URL as a duplicate.
@@ -14,25 +20,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
+import ada_url
 import xxhash
 
 __all__ = ["BadURL", "allowed_hosts", "canonicalize", "fingerprint", "join"]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-# Characters left as they are when a URL needs percent-encoding: the RFC 3986 reserved and
-# unreserved sets, plus "%" so existing escapes are not encoded twice.
-_SAFE = "/?#[]@!$&'()*+,;=:-._~%"
 _MAX_URL_LENGTH = 8192
-# What a host may hold once decoded: RFC 3986 reg-name characters (unreserved and sub-delims)
-# plus ":" for IPv6. Anything else ("/", "@", "%", spaces ...) would let a URL name one host
-# to the offsite check and another to the network.
+# What a host may hold: RFC 3986 reg-name characters (unreserved and sub-delims) plus ":" for
+# IPv6. The standard allows a few more ("a{b"); no HTTP client sends those, so they are bad_url.
 _HOST = re.compile(r"[A-Za-z0-9.\-_~!$&'()*+,;=:]+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-# An already canonical netloc: lowercase host, no userinfo, a port without leading zeros.
 _PORT_SUFFIX = re.compile(r":[0-9]*$")
-_CLEAN_NETLOC = re.compile(r"([a-z0-9.\-]+)(?::([1-9][0-9]{0,4}))?")
+# A URL the standard serialises exactly as it is written: lowercase http(s) scheme and host
+# name (its last label starts with a letter, so it is no IPv4 number) or a dotted-decimal
+# IPv4 address, a port without leading zeros, a path and query of characters that are never
+# percent-encoded (the path set excludes ?^`{}, the special-query set '), no userinfo, no
+# fragment. Dot segments ("/." anywhere, "%2e") and IDNA labels ("xn--") are checked apart.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_AS_IS = re.compile(
+    r"https?://"
+    rf"((?:[a-z0-9-]+\.)*[a-z][a-z0-9-]*|{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET})"
+    r"(?::([1-9][0-9]{0,4}))?"
+    r"/[A-Za-z0-9!$%&'()*+,\-./:;=@\[\]_|~]*"
+    r"(?:\?[A-Za-z0-9!$%&()*+,\-./:;=?@\[\\\]^_`{|}~]*)?"
+)
 
 
 class BadURL(ValueError):
@@ -45,68 +57,99 @@ class BadURL(ValueError):
 
 
 def canonicalize(url: str) -> tuple[str, str]:
-    """Return ``(canonical_url, host)`` for an absolute http(s) URL, or raise :class:`BadURL`."""
+    """Return ``(canonical_url, host)`` for an absolute http(s) URL, or raise :class:`BadURL`.
+
+    ``host`` is the host name or address the request goes to (an IPv6 address without its
+    brackets), for the offsite check and the per-domain politeness.
+    """
     # Fast path: most URLs on the hot path are already canonical (links resolved against a
-    # canonical page URL): lowercase http(s) scheme and host, no port, no fragment, plain
-    # printable ASCII. Those are returned as they are, exactly as the full path below would.
-    start = 7 if url.startswith("http://") else 8 if url.startswith("https://") else 0
-    if start:
-        end = url.find("/", start)
-        if (
-            end > start
-            and len(url) <= _MAX_URL_LENGTH
-            and url.isascii()
-            and url.isprintable()
-            and " " not in url
-            and "#" not in url
-            and url[-1] != "?"
-        ):
-            clean = _CLEAN_NETLOC.fullmatch(url, start, end)
-            if clean is not None:
-                port = clean[2]
-                if port is None:
-                    return url, clean[1]
-                if int(port) <= 65535 and int(port) != (80 if start == 7 else 443):
-                    return url, clean[1]
+    # canonical page URL); they are returned as they are, exactly as the parser would.
+    found = _AS_IS.fullmatch(url)
+    if found is not None and "/." not in url and "xn--" not in url and len(url) <= _MAX_URL_LENGTH:
+        path_start = found.end(2) if found.end(2) > 0 else found.end(1)
+        if "%2" not in url or not _has_dot_escape(url, path_start):
+            port = found[2]
+            if port is None:
+                return url, found[1]
+            if int(port) <= 65535 and int(port) != (80 if url[4] == ":" else 443):
+                return url, found[1]
     return _canonicalize(url)
+
+
+def _has_dot_escape(url: str, start: int) -> bool:
+    """"%2e" (an escaped dot, a dot segment to the standard) in the path."""
+    path = url[start:].partition("?")[0].lower()
+    return "%2e" in path
 
 
 def _canonicalize(url: str) -> tuple[str, str]:
     if len(url) > _MAX_URL_LENGTH:
         raise BadURL(url, "url too long")
-    url = url.strip()
-    if not url.isascii() or " " in url:
-        try:
-            # surrogateescape: header bytes that were not UTF-8 (aiohttp decodes them so)
-            # become their own %XX escapes instead of an encoding error.
-            url = quote(url.encode("utf-8", "surrogateescape"), safe=_SAFE)
-        except UnicodeEncodeError:
-            raise BadURL(url, "unencodable characters in url") from None
-    if not url.isprintable():
-        raise BadURL(url, "control character in url")
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise BadURL(url, str(exc)) from None
-    if "\\" in parts.netloc:  # a browser reads a backslash here as "/": another host than the one checked
-        raise BadURL(url, "backslash in the host part")
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise BadURL(url, f"unsupported scheme {scheme or '(none)'!r}")
-    host = parts.hostname
-    if not host:
-        raise BadURL(url, "no host")
-    if "%" in host:  # a non-ASCII host was percent-encoded above: turn it into IDNA instead
-        host = _idna(url, parts.netloc)
+        href: str = ada_url.normalize_url(_encodable(url))
+    except ValueError:
+        raise BadURL(url, _why_not_a_url(url)) from None
+    scheme = href[: href.find(":")]
+    if scheme not in ("http", "https"):
+        raise BadURL(url, f"unsupported scheme {scheme!r}")
+    href = href.partition("#")[0]
+    host = _host_of(href, len(scheme) + 3)
     if not _HOST.fullmatch(host):
         raise BadURL(url, f"invalid host {host[:100]!r}")
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
-        netloc = f"{netloc}:{port}"
-    if "@" in parts.netloc:
-        netloc = f"{parts.netloc.rpartition('@')[0]}@{netloc}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, "")), host
+    return href, host
+
+
+def _encodable(text: str) -> str:
+    """``text`` with each byte aiohttp could not decode (a surrogate escape, from a header
+    that was not UTF-8) as its own %XX escape; BadURL for any other lone surrogate."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _ESCAPED_BYTE.sub(lambda found: f"%{ord(found[0]) - 0xDC00:02X}", text)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadURL(text, "unencodable characters in url") from None
+    return text
+
+
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _host_of(href: str, start: int) -> str:
+    """The host of a serialised http(s) URL whose authority starts at ``start``."""
+    end = href.find("/", start)  # a special URL always has a path
+    authority = href[start:end]
+    at = authority.rfind("@")  # "@" inside userinfo is percent-encoded: the last one ends it
+    if at >= 0:
+        authority = authority[at + 1 :]
+    if authority.startswith("["):
+        return authority[1 : authority.find("]")]
+    return authority.partition(":")[0]
+
+
+def _why_not_a_url(url: str) -> str:
+    """What is wrong with text the URL parser refused, in words."""
+    text = url.strip("\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14"
+                     "\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f ")
+    colon = text.find(":")
+    if colon <= 0 or not _SCHEME.fullmatch(text, 0, colon):
+        return "unsupported scheme '(none)'"
+    scheme = text[:colon].lower()
+    if scheme not in ("http", "https"):
+        return f"unsupported scheme {scheme!r}"
+    rest = text[colon + 1 :].lstrip("/\\")
+    authority = re.split(r"[/\\?#]", rest, maxsplit=1)[0]
+    host_port = authority.rpartition("@")[2]
+    if not host_port:
+        return "no host"
+    if _PORT_SUFFIX.search(host_port) and not host_port.endswith("]"):
+        port = host_port.rpartition(":")[2]
+        if port and (not port.isdigit() or int(port) > 65535):
+            return f"invalid port {port[:20]!r}"
+    return f"invalid host {host_port.rpartition(':')[0] or host_port!r}"[:200]
 
 
 def join(base: str, href: str) -> str:
@@ -114,31 +157,34 @@ def join(base: str, href: str) -> str:
 
     Links in pages are mostly site-absolute (``/p/1.html``), relative (``1.html``,
     ``../p/1.html``) or absolute http(s) URLs; those are resolved here with plain string work
-    (RFC 3986 merge and dot-segment removal). Anything else (``//host``, other schemes,
-    backslashes, odd bases) goes to ``urllib.parse.urljoin``. A malformed href is returned as
-    it is, for the frontier to record as ``bad_url``.
+    (merge and dot-segment removal, as the URL Standard does for them; ``canonicalize`` then
+    normalises what is left, escapes and ``%2e`` segments). Anything else (``//host``, other
+    schemes, backslashes, blanks or controls at either end, odd bases) goes to the URL
+    parser. A malformed href is returned as it is, for the frontier to record as ``bad_url``.
     """
-    href = href.strip()
+    if href and (href[0] <= " " or href[-1] <= " "):
+        return _slow_join(base, href)  # the standard strips C0 controls and spaces; str.strip() more
+    written = href  # the parser gets the href as written (a control before "#" is not at its end)
     hash_at = href.find("#")
     if hash_at >= 0:
         href = href[:hash_at]
     if not href:
         return base.partition("#")[0]
     if "\\" in href or not href.isprintable():
-        return _slow_join(base, href)
+        return _slow_join(base, written)
     first = href[0]
     if first == "/":
         if href.startswith("//"):
-            return _slow_join(base, href)
+            return _slow_join(base, written)
         root = _path_start(base)
         if root < 0:
-            return _slow_join(base, href)
+            return _slow_join(base, written)
         path, sep, query = href.partition("?")
         return base[:root] + _remove_dots(path) + sep + query
     if first == "?":
         return base.partition("#")[0].partition("?")[0] + href
     if href.startswith(("http://", "https://")):  # absolute: the base does not matter
-        return href if "/." not in href else _slow_join(base, href)
+        return href if "/." not in href else _slow_join(base, written)
     colon = href.find(":")
     if colon >= 0:
         scheme_end = min((i for i in (href.find("/"), href.find("?")) if i >= 0), default=len(href))
@@ -146,10 +192,10 @@ def join(base: str, href: str) -> str:
             scheme = href[:colon].lower()
             if scheme not in ("http", "https"):
                 return href  # mailto:, javascript:, data: ... stay as they are (urljoin agrees)
-            return _slow_join(base, href)  # "HTTP://...", "http:x": the general resolver
+            return _slow_join(base, written)  # "HTTP://...", "http:x": the general resolver
     root = _path_start(base)
     if root < 0:
-        return _slow_join(base, href)
+        return _slow_join(base, written)
     base_path = base[root:].partition("?")[0].partition("#")[0]
     path, sep, query = href.partition("?")
     merged = base_path[: base_path.rfind("/") + 1] + path
@@ -187,17 +233,10 @@ def _remove_dots(path: str) -> str:
 
 def _slow_join(base: str, href: str) -> str:
     try:
-        return urljoin(base, href).partition("#")[0]
-    except ValueError:
+        joined: str = ada_url.join_url(_encodable(base), _encodable(href))
+    except (ValueError, BadURL):
         return href
-
-
-def _idna(url: str, netloc: str) -> str:
-    raw = unquote(netloc.rpartition("@")[2]).rsplit(":", 1)[0] if "]" not in netloc else ""
-    try:
-        return raw.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        raise BadURL(url, "invalid international host name") from None
+    return joined.partition("#")[0]
 
 
 def fingerprint(canonical_url: str, method: str = "GET", body: bytes | None = None) -> int:

@@ -638,8 +638,8 @@ HREFS = {
     "/with space": "/with%20space",  # valid once percent-encoded
     "/bad%zz": "/bad%zz",  # not a valid escape, but canonicalize keeps it as it is and so does the server
     "/nul\x00x": "/nulx",  # the HTML parser drops NUL before anyone sees the href
-    "/ctl\x01x": None,  # control characters
-    "/del\x7fx": None,
+    "/ctl\x01x": "/ctl%01x",  # control characters: percent-encoded, as a browser does
+    "/del\x7fx": "/del%7Fx",
     "/tab\tx": "/tabx",  # URL parsing strips tabs and newlines (as browsers do)
     "/" + "a" * 10_000: None,  # longer than any server accepts
     "javascript:alert(1)": None,

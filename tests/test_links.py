@@ -51,7 +51,7 @@ def test_the_memory_is_bounded_by_its_size():
 
 def test_hrefs_that_resolve_per_page_are_never_remembered():
     links = screen()
-    for href in ["//?q=1", "http:?q=1", "HTTP:?q=1", "\x01?q=1", " ?q=1", "?q=1"]:
+    for href in ["http:?q=1", "HTTP:?q=1", "\x01?q=1", " ?q=1", "?q=1"]:
         links._seen = FingerprintSet()
         links._seen.add(fingerprint("http://example.com/shop/item1.html?q=1"))
         assert links(PAGE, [href]) == [], href  # dead here ...

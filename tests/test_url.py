@@ -22,10 +22,27 @@ from crawler._url import BadURL, allowed_hosts
         ("http://b\u00fccher.de/", "http://xn--bcher-kva.de/"),
         ("  http://example.com/a  ", "http://example.com/a"),
         ("http://[::1]:8080/x", "http://[::1]:8080/x"),
+        # As a browser reads them (the URL Standard), so the host checked is the host fetched:
+        ("http://evil.example\\@127.0.0.2/", "http://evil.example/@127.0.0.2/"),
+        ("http://0x7f.1/", "http://127.0.0.1/"),
+        ("http://192.168.257/", "http://192.168.1.1/"),
+        ("http://example.com/a/./b/../c", "http://example.com/a/c"),
+        ("http://example.com/a/%2e%2E/c", "http://example.com/c"),
+        ("http://example.com:/a", "http://example.com/a"),
+        ("http://example.com:0080/a", "http://example.com/a"),
+        ("http://example.com/?", "http://example.com/?"),
+        ("http://example.com/a\x01b", "http://example.com/a%01b"),
     ],
 )
 def test_canonical_forms(raw, canonical):
     assert canonicalize(raw)[0] == canonical
+
+
+def test_the_host_is_the_one_a_browser_would_connect_to():
+    assert canonicalize("http://evil.example\\@127.0.0.2/")[1] == "evil.example"
+    assert canonicalize("http://0x7f.1/")[1] == "127.0.0.1"
+    assert canonicalize("http://[::1]:8080/")[1] == "::1"
+    assert canonicalize("http://user:pw@Example.com:81/")[1] == "example.com"
 
 
 @pytest.mark.parametrize(
@@ -41,7 +58,6 @@ def test_canonical_forms(raw, canonical):
         "/relative/only",
         "http://",
         "http://example.com/" + "a" * 10_000,
-        "http://evil.example\\@127.0.0.2/",  # a browser would go to evil.example
     ],
 )
 def test_bad_urls_raise_bad_url(raw):
