@@ -149,7 +149,10 @@ def _why_not_a_url(url: str) -> str:
         port = host_port.rpartition(":")[2]
         if port and (not port.isdigit() or int(port) > 65535):
             return f"invalid port {port[:20]!r}"
-    return f"invalid host {host_port.rpartition(':')[0] or host_port!r}"[:200]
+    host = host_port
+    if not host.startswith("[") and _PORT_SUFFIX.search(host):
+        host = host.rpartition(":")[0]
+    return f"invalid host {host[:100]!r}" if host else "no host"
 
 
 def join(base: str, href: str) -> str:
