@@ -19,6 +19,10 @@ What it does, from the repository root (``python bench/run.py``):
 
        python -m crawler run bench/spiders/crawler_spider.py -O out.jsonl -s concurrency=64 \\
            -s domain_concurrency=64 -s rate_limit=0 -s obey_robots=false -a base=URL --log-level INFO
+
+   The crawler runs twice per round: with the ``follow_all`` spider above and with
+   ``crawler_follow_spider.py``, the same crawl written in Scrapy's tutorial idiom (one
+   ``response.follow(href)`` per link), so a fast path only one idiom is on shows as a gap.
        python bench/spiders/raw_aiohttp.py URL 64 out.jsonl
 
    (plus ``--stats FILE`` for the crawler, kept in the JSON for diagnosis only). INFO logging
@@ -107,7 +111,7 @@ EXIT_INTERRUPTED = 130
 ALIAS_COUNT = 50  # 127.0.0.2 ... 127.0.0.51
 ALIAS_FIRST = 2
 #: Ours, run alternately: the crawler in memory, the crawler with a state file, the floor.
-OURS = ("crawler", "crawler_state", "floor")
+OURS = ("crawler", "crawler_follow", "crawler_state", "floor")
 
 
 def _load_site_module() -> ModuleType:
@@ -387,13 +391,14 @@ class Contender:
         if self.key == "crawler_state":  # the same crawl, resumable: a fresh state file per run
             plain = Contender("crawler", "", py, None, True).command(url, out, stats, concurrency)
             return [*plain, "--state", str(out.with_suffix(".state.db"))]
-        if self.key == "crawler":
+        if self.key in ("crawler", "crawler_follow"):
+            spider = "crawler_follow_spider.py" if self.key == "crawler_follow" else "crawler_spider.py"
             return [
                 py,
                 "-m",
                 "crawler",
                 "run",
-                "bench/spiders/crawler_spider.py",
+                f"bench/spiders/{spider}",
                 "-O",
                 str(out),
                 "-s",
@@ -520,7 +525,7 @@ class Bench:
         elif child.exit_code != 0:
             record["problems"].insert(0, f"exit code {child.exit_code}")
         record["ok"] = not record["problems"]
-        if who.key in ("crawler", "crawler_state"):
+        if who.key in ("crawler", "crawler_follow", "crawler_state"):
             record["self_reported"] = _self_reported(stats)  # diagnosis only, never a figure
         if who.key == "crawler_state":
             record["state_disk"] = _state_disk(out.with_suffix(".state.db"))
@@ -910,6 +915,14 @@ def _main(args: argparse.Namespace, nginx_bin: str, children: Children, work: Pa
         Contender(
             "crawler",
             "crawler",
+            args.python,
+            ours_version,
+            ours_version is not None,
+            note="" if ours_version else f"cannot import crawler with {args.python}",
+        ),
+        Contender(
+            "crawler_follow",
+            "crawler, follow() per link",
             args.python,
             ours_version,
             ours_version is not None,

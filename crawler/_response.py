@@ -17,6 +17,7 @@ from w3lib.encoding import html_to_unicode
 
 from ._links import PageLinks
 from ._request import Request
+from ._selector import PageSelector
 from ._url import join
 
 __all__ = ["Response"]
@@ -156,11 +157,11 @@ class Response:
             ctype = self.content_type
             if _is_markup(ctype):
                 if "xml" in ctype and "html" not in ctype:
-                    self._selector = Selector(text=self.text, type="xml", base_url=self.url)
+                    self._selector = PageSelector(text=self.text, type="xml", base_url=self.url)
                 else:
                     self._selector = self._html_selector()
             else:
-                self._selector = Selector(text="<html></html>", type="html")
+                self._selector = PageSelector(text="<html></html>", type="html")
         return self._selector
 
     def _html_selector(self) -> Selector:
@@ -170,8 +171,8 @@ class Response:
             # strip/re-encode of the text (about a fifth of the parse).
             root = etree.fromstring(self.body, parser=_html_parser(self._encoding), base_url=self.url)
             if root is not None:
-                return Selector(root=root, type="html", base_url=self.url)
-        return Selector(text=text, type="html", base_url=self.url)
+                return PageSelector(root=root, type="html", base_url=self.url)
+        return PageSelector(text=text, type="html", base_url=self.url)
 
     def css(self, query: str) -> SelectorList[Selector]:
         if not self.is_markup:

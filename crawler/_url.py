@@ -37,6 +37,9 @@ _PORT_SUFFIX = re.compile(r":[0-9]*$")
 # IPv4 address, a port without leading zeros, a path and query of characters that are never
 # percent-encoded (the path set excludes ?^`{}, the special-query set '), no userinfo, no
 # fragment. Dot segments ("/." anywhere, "%2e") and IDNA labels ("xn--") are checked apart.
+# A scheme other than http(s), as the parser would read it (after leading C0 controls and
+# spaces; no tab or newline inside, which it would remove): refused without parsing.
+_OTHER_SCHEME = re.compile(r"[\x00-\x20]*(?![Hh][Tt][Tt][Pp][Ss]?:)([A-Za-z][A-Za-z0-9+.\-]*):")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _AS_IS = re.compile(
     r"https?://"
@@ -85,6 +88,9 @@ def _has_dot_escape(url: str, start: int) -> bool:
 def _canonicalize(url: str) -> tuple[str, str]:
     if len(url) > _MAX_URL_LENGTH:
         raise BadURL(url, "url too long")
+    other = _OTHER_SCHEME.match(url)
+    if other is not None:  # mailto:, javascript:, tel: ... (two on every page of many sites)
+        raise BadURL(url, f"unsupported scheme {other[1].lower()!r}")
     try:
         href: str = ada_url.normalize_url(_encodable(url))
     except ValueError:

@@ -428,3 +428,58 @@ def _reference_screen(base, hrefs, seen, offsite, counts):
                 continue
         counts[why] = counts.get(why, 0) + 1
     return out
+
+
+SELECTOR_QUERIES = st.sampled_from(
+    [
+        ("css", "a::attr(href)"),
+        ("css", "a"),
+        ("css", "a::text"),
+        ("css", "*::text"),
+        ("css", "p a, b"),
+        ("css", "[href]::attr(src)"),
+        ("xpath", "//a/@href"),
+        ("xpath", "//a"),
+        ("xpath", "count(//a)"),
+        ("xpath", "boolean(//a)"),
+        ("xpath", "string(//a)"),
+        ("xpath", "//a/text()"),
+        ("xpath", "//*[re:test(@href, '^/')]/@href"),
+        ("xpath", "//a[@href=$h]/@href"),
+        ("xpath", "//a[contains(@href,"),  # malformed
+    ]
+)
+
+
+@PROPS
+@example(b'<a href="/x">1</a><a href="">2</a><b>3</b>', ("css", "a::attr(href)"))
+@given(HTMLISH, SELECTOR_QUERIES)
+def test_page_selector_gives_what_parsel_gives(body, query):
+    # Response's selectors build their results directly (crawler/_selector.py): every result
+    # must be what parsel's own Selector gives, down to the type and the query it remembers.
+    from parsel import Selector
+
+    from crawler._selector import PageSelector
+
+    kind, text = query
+    kwargs = {"h": "/x"} if "$h" in text else {}
+    html = body.decode("utf-8", "replace")
+    ours, theirs = PageSelector(text=html, type="html"), Selector(text=html, type="html")
+    results = []
+    for selector in (ours, theirs):
+        try:
+            found = selector.css(text) if kind == "css" else selector.xpath(text, **kwargs)
+        except ValueError as exc:
+            results.append(("error", str(exc)))
+            continue
+        results.append(
+            (
+                type(found).__name__,
+                found.getall(),
+                found.get(),
+                [(s.type, s._expr, s.namespaces, s._text, s._huge_tree, s.get(), s.getall()) for s in found],
+                [s.css("::text").getall() if s.type != "text" and not isinstance(s.root, str) else None for s in found],
+            )
+        )
+    assert results[0] == results[1]
+    assert all(isinstance(s, Selector) for s in (ours.css(text) if kind == "css" and results[0][0] != "error" else []))
