@@ -57,7 +57,7 @@ class Frontier:
     ) -> None:
         self._settings = settings
         self._stats = stats
-        self._allowed = tuple(d.lower().lstrip(".") for d in allowed_domains)
+        self._allowed = frozenset(d.lower().lstrip(".") for d in allowed_domains)
         self._clock = clock or asyncio.get_running_loop().time
         self._domain_key = domain_key or (lambda host: host)
         self._keys: dict[str, str] = {}  # host -> domain key, cached
@@ -182,7 +182,15 @@ class Frontier:
         if offsite is None:
             if len(self._offsite_hosts) > 100_000:  # a broad crawl: keep the cache bounded
                 self._offsite_hosts.clear()
-            offsite = self._offsite_hosts[host] = not any(host == d or host.endswith("." + d) for d in self._allowed)
+            # The host or one of its parent domains is allowed: a lookup per label, not a scan
+            # of allowed_domains (a broad crawl may list thousands).
+            allowed = self._allowed
+            offsite = host not in allowed
+            dot = host.find(".")
+            while offsite and dot >= 0:
+                offsite = host[dot + 1 :] not in allowed
+                dot = host.find(".", dot + 1)
+            self._offsite_hosts[host] = offsite
         return offsite
 
     def requeue(self, request: Request) -> None:
