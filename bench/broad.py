@@ -4,9 +4,10 @@ single-host crawl, for the CPU each page costs and the politeness each host sees
 From the repository root (``python bench/broad.py``; nginx from Debian):
 
 1. **Site.** ``--hosts`` hosts (4,000) on the loopback addresses 127.1.0.1, 127.1.0.2, ...
-   (250 per /24), each with an index and ``--pages-per-host`` product pages (8): about 1.5 KB
-   each, one item ``{url, title, price}``, links to two pages of its own host, to its index,
-   and four absolute links to pages of random other hosts. ``hosts.txt`` (``addr:port`` per
+   (250 per /24), each with an index and ``--pages-per-host`` product pages (8) shaped like
+   the bench site's (~8 KB, ~30 links, one item ``{url, title, price}``, a 404, offsite,
+   ``mailto:`` and ``javascript:`` links), whose 20 links to other products go to pages of
+   random other hosts, as absolute URLs. ``hosts.txt`` (``addr:port`` per
    line) is the seed list; ``manifest.json`` the expected pages and items. Cached under
    ``/tmp/crawler-bench`` by its parameters (the port is in the links, hence ``--port``).
 2. **Server.** One nginx: the broad site on every address with one ``listen PORT`` line,
@@ -50,8 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench
 
 RESULTS = bench.BENCH / "results" / "broad.json"
-GENERATOR_VERSION = 1
-FILLER = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor " * 14).strip()
+GENERATOR_VERSION = 2
+FILLER_WORDS = bench.benchsite.FILLER_WORDS
 
 
 def host_addr(h: int) -> str:
@@ -59,14 +60,24 @@ def host_addr(h: int) -> str:
 
 
 def page_html(h: int, k: int, hosts: int, per_host: int, port: int, rng: random.Random) -> tuple[str, str]:
+    """A product page shaped like the single-host bench site's (``bench/site.py``): ~8 KB,
+    ~30 links, but its 20 links to other products go to random other hosts (absolute URLs,
+    some with a ``#fragment``), beside its two neighbours on its own host, three offsite
+    links, a ``/missing/`` page that 404s, a ``mailto:`` and a ``javascript:`` link."""
     price = f"{rng.randint(100, 99_999) / 100:.2f}"
-    links = [f"{(k + 1) % per_host}.html", f"/p/{(k + 2) % per_host}.html", "/index.html"]
-    links += [f"http://{host_addr(rng.randrange(hosts))}:{port}/p/{rng.randrange(per_host)}.html" for _ in range(4)]
+    links = [f"{(k + 1) % per_host}.html", f"../p/{(k + 2) % per_host}.html"]
+    for n in range(20):
+        url = f"http://{host_addr(rng.randrange(hosts))}:{port}/p/{rng.randrange(per_host)}.html"
+        links.append(url + "#reviews" if n % 5 == 0 else url)
+    links += [f"https://external-{rng.randrange(50)}.example/x/{rng.randrange(1000)}" for _ in range(3)]
+    links += [f"/missing/{k}.html", "mailto:sales@example.invalid", "javascript:void(0)"]
+    rng.shuffle(links)
     anchors = "".join(f'<li><a href="{link}">link {n}</a></li>' for n, link in enumerate(links))
+    filler = " ".join(rng.choice(FILLER_WORDS) for _ in range(1000))[:6000]
     html = (
         f"<!DOCTYPE html><html><head><title>Host {h} item {k}</title></head><body>"
         f'<h1 class="title">Host {h} item {k}</h1><span class="price">{price}</span>'
-        f"<p>{FILLER}</p><ul>{anchors}</ul></body></html>"
+        f"<p>{filler}</p><ul>{anchors}</ul></body></html>"
     )
     return html, price
 
@@ -251,9 +262,8 @@ def main() -> int:
                            "--log-level", "WARNING"]
                     pages = single_manifest["pages"]
                 else:
-                    log.unlink(missing_ok=True)
-                    os.kill(nginx.pid, 10)  # SIGUSR1: reopen the log
-                    time.sleep(0.3)
+                    if log.exists():
+                        os.truncate(log, 0)  # nginx appends (O_APPEND): truncating in place is safe
                     cmd = [args.python, "-m", "crawler", "run", "bench/spiders/broad_spider.py", "-O", str(out),
                            "-a", f"seeds={site / 'hosts.txt'}", "-s", "concurrency=128", "--log-level", "WARNING"]
                     pages = manifest["pages"]
