@@ -11,8 +11,10 @@ the next page in that directory skips resolving, canonicalising and hashing it: 
 lookup instead. That is sound because a dead link stays dead (the seen-set only grows, and
 the offsite and malformed verdicts depend on the URL alone), and because only hrefs that
 resolve the same against every page of a directory are remembered: plain paths (relative,
-``../`` or site-absolute ``/x``), absolute ``http(s)://`` URLs and other schemes
-(``mailto:``). An href that may depend on the page itself (``?q``, ``#f``, ``//``, ``http:x``,
+``../`` or site-absolute ``/x``) for that directory; absolute ``http(s)://`` URLs and other
+schemes (``mailto:``), which resolve alike on every page of every host, once for all pages
+(a broad crawl's links across thousands of hosts would otherwise be remembered per host,
+and rarely met again there). An href that may depend on the page itself (``?q``, ``#f``, ``//``, ``http:x``,
 leading blanks or control characters) is resolved every time, and so is a link that passes
 (the spider may still not follow it). Memory is bounded: past ``max_bytes`` (an estimate:
 each href's length plus ~120 B for its string and dict slot) it starts again, empty.
@@ -38,6 +40,8 @@ _MAX_HREF = 2048  # longer dead hrefs (data: URIs ...) are not worth their memor
 
 # An href resolving the same against every page of a directory: no query or fragment alone,
 # no network-path "//", no scheme-relative "http:x", no leading blank or control character.
+# ... and on every page of every host: an absolute http(s) URL, or another scheme (mailto:).
+_ANYWHERE_ALIKE = re.compile(r"https?://|(?![Hh][Tt][Tt][Pp][Ss]?:)[A-Za-z][A-Za-z0-9+.\-]*:")
 _DIRECTORY_ALIKE = re.compile(r"https?://|/(?!/)|(?![Hh][Tt][Tt][Pp][Ss]?:)[A-Za-z][A-Za-z0-9+.\-]*:")
 
 
@@ -55,7 +59,10 @@ class LinkScreen:
         self._stats = stats
         self._max_bytes = max_bytes
         self._dead: dict[str, dict[str, str]] = {}  # base directory -> href -> why it is dead
-        self._bytes = 0  # estimated size of _dead
+        # Absolute URLs and other schemes resolve alike on every page of every host: a broad
+        # crawl's links across hosts are remembered once, not per directory.
+        self._anywhere: dict[str, str] = {}  # href -> why it is dead
+        self._bytes = 0  # estimated size of _dead and _anywhere
 
     def __call__(self, base: str, hrefs: Iterable[str], counts: dict[str, int] | None = None) -> list[str]:
         """The canonical URLs worth a Request among ``hrefs`` resolved against ``base``, each once, in order.
@@ -66,8 +73,10 @@ class LinkScreen:
         directory = _directory_of(base)
         if self._bytes >= self._max_bytes:
             self._dead.clear()
+            self._anywhere.clear()
             self._bytes = 0
         dead = self._dead.get(directory, {}) if directory else {}
+        anywhere = self._anywhere
         clean = PageLinks(base)
         seen = self._seen
         offsite = self._offsite
@@ -78,7 +87,7 @@ class LinkScreen:
         for raw in hrefs:
             if not raw:
                 continue
-            why = dead.get(raw)
+            why = dead.get(raw) or anywhere.get(raw)
             if why is None:
                 url = clean.resolve(raw)
                 plain = bool(url)  # a plain path: resolves alike in the whole directory
@@ -103,9 +112,13 @@ class LinkScreen:
                         page[url] = None
                         out.append(url)
                         continue
-                if directory and len(raw) <= _MAX_HREF and (plain or _DIRECTORY_ALIKE.match(raw)):
-                    dead[raw] = why
-                    added += len(raw) + _ENTRY_BYTES
+                if len(raw) <= _MAX_HREF:
+                    if _ANYWHERE_ALIKE.match(raw):
+                        anywhere[raw] = why
+                        self._bytes += len(raw) + _ENTRY_BYTES
+                    elif directory and (plain or _DIRECTORY_ALIKE.match(raw)):
+                        dead[raw] = why
+                        added += len(raw) + _ENTRY_BYTES
             page_counts[why] = page_counts.get(why, 0) + 1
         if added:
             if directory not in self._dead:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -106,38 +105,110 @@ def uses_budget(entry: _Entry) -> bool:
     return entry.attempt == 1 and entry.redirects == 0 and not entry.internal
 
 
-class _Queue:
-    """One domain's queued requests: FIFOs by priority, and retries waiting for their time."""
+class _Fifo:
+    """A FIFO as a list read from a moving start: a broad crawl holds a queue for each of
+    100,000 domains with a few requests each, and a deque costs ~620 bytes even empty."""
 
-    __slots__ = ("delayed", "queues", "size", "top")
+    __slots__ = ("items", "start")
 
     def __init__(self) -> None:
-        # priority -> FIFO of entries.
-        self.queues: dict[int, deque[_Entry]] = {}
+        self.items: list[_Entry] = []
+        self.start = 0
+
+    def append(self, entry: _Entry) -> None:
+        self.items.append(entry)
+
+    def __len__(self) -> int:
+        return len(self.items) - self.start
+
+    def __getitem__(self, index: int) -> _Entry:
+        return self.items[self.start + index]
+
+    def __iter__(self) -> Iterator[_Entry]:
+        return iter(self.items[self.start :])
+
+    def popleft(self) -> _Entry:
+        items, start = self.items, self.start
+        entry = items[start]
+        items[start] = None  # type: ignore[call-overload]  # (no reference kept to what left)
+        start += 1
+        if start >= 64 and start * 2 >= len(items):  # the read part is half the list: drop it
+            del items[:start]
+            start = 0
+        self.start = start
+        return entry
+
+    def remove(self, entry: _Entry) -> None:
+        del self.items[self.items.index(entry, self.start)]
+
+
+# Shared by every domain with no retry waiting (most of them): replaced before it is pushed to.
+_NO_DELAYED: list[tuple[float, int, Request]] = []
+
+
+class _Queue:
+    """One domain's queued requests: FIFOs by priority, and retries waiting for their time.
+
+    Most domains only ever see one priority: its FIFO is kept directly (``only``), and a
+    dict by priority is made when a second one comes (a dict is ~200 bytes a domain)."""
+
+    __slots__ = ("delayed", "only", "only_priority", "queues", "size", "top")
+
+    def __init__(self) -> None:
+        self.only: _Fifo | None = None  # the FIFO of the one priority, while there is one
+        self.only_priority = 0
+        self.queues: dict[int, _Fifo] | None = None  # priority -> FIFO, once there are several
         self.top = 0  #: highest priority with entries (when size > 0)
         self.size = 0
-        self.delayed: list[tuple[float, int, Request]] = []  # (not_before, seq, request): retries
+        self.delayed = _NO_DELAYED  # (not_before, seq, request): retries, a heap
 
     def push(self, priority: int, entry: _Entry) -> None:
-        queue = self.queues.get(priority)
-        if queue is None:
-            queue = self.queues[priority] = deque()
+        queues = self.queues
+        if queues is None:
+            only = self.only
+            if only is None:
+                only = self.only = _Fifo()
+                self.only_priority = priority
+            if priority == self.only_priority:
+                queue = only
+            else:
+                queues = self.queues = {self.only_priority: only}
+                self.only = None
+        if queues is not None:
+            queue = queues.get(priority)  # type: ignore[assignment]
+            if queue is None:
+                queue = queues[priority] = _Fifo()
         queue.append(entry)
         if not self.size or priority > self.top:
             self.top = priority
         self.size += 1
 
+    def _fifo(self, priority: int) -> _Fifo:
+        if self.queues is None:
+            assert self.only is not None
+            return self.only
+        return self.queues[priority]
+
+    def _drop(self, priority: int) -> None:
+        """The FIFO of ``priority`` is empty."""
+        if self.queues is None:
+            self.only = None
+            return
+        del self.queues[priority]
+        if self.queues:
+            self.top = max(self.queues)
+        else:
+            self.queues = None
+
     def head(self) -> _Entry:
-        return self.queues[self.top][0]
+        return self._fifo(self.top)[0]
 
     def pop(self) -> _Entry:
-        queue = self.queues[self.top]
+        queue = self._fifo(self.top)
         entry = queue.popleft()
         self.size -= 1
         if not queue:
-            del self.queues[self.top]
-            if self.queues:
-                self.top = max(self.queues)
+            self._drop(self.top)
         return entry
 
     def release_due(self, now: float) -> None:
@@ -152,22 +223,23 @@ class _Queue:
         Once max_pages is reached only those may still go out; they must not wait behind
         fresh links that never will. Rare (the end of a limited crawl), so a scan is fine.
         """
-        for priority in sorted(self.queues, reverse=True):
-            queue = self.queues[priority]
+        priorities = sorted(self.queues, reverse=True) if self.queues is not None else [self.only_priority]
+        for priority in priorities if self.size else ():
+            queue = self._fifo(priority)
             for entry in queue:
                 if not uses_budget(entry):
                     queue.remove(entry)
                     self.size -= 1
                     if not queue:
-                        del self.queues[priority]
-                        if self.queues:
-                            self.top = max(self.queues)
+                        self._drop(priority)
                     self.push(_PROMOTED, entry)
                     return True
         return False
 
     def entries(self) -> Iterator[_Entry]:
-        for queue in self.queues.values():
+        if self.only is not None:
+            yield from self.only
+        for queue in (self.queues or {}).values():
             yield from queue
         for *_, request in self.delayed:
             yield request
@@ -181,7 +253,7 @@ class MemoryStore:
         self._pacer = pacer
         self._queues: dict[str, _Queue] = {}  # domains with queued or delayed requests
         self._heap: list[tuple[float, int, str]] = []  # (ready at, seq, domain); stale entries skipped
-        self._slot: dict[str, tuple[float, int]] = {}  # domain -> its live heap entry
+        self._slot: dict[str, tuple[float, int, str]] = {}  # domain -> its live heap entry (the same tuple)
         self._at_concurrency: set[str] = set()  # queued domains waiting for a slot (not in the heap)
         self._over_budget: set[str] = set()  # queued domains holding only fresh requests, max_pages reached
         self._templates: dict[_Template, _Template] = {}
@@ -201,6 +273,8 @@ class MemoryStore:
         if queue is None:
             queue = self._queues[key] = _Queue()
         if request.not_before > now:
+            if queue.delayed is _NO_DELAYED:
+                queue.delayed = []
             heapq.heappush(queue.delayed, (request.not_before, next(self._seq), request))
             at = request.not_before
         else:
@@ -247,9 +321,8 @@ class MemoryStore:
         return request
 
     def _schedule(self, key: str, at: float) -> None:
-        seq = next(self._seq)
-        self._slot[key] = (at, seq)
-        heapq.heappush(self._heap, (at, seq, key))
+        entry = self._slot[key] = (at, next(self._seq), key)
+        heapq.heappush(self._heap, entry)
 
     # -- handing out -----------------------------------------------------------------------
 
@@ -257,12 +330,12 @@ class MemoryStore:
         heap = self._heap
         pacer = self._pacer
         while heap:
-            at, seq, key = heap[0]
+            turn = heap[0]
+            at, _, key = turn
             if at > now:
                 return None, at
             heapq.heappop(heap)
-            slot = self._slot.get(key)
-            if slot is None or slot[1] != seq:
+            if self._slot.get(key) is not turn:
                 continue  # rescheduled since: a stale entry
             del self._slot[key]
             queue = self._queues[key]

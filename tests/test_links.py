@@ -38,6 +38,23 @@ def test_a_dead_href_is_remembered_for_the_directory_and_still_counted():
     assert links("http://example.com/other/x.html", ["seen.html"]) == ["http://example.com/other/seen.html"]
 
 
+def test_absolute_links_found_dead_on_one_host_are_remembered_for_every_host():
+    # A broad crawl: the same absolute link on pages of many hosts (each its own directory).
+    links = screen()
+    links._seen.add(fingerprint("http://example.com/shop/seen.html"))
+    links(PAGE, ["http://example.com/shop/seen.html", "mailto:x", "http://other.org/a"])
+
+    links._seen = FingerprintSet()  # were it resolved again, it would pass: it is not
+    for page in ("http://a.example.com/p/1.html", "http://b.example.com/", "https://example.com/x/y"):
+        assert links(page, ["http://example.com/shop/seen.html", "mailto:x", "http://other.org/a"]) == []
+    assert links._stats.filtered_by == {"duplicate": 4, "bad_url": 4, "offsite": 4}
+    # A site-absolute path depends on the host: remembered for its directory only.
+    links._seen.add(fingerprint("http://example.com/shop/seen.html"))
+    links(PAGE, ["/shop/seen.html"])
+    links._seen = FingerprintSet()
+    assert links("http://example.com/other/item.html", ["/shop/seen.html"]) == ["http://example.com/shop/seen.html"]
+
+
 def test_the_memory_is_bounded_by_its_size():
     links = screen(max_bytes=2000)
     for page in range(50):
