@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from ._connector import BoundedConnector, default_max_idle_hosts
 from ._deadlines import Deadlines, Fetch
 from ._exceptions import RequestFailed, ResponseTooLarge
 from ._request import Request
@@ -40,7 +41,14 @@ class Downloader:
 
     async def open(self) -> None:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._settings.concurrency, ttl_dns_cache=300)
+            settings = self._settings
+            # Idle keep-alive connections and the DNS cache bounded (see _connector): a
+            # broad crawl would otherwise hold a socket and an address for every host met.
+            connector = BoundedConnector(
+                limit=settings.concurrency,
+                ttl_dns_cache=300,
+                max_idle_hosts=default_max_idle_hosts(settings.concurrency, settings.domain_concurrency),
+            )
             # unsafe=True: aiohttp's default jar drops cookies from IP-address hosts, so a
             # login on http://127.0.0.1/ or a LAN box would be forgotten; a crawler keeps
             # them as it does for any host (still scoped to that host by the jar).
