@@ -19,6 +19,8 @@ shows up by stage:
   spider_follow  the same in the other idiom users write (Scrapy's tutorial form):
              ``for href in response.css("a::attr(href)").getall(): yield response.follow(href)``
              (each also ``_seen``: the same pages again, every link already seen)
+  handout_paused_100, handout_paused_100k  one ``Frontier.next()`` (us per hand-out, not per
+             page) with 10 busy domains beside 100 / 100,000 paused ones (``bench/handout.py``)
 
     python bench/hotpath.py [--pages 3000] [--json FILE]
 """
@@ -138,6 +140,10 @@ async def run(n: int) -> dict[str, float]:
         with timed(stage + "_seen", results, n):  # again: every link already seen
             for r in rs:
                 await runner.run(parse, r, r.request)
+    import handout  # bench/handout.py, beside this file
+
+    results["handout_paused_100"] = round(await handout.per_handout(100, 5000), 2)
+    results["handout_paused_100k"] = round(await handout.per_handout(100_000, 5000), 2)
     results["links_per_page"] = round(sum(len(h) for h in hrefs) / n, 1)
     results["new_links_per_page"] = round(sum(len(f) for f in fresh) / n, 1)
     return results
@@ -160,7 +166,7 @@ def main() -> int:
     args = parser.parse_args()
     results = asyncio.run(run(args.pages))
     for stage, value in results.items():
-        unit = "" if stage.endswith("per_page") else " us/page"
+        unit = "" if stage.endswith("per_page") else " us/hand-out" if stage.startswith("handout") else " us/page"
         print(f"{stage:20s} {value:8.1f}{unit}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
