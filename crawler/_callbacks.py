@@ -65,16 +65,24 @@ class CallbackRunner:
                 result = callback(argument, **request._cb_kwargs)
             else:
                 result = callback(argument)
+            # A Request is routed without an await (no coroutine per link: a spider that yields
+            # one follow() per link yields dozens a page); items may wait in pipelines.
             if inspect.isasyncgen(result):
                 async for output in result:
-                    await self._output(output, request, filtered, sink)
+                    if isinstance(output, Request):
+                        self._follow(output, request, filtered)
+                    else:
+                        await self._output(output, request, filtered, sink)
                 return
             if inspect.isawaitable(result):
                 result = await result
             if result is None:
                 return
             for output in result:
-                await self._output(output, request, filtered, sink)
+                if isinstance(output, Request):
+                    self._follow(output, request, filtered)
+                else:
+                    await self._output(output, request, filtered, sink)
         except Exception as exc:
             self._stats.callback_errors += 1
             self._log.error(
@@ -88,17 +96,20 @@ class CallbackRunner:
             if filtered:
                 self._log.debug("links_filtered", url=request.url, filtered=filtered)
 
+    def _follow(self, output: Request, request: Request, filtered: dict[str, int] | None) -> None:
+        output.depth = request.depth + 1
+        if output.attempt != 1 or output.redirects or output.chain:  # e.g. response.request.replace(url=...)
+            new_chain(output)
+        reason = self._frontier().add(output)
+        # robots_unavailable is a failure, logged on its own as request_failed.
+        if reason is not None and filtered is not None and reason != "robots_unavailable":
+            filtered[reason] = filtered.get(reason, 0) + 1
+
     async def _output(
         self, output: Any, request: Request, filtered: dict[str, int] | None, sink: list[Any] | None
     ) -> None:
         if isinstance(output, Request):
-            output.depth = request.depth + 1
-            if output.attempt != 1 or output.redirects or output.chain:  # e.g. response.request.replace(url=...)
-                new_chain(output)
-            reason = self._frontier().add(output)
-            # robots_unavailable is a failure, logged on its own as request_failed.
-            if reason is not None and filtered is not None and reason != "robots_unavailable":
-                filtered[reason] = filtered.get(reason, 0) + 1
+            self._follow(output, request, filtered)
         elif is_item(output):
             await self._items.process(output, sink)
         elif output is not None:
