@@ -1,17 +1,15 @@
-"""aiohttp's connection pool, bounded for broad crawls: idle connections and the DNS cache.
+"""aiohttp's connection pool, bounded for broad crawls: idle keep-alive connections.
 
 aiohttp's ``limit`` counts connections *in use*. A connection put back stays open for its
-keep-alive time (15 s) however many hosts there are, and its DNS cache keeps every host it
-resolved until that host is looked up again. A crawl of one site reuses a few dozen
+keep-alive time (15 s) however many hosts there are. A crawl of one site reuses a few dozen
 connections, as it should; a broad crawl touches thousands of hosts a minute, and would hold
 a socket for each (the usual limit on open files is 1,024: past it every new connection
-fails) and an address entry for each, forever.
+fails). (Its DNS cache is bounded by aiohttp itself: ``dns_cache_max_size``, LRU.)
 
 :class:`BoundedConnector` keeps the idle connections of at most ``max_idle_hosts`` hosts (by
 default what half the process's open-file limit allows, beside the connections in use):
 past that, the connections of the host idle the longest are closed, so a busy host keeps
-its keep-alive connections and a host met once does not keep a socket. It clears the DNS
-cache once per TTL, so it holds at most the hosts resolved in one TTL.
+its keep-alive connections and a host met once does not keep a socket.
 
 It reads aiohttp's pool (``_conns``: host key -> idle connections, a key dropped when its
 last connection is taken); a test pins that behaviour, and without the attribute it falls
@@ -21,7 +19,6 @@ back to aiohttp's own.
 from __future__ import annotations
 
 import resource
-import time
 from typing import Any
 
 import aiohttp
@@ -42,11 +39,9 @@ def default_max_idle_hosts(concurrency: int, domain_concurrency: int) -> int:
 
 
 class BoundedConnector(aiohttp.TCPConnector):
-    def __init__(self, *, max_idle_hosts: int, ttl_dns_cache: int = 300, **kwargs: Any) -> None:
-        super().__init__(ttl_dns_cache=ttl_dns_cache, **kwargs)
+    def __init__(self, *, max_idle_hosts: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._max_idle_hosts = max_idle_hosts
-        self._dns_ttl = ttl_dns_cache
-        self._dns_cleared = time.monotonic()
         self._bounded = isinstance(getattr(self, "_conns", None), dict)
 
     def _release(self, key: Any, protocol: Any, *, should_close: bool = False) -> None:
@@ -62,7 +57,3 @@ class BoundedConnector(aiohttp.TCPConnector):
             oldest = next(iter(pool))
             for connection, _ in pool.pop(oldest):
                 connection.close()
-        now = time.monotonic()
-        if now - self._dns_cleared > self._dns_ttl:
-            self._dns_cleared = now
-            self.clear_dns_cache()

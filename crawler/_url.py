@@ -179,7 +179,10 @@ def join(base: str, href: str) -> str:
         href = href[:hash_at]
     if not href:
         return base.partition("#")[0]
-    if "\\" in href or not href.isprintable():
+    # The parser's cases: a backslash, a control, a space before "#" (kept, as %20: not at
+    # the end of the href), and an escaped dot segment ("%2e"), which the standard removes
+    # in order with "." and ".." (here they would be removed before it).
+    if "\\" in href or not href.isprintable() or href[-1] == " " or _dot_escape(href) or _dot_escape(base):
         return _slow_join(base, written)
     first = href[0]
     if first == "/":
@@ -209,6 +212,10 @@ def join(base: str, href: str) -> str:
     path, sep, query = href.partition("?")
     merged = base_path[: base_path.rfind("/") + 1] + path
     return base[:root] + _remove_dots(merged) + sep + query
+
+
+def _dot_escape(text: str) -> bool:
+    return "%2" in text and ("%2e" in text or "%2E" in text)
 
 
 def _path_start(base: str) -> int:

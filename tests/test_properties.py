@@ -269,6 +269,11 @@ BASES = st.sampled_from(
 @example("http://example.com/dir/page", "\\x")
 @example("http://example.com/dir/page", "/a/%2e%2e/b")
 @example("http://example.com/dir/page", "http:x")
+@example("http://example.com/dir/page", "b.html #top")  # a space before "#" is kept (%20)
+@example("http://example.com/dir/page", "?q #x")
+@example("https://example.com:8443/a/b/c?q=1", "%2e%2e/../x")  # escaped and plain dot segments, in order
+@example("http://example.com/", "/a/%2E%2e/../b")
+@example("http://h/a/", "../%2e/x")
 def test_fast_join_resolves_as_the_url_standard(base, href):
     import ada_url
 
