@@ -226,13 +226,20 @@ def main() -> int:
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--json", type=Path, default=RESULTS)
     ap.add_argument("--site-root", type=Path, default=bench.benchsite.DEFAULT_ROOT)
+    ap.add_argument("--smoke", action="store_true", help="20 hosts of 2 pages, one run each, items checked only")
     args = ap.parse_args()
+    if args.smoke:  # (a pytest smoke test: the harness still works; no figures, no JSON)
+        args.hosts, args.pages_per_host, args.runs, args.single_pages = 20, 2, 1, 200
+        args.port = bench.free_port()
     nginx_bin = bench.find_nginx(None)
     if nginx_bin is None:
         print(f"bench: no nginx; {bench.NGINX_HINT}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    site, manifest = ensure_site(args.hosts, args.pages_per_host, args.port, args.seed, args.site_root)
+    smoke_root = Path(tempfile.mkdtemp(prefix="crawler-broad-site-")) if args.smoke else None
+    if smoke_root is not None:
+        os.chmod(smoke_root, 0o755)  # nginx's worker must reach the site inside it
+    site, manifest = ensure_site(args.hosts, args.pages_per_host, args.port, args.seed, smoke_root or args.site_root)
     single, single_manifest, _ = bench.benchsite.ensure_site(args.single_pages, root=args.site_root)
     print(f"sites: {site} ({manifest['pages']:,} pages on {args.hosts:,} hosts), {single} "
           f"({time.perf_counter() - t0:.1f} s)", flush=True)
@@ -303,6 +310,10 @@ def main() -> int:
     print(f"CPU per page: single {summary['single']['cpu_ms_per_page_median']:.3f} ms, broad "
           f"{summary['broad']['cpu_ms_per_page_median']:.3f} ms = {ratio:.2f}x (target <= 1.2x); "
           f"{'all runs correct' if ok else 'FAILURES'}")
+    if smoke_root is not None:
+        shutil.rmtree(smoke_root, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+        return 0 if ok else 1
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"manifest": manifest, "runs": results, "summary": summary,
                                      "cpu_ratio": round(ratio, 3), "ok": ok}, indent=2) + "\n")

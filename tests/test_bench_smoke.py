@@ -1,4 +1,4 @@
-"""A 200-page smoke run of the benchmark harness: both crawls must give every item.
+"""Smoke runs of the benchmark harnesses (bench/run.py, bench/broad.py): every crawl must give every item.
 
 Performance is measured by bench/run.py, never asserted here: this only checks that the
 harness, the bench spiders and the crawler agree on the items (counts). It needs nginx
@@ -22,3 +22,16 @@ def test_bench_smoke_run_produces_every_item():
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "crawler" in result.stdout and "floor" in result.stdout
+
+
+def test_broad_bench_smoke_run_produces_every_item():
+    # bench/broad.py on 20 loopback hosts (127.1.0.x) of 2 pages, beside a 200-page single-host crawl.
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "broad.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "all runs correct" in result.stdout
