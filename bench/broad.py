@@ -114,18 +114,7 @@ def ensure_site(hosts: int, per_host: int, port: int, seed: int, root: Path) -> 
         manifest = json.loads(with_manifest.read_text())
         if manifest.get("generator_version") == GENERATOR_VERSION:
             return target, manifest
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=root))
-    try:
-        manifest = generate(tmp, hosts, per_host, port, seed)
-        os.chmod(tmp, 0o755)  # nginx's worker must read it
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target, manifest
+    return target, bench.benchsite.build_into(target, lambda tmp: generate(tmp, hosts, per_host, port, seed))
 
 
 def nginx_config(work: Path, broad: Path, port: int, single: Path, single_port: int, log: Path) -> str:

@@ -38,7 +38,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 #: Bumped whenever the generated HTML changes, so cached sites of an older shape are rebuilt.
@@ -163,10 +163,16 @@ def ensure_site(
         and manifest.get("filler") == filler
     ):
         return target, manifest, False
+    return target, build_into(target, lambda tmp: generate(tmp, pages, seed, filler)), True
+
+
+def build_into(target: Path, make: Callable[[Path], dict]) -> dict:
+    """Run ``make`` on a fresh directory beside ``target``, then rename it into place: an
+    interrupted generation never leaves a half site a later run would take for a whole one."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
-        manifest = generate(tmp, pages, seed, filler)
+        manifest = make(tmp)
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; nginx's worker (nobody) must read it
         if target.exists():
             shutil.rmtree(target)
@@ -174,7 +180,7 @@ def ensure_site(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target, manifest, True
+    return manifest
 
 
 def price_digest(items: Iterable[dict]) -> tuple[str, int, int, list[str]]:

@@ -67,22 +67,26 @@ def canonicalize(url: str) -> tuple[str, str]:
     """
     # Fast path: most URLs on the hot path are already canonical (links resolved against a
     # canonical page URL); they are returned as they are, exactly as the parser would.
+    # (An escaped dot in a query only is rare: the parser takes that URL.)
     found = _AS_IS.fullmatch(url)
-    if found is not None and "/." not in url and "xn--" not in url and len(url) <= _MAX_URL_LENGTH:
-        path_start = found.end(2) if found.end(2) > 0 else found.end(1)
-        if "%2" not in url or not _has_dot_escape(url, path_start):
-            port = found[2]
-            if port is None:
-                return url, found[1]
-            if int(port) <= 65535 and int(port) != (80 if url[4] == ":" else 443):
-                return url, found[1]
+    if (
+        found is not None
+        and "/." not in url
+        and "xn--" not in url
+        and len(url) <= _MAX_URL_LENGTH
+        and not _dot_escape(url)
+    ):
+        port = found[2]
+        if port is None:
+            return url, found[1]
+        if int(port) <= 65535 and int(port) != (80 if url[4] == ":" else 443):
+            return url, found[1]
     return _canonicalize(url)
 
 
-def _has_dot_escape(url: str, start: int) -> bool:
-    """"%2e" (an escaped dot, a dot segment to the standard) in the path."""
-    path = url[start:].partition("?")[0].lower()
-    return "%2e" in path
+def _dot_escape(text: str) -> bool:
+    """An escaped dot ("%2e"), which the standard reads as a dot in a path's dot segments."""
+    return "%2" in text and ("%2e" in text or "%2E" in text)
 
 
 def _canonicalize(url: str) -> tuple[str, str]:
@@ -212,10 +216,6 @@ def join(base: str, href: str) -> str:
     path, sep, query = href.partition("?")
     merged = base_path[: base_path.rfind("/") + 1] + path
     return base[:root] + _remove_dots(merged) + sep + query
-
-
-def _dot_escape(text: str) -> bool:
-    return "%2" in text and ("%2e" in text or "%2E" in text)
 
 
 def _path_start(base: str) -> int:
