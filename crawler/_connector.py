@@ -23,6 +23,8 @@ from typing import Any
 
 import aiohttp
 
+from ._addresses import AddressGuard
+
 __all__ = ["BoundedConnector", "default_max_idle_hosts"]
 
 
@@ -39,10 +41,23 @@ def default_max_idle_hosts(concurrency: int, domain_concurrency: int) -> int:
 
 
 class BoundedConnector(aiohttp.TCPConnector):
-    def __init__(self, *, max_idle_hosts: int, **kwargs: Any) -> None:
+    def __init__(self, *, max_idle_hosts: int, guard: AddressGuard | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._max_idle_hosts = max_idle_hosts
+        self._guard = guard
         self._bounded = isinstance(getattr(self, "_conns", None), dict)
+
+    async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[Any]:
+        """The addresses ``host`` resolves to (an IP literal: itself), refused when the
+        private-network guard refuses any of them: checked here, where every new connection
+        resolves, so a redirect or a DNS answer cannot steer around it."""
+        hosts: list[Any] = await super()._resolve_host(host, port, traces=traces)
+        guard = self._guard
+        if guard is not None and guard.enabled:
+            for entry in hosts:
+                if not guard.allows(host, entry["host"]):
+                    raise guard.refuse(host, entry["host"])
+        return hosts
 
     def _release(self, key: Any, protocol: Any, *, should_close: bool = False) -> None:
         super()._release(key, protocol, should_close=should_close)

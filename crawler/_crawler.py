@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 
+from ._addresses import AddressGuard
 from ._callbacks import CallbackRunner, new_chain
-from ._downloader import Downloader
+from ._downloader import Downloader, Fetcher, load_downloader
 from ._exceptions import CrawlStateError, IgnoreRequest, SpiderLoadError
 from ._failure import Failure
 from ._frontier import Frontier, registrable_domain_key
@@ -68,6 +70,7 @@ class Crawler:
         settings: Settings | Mapping[str, Any] | None = None,
         *,
         session: aiohttp.ClientSession | None = None,
+        downloader: Downloader | Callable[[], Downloader] | None = None,
         middlewares: Sequence[Middleware | type[Middleware]] = (),
         pipelines: Sequence[ItemPipeline | type[ItemPipeline]] = (),
         exporters: Sequence[ItemPipeline | type[ItemPipeline]] = (),
@@ -79,7 +82,13 @@ class Crawler:
         if spider.allowed_domains and not self._allowed_hosts:
             # An empty list would mean "any host": never widen a crawl because its list was bad.
             raise SpiderLoadError("; ".join(self._allowed_notes) + ": allowed_domains names no usable host")
-        self._session = session
+        if session is not None and downloader is not None:
+            raise TypeError("pass session= or downloader=, not both (session= is aiohttp's shortcut)")
+        self._downloader_given = downloader if downloader is not None else _downloader_for(self.settings, session)
+        self._guard = AddressGuard.from_settings(self.settings)
+        if self._guard.auto:  # a crawl of a local site needs no setting (see _addresses)
+            for url in _start_urls(spider):
+                self._guard.saw_start(urlsplit(url).hostname or "")
         # A class is instantiated here, for this crawl only; an object is shared with any
         # other crawl that lists it (e.g. as a spider class attribute).
         self._extra_middlewares: tuple[Middleware, ...] = _per_crawl((*spider.middlewares, *middlewares))
@@ -100,7 +109,7 @@ class Crawler:
         self._frontier: Frontier | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._stop_requested = False
-        self._downloader: Downloader | None = None
+        self._downloader: Fetcher | None = None
         self._resume: Resume | None = None  # with a state file: the crawl is resumable
         self._shared: SharedCrawl | None = None  # with a shared frontier: this is one worker of the crawl
         self._feeding = False  # this worker runs the spider's start()
@@ -173,7 +182,11 @@ class Crawler:
             pages_done=self._stats.pages,
             shared=self._shared is not None,
         )
-        self._downloader = Downloader(self.settings, self._session)
+        given = self._downloader_given
+        client = given() if isinstance(given, type) or not isinstance(given, Downloader) else given
+        if not isinstance(client, Downloader):
+            raise TypeError(f"{client!r} is not a downloader: it needs async open, fetch and aclose")
+        self._downloader = Fetcher(client, self.settings, self._guard)
         chain = MiddlewareChain(
             [
                 *([self._shared.robots()] if self._shared is not None and self.settings.obey_robots else []),
@@ -356,6 +369,8 @@ class Crawler:
                     break
                 if isinstance(request, Request):
                     self._stats.start_requests += 1
+                    if self._guard.auto and self._guard.enabled:  # before robots.txt is fetched for it
+                        self._guard.saw_start(urlsplit(request.url).hostname or "")
                     new_chain(request)
                     frontier.add(request)
                     if self._shared is not None and self._shared.store.pending() >= 10_000:
@@ -515,7 +530,28 @@ def _loggable(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings as logged: a shared frontier's password is never shown."""
     if settings.get("frontier"):
         settings["frontier"] = _redact(settings["frontier"])
+    if settings.get("proxy"):
+        settings["proxy"] = [_redact(url) for url in settings["proxy"]]
     return settings
+
+
+def _downloader_for(
+    settings: Settings, session: aiohttp.ClientSession | None
+) -> Downloader | Callable[[], Downloader]:
+    """What makes this crawl's downloader: aiohttp around a host's ``session``, or the
+    downloader the setting names (a class: each crawl makes its own)."""
+    if session is not None:
+        from ._aiohttp import AiohttpDownloader
+
+        return AiohttpDownloader(session)
+    return load_downloader(settings.downloader)
+
+
+def _start_urls(spider: Spider) -> list[str]:
+    urls = spider.start_urls
+    if isinstance(urls, str):
+        return [urls]
+    return [url for url in urls if isinstance(url, str)] if isinstance(urls, list | tuple) else []
 
 
 def _per_crawl(entries: Iterable[_T | type[_T]]) -> tuple[_T, ...]:

@@ -17,14 +17,17 @@ whether it was this sweep's, to be reported as a timeout, or someone else's, to 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 __all__ = ["Deadlines", "Fetch"]
 
 
 class Fetch:
-    """One fetch being watched. ``response`` is set once the status line has arrived."""
+    """One fetch being watched, and its read progress as the downloader reports it (the
+    public name is ``ReadProgress``): ``received``, the body's bytes so far (-1 until the
+    status line has arrived), or, for a client that counts them itself, ``count_with``."""
 
-    __slots__ = ("cancelling", "deadline", "expired", "progress_at", "response", "seen", "task")
+    __slots__ = ("cancelling", "counter", "deadline", "expired", "progress_at", "received", "seen", "task")
 
     def __init__(self, task: asyncio.Task[object], now: float, deadline: float) -> None:
         self.task = task
@@ -32,8 +35,14 @@ class Fetch:
         self.deadline = deadline
         self.progress_at = now
         self.seen = -1  # bytes of the body received at the last sweep; -1: no response yet
-        self.response: object | None = None  # an aiohttp.ClientResponse
+        self.received = -1
+        self.counter: Callable[[], int] | None = None
         self.expired: str | None = None  # why the sweep cancelled it: "timeout" or "read_timeout"
+
+    def count_with(self, counter: Callable[[], int]) -> None:
+        """The status line has arrived; ``counter()`` tells the body's bytes received so far
+        (read by the sweep, so a client's own count costs nothing per chunk)."""
+        self.counter = counter
 
 
 class Deadlines:
@@ -89,8 +98,8 @@ class Deadlines:
             if now >= fetch.deadline:
                 self._expire(fetch, "timeout")
                 continue
-            response = fetch.response
-            seen = -1 if response is None else response.content.total_bytes  # type: ignore[attr-defined]
+            counter = fetch.counter
+            seen = fetch.received if counter is None else counter()
             if seen != fetch.seen:
                 fetch.seen = seen
                 fetch.progress_at = now

@@ -1,149 +1,135 @@
-"""The downloader: one aiohttp session per crawl, bodies streamed under a size cap.
+"""The downloader protocol: what the engine asks of an HTTP client, and what it does itself.
 
-Redirects are not followed here (``allow_redirects=False``): the engine follows them hop by
-hop so each hop passes the offsite check, dedupe and its domain's limiter. The body is read
-in chunks *after* decompression and the read stops as soon as it passes
-``max_response_bytes``, so a gzip bomb costs about the cap in memory, never its inflated
-size. A body shorter than its Content-Length is an ``incomplete_body`` failure, never a page.
+A downloader (aiohttp by default, httpx, or any class with these three methods) turns one
+``Request`` into one ``Response``. Its contract, which every downloader in the project
+meets and is tested for (``tests/test_downloaders.py`` runs the misbehaving-server and
+timeout suites over each):
+
+- **No redirects followed.** A 3xx comes back as a response; the engine follows it hop by
+  hop, so each hop passes the offsite check, dedupe and its domain's limiter.
+- **No hidden retries or resends.** One ``fetch`` sends the request at most once: a resend on
+  a dropped keep-alive connection would bypass the domain's limiter and the retry count.
+- **The body capped after decompression, while streaming**: use :func:`read_capped` (or
+  :func:`body_limit` for a body whose length is known first), never a whole-body read of an
+  unknown length. A gzip bomb then costs about the cap in memory.
+- **Read progress reported** through the :class:`ReadProgress` it is given: the engine's
+  one deadline sweep (``timeout``, ``read_timeout``) cancels a fetch that stops receiving.
+  The downloader sets no timers of its own.
+- **Failures raised as** :class:`RequestFailed` with a reason the retry policy knows
+  (:data:`RETRY_REASONS` in ``_retry``): ``connection_error``, ``server_disconnected``,
+  ``incomplete_body`` (fewer bytes than Content-Length), ``bad_url``, ``bad_request``,
+  ``bad_response``, ``blocked_address`` (the private-network guard), ``client_error``.
+- ``Response.headers`` is a ``multidict.CIMultiDictProxy`` (:data:`crawler.Headers`):
+  case-insensitive, every value of a repeated header kept, whichever client fetched it.
+- ``open(settings)`` once before the first fetch; ``aclose()`` is safe twice and waits
+  until the client is closed.
+
+The engine picks one with the setting ``downloader`` (a name among the ``crawler.plugins``
+entry points: ``aiohttp``, ``httpx``) or takes one given to ``Crawler(downloader=...)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from http.cookies import SimpleCookie
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
-import aiohttp
-from yarl import URL
-
-from ._connector import BoundedConnector, default_max_idle_hosts
-from ._deadlines import Deadlines, Fetch
-from ._exceptions import RequestFailed, ResponseTooLarge
+from ._deadlines import Deadlines
+from ._deadlines import Fetch as ReadProgress
+from ._exceptions import RequestFailed, ResponseTooLarge, SettingsError
 from ._request import Request
 from ._response import Response
-from ._settings import Settings
 
-__all__ = ["Downloader"]
+if TYPE_CHECKING:
+    from ._addresses import AddressGuard
+    from ._settings import Settings
+
+__all__ = ["Downloader", "Fetcher", "ReadProgress", "body_limit", "load_downloader", "read_capped"]
 
 
-class Downloader:
-    def __init__(self, settings: Settings, session: aiohttp.ClientSession | None = None) -> None:
-        self._settings = settings
-        self._session = session
-        self._owns_session = session is None
-        #: Request cookies go in our own jar; a host's session keeps its jar to itself.
-        self._jar_is_ours = self._owns_session and settings.cookies
-        # The limits are enforced by one sweep (see _deadlines), not by aiohttp's per-request
-        # timers: the session gets none of its own, not even aiohttp's default 5 minutes.
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
-        self._deadlines = Deadlines(settings.timeout, settings.read_timeout)
-        self._max_bytes = settings.max_response_bytes
+@runtime_checkable
+class Downloader(Protocol):
+    """An HTTP client behind the engine; see the module's docstring for the contract."""
 
-    async def open(self) -> None:
-        if self._session is None:
-            settings = self._settings
-            # Idle keep-alive connections and the DNS cache bounded (see _connector): a
-            # broad crawl would otherwise hold a socket and an address for every host met.
-            connector = BoundedConnector(
-                limit=settings.concurrency,
-                ttl_dns_cache=300,
-                max_idle_hosts=default_max_idle_hosts(settings.concurrency, settings.domain_concurrency),
-            )
-            # unsafe=True: aiohttp's default jar drops cookies from IP-address hosts, so a
-            # login on http://127.0.0.1/ or a LAN box would be forgotten; a crawler keeps
-            # them as it does for any host (still scoped to that host by the jar).
-            jar = aiohttp.CookieJar(unsafe=True) if self._settings.cookies else aiohttp.DummyCookieJar()
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                headers={"User-Agent": self._settings.user_agent},
-                cookie_jar=jar,
-            )
-            # aiohttp silently resends an idempotent request once when a connection drops.
-            # That second try would bypass the domain's limiter and the retry count; our own
-            # retries (with backoff) cover a stale keep-alive connection instead. The switch
-            # is private (aiohttp's own test utilities set it), hence the guard.
-            if hasattr(self._session, "_retry_connection"):
-                self._session._retry_connection = False
+    async def open(self, settings: Settings, guard: AddressGuard) -> None:
+        """Make the client, with the crawl's settings (user agent, cookies, TLS, proxy);
+        connect to no address ``guard.allows`` refuses (see ``_addresses``)."""
+
+    async def fetch(self, request: Request, progress: ReadProgress) -> Response:
+        """Send ``request`` once and return its response (a 3xx included), or raise
+        :class:`RequestFailed`."""
 
     async def aclose(self) -> None:
-        """Close the session if this downloader made it; safe to call twice."""
-        session, self._session = self._session, None
+        """Close the client (if this downloader made it); safe to call twice."""
+
+
+def body_limit(request: Request, default: int) -> tuple[int, bool]:
+    """The cap on ``request``'s body (``meta["max_response_bytes"]`` over the setting), and
+    whether a longer body is cut at it (``meta["truncate_body"]``) rather than refused."""
+    meta = request._meta
+    if not meta:
+        return default, False
+    return meta.get("max_response_bytes", default), bool(meta.get("truncate_body", False))
+
+
+async def read_capped(
+    chunks: AsyncIterator[bytes], request: Request, default_limit: int, progress: ReadProgress
+) -> tuple[bytes, bool]:
+    """Read the decompressed ``chunks`` of a body up to its cap (see :func:`body_limit`).
+
+    Returns the body and whether the read stopped early (then the caller drops the
+    connection rather than drain the rest). Over the cap, raises ResponseTooLarge unless
+    the request asked for a truncated body. Counts what arrives in ``progress``.
+    """
+    limit, truncate = body_limit(request, default_limit)
+    parts: list[bytes] = []
+    size = 0
+    if progress.received < 0:
+        progress.received = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        progress.received = size
+        if size > limit:
+            if truncate:
+                parts.append(chunk[: len(chunk) - (size - limit)])
+                return b"".join(parts), True
+            raise ResponseTooLarge(limit, request=request)
+        parts.append(chunk)
+    return (parts[0] if len(parts) == 1 else b"".join(parts)), False
+
+
+class Fetcher:
+    """The engine's side of a download: the deadline sweep around a downloader's fetch."""
+
+    def __init__(self, downloader: Downloader, settings: Settings, guard: AddressGuard | None = None) -> None:
+        from ._addresses import AddressGuard
+
+        self.downloader = downloader
+        self.guard = guard if guard is not None else AddressGuard.from_settings(settings)
+        self._settings = settings
+        self._deadlines = Deadlines(settings.timeout, settings.read_timeout)
+
+    async def open(self) -> None:
+        await self.downloader.open(self._settings, self.guard)
+
+    async def aclose(self) -> None:
         self._deadlines.close()
-        if session is not None and self._owns_session:
-            await session.close()
+        await self.downloader.aclose()
 
     async def fetch(self, request: Request) -> Response:
-        session = self._session
-        if session is None:
-            raise RequestFailed("closed", "downloader is closed", request=request)
-        headers = request._headers
-        if not self._owns_session and not (headers and any(k.lower() == "user-agent" for k in headers)):
-            headers = {**(headers or {}), "User-Agent": self._settings.user_agent}  # a host's session
-        cookies = self._request_cookies(session, request) if request.cookies is not None else None
-        fetch = self._deadlines.watch()
+        guard = self.guard
+        if guard.auto and guard.enabled and request.depth == 0 and not request.redirects:
+            guard.saw_start(urlsplit(request.url).hostname or "")  # a start request added by another worker, or resumed
+        progress = self._deadlines.watch()
         try:
-            response = await self._request(session, request, headers, cookies, fetch)
+            response = await self.downloader.fetch(request, progress)
         except BaseException as exc:
-            limit = self._deadlines.done(fetch, exc)
+            limit = self._deadlines.done(progress, exc)
             if limit is not None:
                 raise self._timed_out(limit, request) from exc
             raise
-        self._deadlines.done(fetch, None)
+        self._deadlines.done(progress, None)
         return response
-
-    async def _request(
-        self,
-        session: aiohttp.ClientSession,
-        request: Request,
-        headers: dict[str, str] | None,
-        cookies: SimpleCookie | None,
-        fetch: Fetch,
-    ) -> Response:
-        try:
-            url = URL(request.url, encoded=True)
-        except ValueError as exc:  # what canonicalize let through and yarl refuses
-            raise RequestFailed("bad_url", str(exc), request=request) from exc
-        try:
-            async with session.request(
-                request.method,
-                url,
-                headers=headers,
-                cookies=cookies,
-                data=request.body,
-                allow_redirects=False,
-                timeout=self._timeout,
-            ) as resp:
-                fetch.response = resp
-                body = await self._read(resp, request)
-                return Response(request.url, resp.status, resp.headers, body, request)
-        except aiohttp.ClientPayloadError as exc:
-            raise RequestFailed("incomplete_body", str(exc), request=request) from exc
-        except aiohttp.ServerDisconnectedError as exc:
-            raise RequestFailed("server_disconnected", str(exc), request=request) from exc
-        except aiohttp.ClientConnectionError as exc:
-            raise RequestFailed("connection_error", str(exc), request=request) from exc
-        except aiohttp.InvalidURL as exc:
-            raise RequestFailed("bad_url", str(exc), request=request) from exc
-        except aiohttp.ClientResponseError as exc:
-            raise RequestFailed("bad_response", str(exc), request=request) from exc
-        except aiohttp.ClientError as exc:
-            raise RequestFailed("client_error", f"{type(exc).__name__}: {exc}", request=request) from exc
-        except ValueError as exc:  # aiohttp refusing what it was given, e.g. a newline in a header value
-            raise RequestFailed("bad_request", f"{type(exc).__name__}: {exc}", request=request) from exc
-
-    def _request_cookies(self, session: aiohttp.ClientSession, request: Request) -> SimpleCookie | None:
-        """Put the request's cookies in the crawl's jar, which sends them (``None`` returned);
-        with no jar of ours (``cookies`` off, or a host's session, whose jar is never written
-        to), return them to go with this request only, where they win over the jar's."""
-        cookies = _as_cookies(request.cookies)
-        if not self._jar_is_ours:
-            return cookies
-        # Once per chain: a retry or a redirect hop must not undo cookies the server set
-        # since (a login's 302 with a new session cookie).
-        if request.attempt == 1 and request.redirects == 0:
-            session.cookie_jar.update_cookies(cookies, URL(request.url, encoded=True))
-        return None
 
     def _timed_out(self, limit: str, request: Request) -> RequestFailed:
         if limit == "read_timeout":
@@ -152,42 +138,35 @@ class Downloader:
             message = f"no complete answer within {self._settings.timeout}s"
         return RequestFailed("timeout", message, request=request)
 
-    async def _read(self, resp: aiohttp.ClientResponse, request: Request) -> bytes:
-        meta = request._meta
-        limit = meta.get("max_response_bytes", self._max_bytes) if meta else self._max_bytes
-        truncate = bool(meta and meta.get("truncate_body", False))
-        length = resp.content_length
-        if length is not None and "Content-Encoding" not in resp.headers:  # the length is the body's
-            if length <= limit:  # the parser stops at Content-Length: one read
-                return await resp.read()
-            if not truncate:
-                resp.close()
-                raise ResponseTooLarge(limit, request=request)
-        chunks = []
-        size = 0
-        async for chunk in resp.content.iter_any():
-            size += len(chunk)
-            if size > limit:
-                resp.close()  # drop the connection rather than drain the rest
-                if truncate:
-                    chunks.append(chunk[: len(chunk) - (size - limit)])
-                    break
-                raise ResponseTooLarge(limit, request=request)
-            chunks.append(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+def load_downloader(name: str) -> Callable[[], Downloader]:
+    """The downloader class registered as ``name`` in the ``crawler.plugins`` entry points."""
+    from importlib.metadata import entry_points
+
+    if name == "aiohttp":  # the default: no metadata scan on every crawl (nor a package to find)
+        from ._aiohttp import AiohttpDownloader
+
+        return AiohttpDownloader
+    found = [ep for ep in entry_points(group="crawler.plugins") if ep.name == name]
+    if not found:
+        raise SettingsError("downloader", f"no downloader named {name!r} (known: {', '.join(_known())})")
+    try:
+        loaded = found[0].load()
+    except ImportError as exc:
+        raise SettingsError(
+            "downloader",
+            f"{name!r} needs a package that is not installed ({exc}): pip install 'crawler[{_EXTRAS.get(name, name)}]'",
+        ) from None
+    if not callable(loaded):
+        raise SettingsError("downloader", f"{name!r} is not a downloader class")
+    return loaded  # type: ignore[no-any-return]
 
 
-def _as_cookies(cookies: Any) -> SimpleCookie:
-    """A request's cookies (``{name: value}`` or Scrapy's list of dicts) as morsels; path
-    ``/`` unless given, so they apply to the whole host rather than the URL's directory."""
-    entries = (
-        [{"name": k, "value": v} for k, v in cookies.items()] if isinstance(cookies, Mapping) else cookies
-    )
-    jar = SimpleCookie()
-    for entry in entries:
-        name = entry["name"]
-        jar[name] = str(entry["value"])
-        jar[name]["path"] = entry.get("path") or "/"
-        if entry.get("domain"):
-            jar[name]["domain"] = entry["domain"]
-    return jar
+_EXTRAS = {"httpx": "http2"}  # the extra that installs a downloader's client
+
+
+def _known() -> list[str]:
+    from importlib.metadata import entry_points
+
+    names = {ep.name for ep in entry_points(group="crawler.plugins") if "download" in ep.value.lower()}
+    return sorted(names | {"aiohttp"})

@@ -96,6 +96,23 @@ class Settings:
     #: Seconds a worker holds a claimed request without renewing it (it renews every third of
     #: this while alive): a killed worker's requests go back to the queue after this long.
     lease_timeout: float = 60.0
+    #: The HTTP client: a downloader's name among the ``crawler.plugins`` entry points,
+    #: ``aiohttp`` (HTTP/1.1, the default) or ``httpx`` (HTTP/2; ``pip install "crawler[http2]"``).
+    downloader: str = "aiohttp"
+    #: Verify servers' TLS certificates (against the system's trust store, or ``tls_ca_file``).
+    tls_verify: bool = True
+    #: A PEM bundle of certificate authorities to trust instead of the system's.
+    tls_ca_file: str | None = None
+    #: A proxy for every request (``http://user:pass@host:port``; ``https://`` and
+    #: ``socks5://`` too where the downloader speaks them), or a list of proxies, one per
+    #: domain in turn. A request's ``meta["proxy"]`` wins. The password is never logged.
+    proxy: tuple[str, ...] = ()
+    #: Honour ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` (and ``.netrc``) from the environment.
+    trust_env: bool = False
+    #: Refuse to connect to private, loopback and link-local addresses, checked on the
+    #: resolved address (reason ``blocked_address``): ``auto`` (on unless a start URL's host
+    #: is itself such an address or ``localhost``), true, or false.
+    block_private_addresses: str | bool = "auto"
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -245,6 +262,37 @@ def _optional_path(name: str, value: Any) -> str | None:
     return value
 
 
+def _downloader_name(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(name, f"must be a downloader's name (aiohttp, httpx), got {value!r}")
+    return value.strip().lower()
+
+
+def _proxies(name: str, value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    urls = (value,) if isinstance(value, str) else value
+    if not isinstance(urls, list | tuple) or not all(isinstance(url, str) for url in urls):
+        raise SettingsError(name, f"must be a proxy URL or a list of them, got {_redact(value)!r}")
+    for url in urls:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 - raises for a malformed authority
+        except ValueError:
+            raise SettingsError(name, f"{_redact(url)!r} is not a valid URL") from None
+        if parts.scheme not in ("http", "https", "socks5", "socks5h", "socks4") or not parts.hostname:
+            raise SettingsError(name, f"{_redact(url)!r} must be an http://, https:// or socks5:// URL with a host")
+    return tuple(urls)
+
+
+def _guard_mode(name: str, value: Any) -> str | bool:
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if value is True or value is False or value == "auto":
+        return value  # type: ignore[no-any-return]
+    raise SettingsError(name, f"must be 'auto', true or false, got {value!r}")
+
+
 def _rate_scope(name: str, value: Any) -> str:
     if value not in ("host", "registrable_domain"):
         raise SettingsError(name, f"must be 'host' or 'registrable_domain', got {value!r}")
@@ -344,4 +392,10 @@ _VALIDATORS = {
     "frontier": _frontier_url,
     "crawl_id": _optional_name,
     "lease_timeout": _positive_float,
+    "downloader": _downloader_name,
+    "tls_verify": _bool,
+    "tls_ca_file": _optional_path,
+    "proxy": _proxies,
+    "trust_env": _bool,
+    "block_private_addresses": _guard_mode,
 }

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from ._downloader import Downloader
+from ._downloader import Fetcher
 from ._exceptions import RequestFailed
 from ._failure import Failure
 from ._log import debug_enabled
@@ -45,7 +45,7 @@ class Attempt:
     def __init__(
         self,
         chain: MiddlewareChain,
-        downloader: Downloader,
+        downloader: Fetcher,
         stats: StatsCollector,
         observe: Callable[[Request, int], None],
         settings: Settings,

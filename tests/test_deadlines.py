@@ -14,8 +14,9 @@ import pytest
 from aiohttp import web
 
 from crawler import Request, RequestFailed, Settings
+from crawler._aiohttp import AiohttpDownloader
 from crawler._deadlines import Deadlines, Fetch
-from crawler._downloader import Downloader
+from crawler._downloader import Fetcher
 
 
 async def _trickle(request: web.Request) -> web.StreamResponse:
@@ -66,10 +67,10 @@ async def base_url():
 
 @pytest.fixture
 async def downloader_for():
-    opened: list[Downloader] = []
+    opened: list[Fetcher] = []
 
-    async def make(**settings: float) -> Downloader:
-        downloader = Downloader(Settings(**settings))
+    async def make(**settings: float) -> Fetcher:
+        downloader = Fetcher(AiohttpDownloader(), Settings(**settings))
         await downloader.open()
         opened.append(downloader)
         return downloader

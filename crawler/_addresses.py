@@ -1,0 +1,105 @@
+"""The private-network guard: a crawl of the public web never connects to a private address.
+
+A page on the public web can link or redirect to ``http://169.254.169.254/`` (a cloud's
+metadata service) or ``http://127.0.0.1:6379/``, and a host name can resolve to such an
+address (DNS rebinding). A crawler running inside a cloud account or beside an admin port
+must not fetch them. The setting ``block_private_addresses``:
+
+- ``auto`` (the default): on, unless the crawl's own start URLs point at such a host (an IP
+  literal that is private, loopback or link-local, or ``localhost``): a crawl of a local
+  site keeps working with no setting, and a crawl of the public web is guarded;
+- ``true``: always on; ``false``: off.
+
+The check is made on the *resolved* address, when a connection is made (the downloader asks
+:meth:`AddressGuard.allows` for each address a host resolves to), so neither a redirect nor
+a DNS answer can steer around it. A refused connection fails with reason
+``blocked_address``. The hosts of configured proxies are trusted: the proxy resolves the
+target itself, and the target's IP literal is checked before the request is sent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._settings import Settings
+
+__all__ = ["AddressGuard", "BlockedAddress", "is_public_address"]
+
+
+class BlockedAddress(OSError):
+    """A connection refused by the guard (an OSError, so a client reports it as a failed
+    connection; downloaders map it to the reason ``blocked_address``)."""
+
+
+def is_public_address(address: str) -> bool:
+    """Whether an IP address is one a crawl of the public web may connect to: globally
+    routable (not private, loopback, link-local, shared, reserved or unspecified) and not
+    multicast; an IPv4-mapped IPv6 address is judged as the IPv4 address it carries."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone id is not part of the address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def is_local_host(host: str) -> bool:
+    """``localhost`` (or a name under it), or an IP literal that is not public."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return not is_public_address(host)
+    except ValueError:
+        return False
+
+
+class AddressGuard:
+    """Whether connections to non-public addresses are refused, decided once per crawl
+    (``auto`` turns it off when a start request's host is local: :meth:`saw_start`)."""
+
+    def __init__(self, mode: str | bool = "auto") -> None:
+        self.auto = mode == "auto"
+        self.enabled = mode is True or self.auto
+        self._trusted: set[str] = set()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AddressGuard:
+        return cls(settings.block_private_addresses)
+
+    def trust_hosts(self, hosts: Iterable[str]) -> None:
+        """Hosts connected to whatever they resolve to (configured proxies)."""
+        self._trusted.update(host.strip("[]").lower() for host in hosts)
+
+    def saw_start(self, host: str) -> None:
+        """A start request's host: under ``auto``, a local one turns the guard off."""
+        if self.auto and self.enabled and is_local_host(host):
+            self.enabled = False
+
+    def allows(self, host: str, address: str) -> bool:
+        """Whether a connection to ``host`` may go to ``address`` (one it resolved to)."""
+        if not self.enabled or host.strip("[]").lower() in self._trusted:
+            return True
+        try:
+            return is_public_address(address)
+        except ValueError:
+            return False
+
+    def check_literal(self, host: str) -> None:
+        """Raise BlockedAddress for a host that is itself a non-public IP literal (for a
+        request sent through a proxy, whose resolution the guard does not see)."""
+        if not self.enabled:
+            return
+        bare = host.strip("[]")
+        try:
+            public = is_public_address(bare)
+        except ValueError:
+            if bare.rstrip(".").lower() == "localhost":
+                raise BlockedAddress(f"{host} is a local host (block_private_addresses)") from None
+            return
+        if not public:
+            raise BlockedAddress(f"{host} is not a public address (block_private_addresses)")
+
+    def refuse(self, host: str, address: str) -> BlockedAddress:
+        return BlockedAddress(f"{host} resolved to {address}, not a public address (block_private_addresses)")

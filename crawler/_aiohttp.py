@@ -1,0 +1,209 @@
+"""The default downloader: one aiohttp session per crawl, bodies streamed under a size cap.
+
+Meets the contract in ``_downloader``: ``allow_redirects=False``; aiohttp's silent resend of
+an idempotent request on a dropped keep-alive connection is switched off; no aiohttp
+timers (the engine's deadline sweep reads the response stream's byte count instead); a body
+shorter than its Content-Length is ``incomplete_body``, never a page. Connections go
+through :class:`BoundedConnector`, which also applies the private-network guard to every
+address a host resolves to, when the connection is made.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from yarl import URL
+
+from ._addresses import AddressGuard, BlockedAddress
+from ._connector import BoundedConnector, default_max_idle_hosts
+from ._downloader import ReadProgress, body_limit, read_capped
+from ._exceptions import RequestFailed, ResponseTooLarge
+from ._proxies import ProxyRotation, redact_proxies
+from ._request import Request
+from ._response import Response
+
+if TYPE_CHECKING:
+    from ._settings import Settings
+
+__all__ = ["AiohttpDownloader"]
+
+#: aiohttp's exceptions and the failure reasons they become, most specific first.
+_REASONS: tuple[tuple[type[BaseException], str], ...] = (
+    (aiohttp.ClientPayloadError, "incomplete_body"),
+    (aiohttp.ServerDisconnectedError, "server_disconnected"),
+    (aiohttp.InvalidURL, "bad_url"),
+    (aiohttp.ClientProxyConnectionError, "proxy_error"),
+    (aiohttp.ClientConnectionError, "connection_error"),
+    (aiohttp.ClientHttpProxyError, "proxy_error"),
+    (aiohttp.ClientResponseError, "bad_response"),
+    (aiohttp.ClientError, "client_error"),
+    (ValueError, "bad_request"),  # aiohttp refusing what it was given, e.g. a newline in a header
+)
+
+
+class AiohttpDownloader:
+    """aiohttp as the crawl's HTTP client (HTTP/1.1). ``session``: a host program's own
+    ``aiohttp.ClientSession`` to share (not closed here; its cookie jar, connector and TLS
+    settings are its own, so the guard and ``proxy`` pool do not apply to it)."""
+
+    def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
+        self._session = session
+        self._owns_session = session is None
+        self._jar_is_ours = False
+        self._user_agent = ""
+        self._max_bytes = 0
+        self._proxies = ProxyRotation(())
+        self._guard = AddressGuard(False)
+
+    async def open(self, settings: Settings, guard: AddressGuard | None = None) -> None:
+        self._user_agent = settings.user_agent
+        self._max_bytes = settings.max_response_bytes
+        #: Request cookies go in our own jar; a host's session keeps its jar to itself.
+        self._jar_is_ours = self._owns_session and settings.cookies
+        self._proxies = ProxyRotation.from_settings(settings)
+        if self._session is not None:
+            return
+        self._guard = guard = guard or AddressGuard.from_settings(settings)
+        guard.trust_hosts(self._proxies.hosts())
+        # Idle keep-alive connections and the DNS cache bounded (see _connector): a broad
+        # crawl would otherwise hold a socket and an address for every host met.
+        connector = BoundedConnector(
+            limit=settings.concurrency,
+            ttl_dns_cache=300,
+            max_idle_hosts=default_max_idle_hosts(settings.concurrency, settings.domain_concurrency),
+            guard=guard,
+            ssl=_tls_context(settings),
+        )
+        # unsafe=True: aiohttp's default jar drops cookies from IP-address hosts, so a login
+        # on http://127.0.0.1/ or a LAN box would be forgotten; a crawler keeps them as it
+        # does for any host (still scoped to that host by the jar).
+        jar = aiohttp.CookieJar(unsafe=True) if settings.cookies else aiohttp.DummyCookieJar()
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            # No timers of aiohttp's own, not even its default 5 minutes: the engine's sweep.
+            timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None),
+            headers={"User-Agent": settings.user_agent},
+            cookie_jar=jar,
+            trust_env=settings.trust_env,
+        )
+        # aiohttp silently resends an idempotent request once when a connection drops. That
+        # second try would bypass the domain's limiter and the retry count; our own retries
+        # (with backoff) cover a stale keep-alive connection instead. The switch is private
+        # (aiohttp's own test utilities set it), hence the guard.
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
+
+    async def aclose(self) -> None:
+        """Close the session if this downloader made it; safe to call twice."""
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    async def fetch(self, request: Request, progress: ReadProgress) -> Response:
+        session = self._session
+        if session is None:
+            raise RequestFailed("closed", "downloader is closed", request=request)
+        headers = request._headers
+        if not self._owns_session and not (headers and any(k.lower() == "user-agent" for k in headers)):
+            headers = {**(headers or {}), "User-Agent": self._user_agent}  # a host's session
+        cookies = self._request_cookies(session, request) if request.cookies is not None else None
+        proxies = self._proxies
+        proxy = proxies.choose(request)
+        try:
+            url = URL(request.url, encoded=True)
+        except ValueError as exc:  # what canonicalize let through and yarl refuses
+            raise RequestFailed("bad_url", str(exc), request=request) from exc
+        if proxy is not None and self._guard.enabled:  # the proxy resolves the host: judge what we can
+            try:
+                self._guard.check_literal(url.raw_host or "")
+            except BlockedAddress as exc:
+                raise RequestFailed("blocked_address", str(exc), request=request) from None
+        try:
+            async with session.request(
+                request.method,
+                url,
+                headers=headers,
+                cookies=cookies,
+                data=request.body,
+                allow_redirects=False,
+                proxy=proxy,
+            ) as resp:
+                content = resp.content
+                progress.count_with(lambda: content.total_bytes)
+                body = await self._read(resp, request, progress)
+        except (aiohttp.ClientError, ValueError) as exc:
+            if isinstance(exc, ResponseTooLarge):
+                raise
+            failure = _failure(exc, request, proxies)
+            if proxy is not None:
+                proxies.outcome(proxy, failure.reason)
+            raise failure from exc
+        if proxy is not None:
+            proxies.outcome(proxy, None)
+        return Response(request.url, resp.status, resp.headers, body, request)
+
+    def _request_cookies(self, session: aiohttp.ClientSession, request: Request) -> SimpleCookie | None:
+        """Put the request's cookies in the crawl's jar, which sends them (``None`` returned);
+        with no jar of ours (``cookies`` off, or a host's session, whose jar is never written
+        to), return them to go with this request only, where they win over the jar's."""
+        cookies = as_cookies(request.cookies)
+        if not self._jar_is_ours:
+            return cookies
+        # Once per chain: a retry or a redirect hop must not undo cookies the server set
+        # since (a login's 302 with a new session cookie).
+        if request.attempt == 1 and request.redirects == 0:
+            session.cookie_jar.update_cookies(cookies, URL(request.url, encoded=True))
+        return None
+
+    async def _read(self, resp: aiohttp.ClientResponse, request: Request, progress: ReadProgress) -> bytes:
+        length = resp.content_length
+        if length is not None and "Content-Encoding" not in resp.headers:  # the length is the body's
+            limit, truncate = body_limit(request, self._max_bytes)
+            if length <= limit:  # the parser stops at Content-Length: one read
+                return await resp.read()
+            if not truncate:
+                resp.close()
+                raise ResponseTooLarge(limit, request=request)
+        body, cut = await read_capped(resp.content.iter_any(), request, self._max_bytes, progress)
+        if cut:
+            resp.close()  # drop the connection rather than drain the rest
+        return body
+
+
+def _failure(exc: BaseException, request: Request, proxies: ProxyRotation) -> RequestFailed:
+    """``exc`` as a RequestFailed with its reason from :data:`_REASONS`."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, BlockedAddress):
+        return RequestFailed("blocked_address", str(exc.os_error), request=request)
+    reason = next(reason for kind, reason in _REASONS if isinstance(exc, kind))
+    message = str(exc) if reason not in ("client_error", "bad_request") else f"{type(exc).__name__}: {exc}"
+    return RequestFailed(reason, redact_proxies(message, proxies), request=request)
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | bool:
+    """What aiohttp verifies servers with: the system's trust store, or ``tls_ca_file``, or
+    nothing at all with ``tls_verify=false``."""
+    if not settings.tls_verify:
+        return False
+    if settings.tls_ca_file:
+        return ssl.create_default_context(cafile=settings.tls_ca_file)
+    return True
+
+
+def as_cookies(cookies: Any) -> SimpleCookie:
+    """A request's cookies (``{name: value}`` or Scrapy's list of dicts) as morsels; path
+    ``/`` unless given, so they apply to the whole host rather than the URL's directory."""
+    entries = (
+        [{"name": k, "value": v} for k, v in cookies.items()] if isinstance(cookies, Mapping) else cookies
+    )
+    jar = SimpleCookie()
+    for entry in entries:
+        name = entry["name"]
+        jar[name] = str(entry["value"])
+        jar[name]["path"] = entry.get("path") or "/"
+        if entry.get("domain"):
+            jar[name]["domain"] = entry["domain"]
+    return jar

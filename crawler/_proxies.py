@@ -1,0 +1,114 @@
+"""Proxies: the ``proxy`` setting (one URL, or several rotated per domain) and
+``meta["proxy"]`` on a request, which wins over the setting.
+
+A domain keeps its proxy (a site sees one client address, and its cookies and rate make
+sense), chosen by a stable hash of the domain. A proxy that fails ``REST_AFTER`` times in
+a row (it cannot be connected to, or answers the tunnel with an error) rests for
+``REST_FOR`` seconds: its domains move to the next proxy in the list meanwhile, and the
+rest is logged and counted. A password in a proxy URL never appears in a log line, a stat
+or an error message (:func:`redact_proxies`).
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from ._log import get_logger
+from ._request import Request
+
+if TYPE_CHECKING:
+    from ._settings import Settings
+
+__all__ = ["ProxyRotation", "redact_proxies"]
+
+REST_AFTER = 3  # failures in a row that rest a proxy
+REST_FOR = 60.0  # seconds
+#: Failure reasons that say something about the proxy rather than the site behind it.
+PROXY_FAULTS = frozenset({"proxy_error", "connection_error"})
+
+
+class ProxyRotation:
+    """Which proxy a request goes through, and which proxies are resting."""
+
+    def __init__(self, urls: Sequence[str], *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.urls = tuple(urls)
+        self._clock = clock
+        self._failing: dict[str, int] = {}
+        self._resting_until: dict[str, float] = {}
+        #: How many times each proxy (its URL without the password) was rested.
+        self.rested: dict[str, int] = {}
+        self._secrets = sorted({secret for url in self.urls for secret in _secrets(url)}, key=len, reverse=True)
+        self._log = get_logger()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProxyRotation:
+        return cls(settings.proxy)
+
+    def hosts(self) -> list[str]:
+        return [urlsplit(url).hostname or "" for url in self.urls]
+
+    def choose(self, request: Request) -> str | None:
+        """``meta["proxy"]`` (None or "" there: no proxy), else the domain's proxy."""
+        meta = request._meta
+        if meta and "proxy" in meta:
+            chosen: str | None = meta["proxy"] or None
+            if chosen is not None:
+                self._learn(chosen)
+            return chosen
+        urls = self.urls
+        if not urls:
+            return None
+        start = zlib.crc32(request.domain.encode()) % len(urls) if len(urls) > 1 else 0
+        if not self._resting_until:
+            return urls[start]
+        now = self._clock()
+        for step in range(len(urls)):
+            url = urls[(start + step) % len(urls)]
+            until = self._resting_until.get(url)
+            if until is None or until <= now:
+                return url
+        return min(urls, key=lambda url: self._resting_until[url])  # all rest: the soonest back
+
+    def outcome(self, proxy: str, reason: str | None) -> None:
+        """What a request through ``proxy`` came to: None (an answer), or its failure's reason."""
+        if reason is None or reason not in PROXY_FAULTS:
+            if proxy in self._failing:
+                del self._failing[proxy]
+                self._resting_until.pop(proxy, None)
+            return
+        count = self._failing[proxy] = self._failing.get(proxy, 0) + 1
+        now = self._clock()
+        if count >= REST_AFTER and self._resting_until.get(proxy, 0.0) <= now:  # not resting now
+            self._resting_until[proxy] = now + REST_FOR
+            name = self.redact(proxy)
+            self.rested[name] = self.rested.get(name, 0) + 1
+            self._log.warning("proxy_rested", proxy=name, failures=count, rest_s=REST_FOR)
+
+    def redact(self, text: str) -> str:
+        return redact_proxies(text, self)
+
+    def _learn(self, url: str) -> None:
+        new = [secret for secret in _secrets(url) if secret not in self._secrets]
+        if new:
+            self._secrets = sorted([*self._secrets, *new], key=len, reverse=True)
+
+
+def redact_proxies(text: str, proxies: ProxyRotation) -> str:
+    """``text`` with every proxy password in it (raw or percent-decoded) replaced by ``***``."""
+    for secret in proxies._secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _secrets(url: str) -> list[str]:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    if not password:
+        return []
+    return list({password, unquote(password)})
