@@ -16,6 +16,7 @@ from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import aiohttp.abc
 from yarl import URL
 
 from ._addresses import AddressGuard, BlockedAddress
@@ -48,10 +49,15 @@ _REASONS: tuple[tuple[type[BaseException], str], ...] = (
 class AiohttpDownloader:
     """aiohttp as the crawl's HTTP client (HTTP/1.1). ``session``: a host program's own
     ``aiohttp.ClientSession`` to share (not closed here; its cookie jar, connector and TLS
-    settings are its own, so the guard and ``proxy`` pool do not apply to it)."""
+    settings are its own, so the private-network guard does not apply to it). ``resolver``:
+    an ``aiohttp.abc.AbstractResolver`` instead of aiohttp's (aiodns, a fixed table); what
+    it answers still passes the guard."""
 
-    def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession | None = None, *, resolver: aiohttp.abc.AbstractResolver | None = None
+    ) -> None:
         self._session = session
+        self._resolver = resolver
         self._owns_session = session is None
         self._jar_is_ours = False
         self._user_agent = ""
@@ -77,6 +83,7 @@ class AiohttpDownloader:
             max_idle_hosts=default_max_idle_hosts(settings.concurrency, settings.domain_concurrency),
             guard=guard,
             ssl=_tls_context(settings),
+            **({"resolver": self._resolver} if self._resolver is not None else {}),
         )
         # unsafe=True: aiohttp's default jar drops cookies from IP-address hosts, so a login
         # on http://127.0.0.1/ or a LAN box would be forgotten; a crawler keeps them as it

@@ -30,7 +30,8 @@ from ._settings import Settings
 __all__ = ["RetryMiddleware", "RetryPolicy", "parse_retry_after"]
 
 RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
-RETRY_REASONS = frozenset({"timeout", "connection_error", "server_disconnected", "incomplete_body"})
+#: Failures worth another attempt (a proxy that failed may be resting by then: another one is tried).
+RETRY_REASONS = frozenset({"timeout", "connection_error", "server_disconnected", "incomplete_body", "proxy_error"})
 #: The server says it is overloaded: the domain pauses (Retry-After) and its rate halves.
 PAUSE_STATUSES = frozenset({429, 503})
 

@@ -237,3 +237,62 @@ class RedisServer:
             self._proc.terminate()
             self._proc.wait(timeout=10)
             self._proc = None
+
+
+class TinyProxy:
+    """A real HTTP proxy (Debian's ``tinyproxy``) on 127.0.0.1 and a free port.
+
+    ``auth``: (user, password) it demands (Basic). Every request it forwards carries its
+    ``Via`` header, so a test server tells proxied requests from direct ones.
+    """
+
+    def __init__(self, workdir: str, *, auth: tuple[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.auth = auth
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f"{self.auth[0]}:{self.auth[1]}@" if self.auth else ""
+        return f"http://{auth}127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        exe = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+        if not os.path.exists(exe):
+            raise RuntimeError("tinyproxy is not installed (Debian package tinyproxy-bin; .ci/run installs it)")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        config = os.path.join(self.workdir, "tinyproxy.conf")
+        lines = [
+            f"Port {self.port}",
+            "Listen 127.0.0.1",
+            "Allow 127.0.0.1",
+            "Timeout 30",
+            "MaxClients 100",
+            "LogLevel Info",
+            f"LogFile \"{os.path.join(self.workdir, 'tinyproxy.log')}\"",
+            "ViaProxyName \"tinyproxy\"",
+        ]
+        if self.auth:
+            lines.append(f"BasicAuth {self.auth[0]} {self.auth[1]}")
+        with open(config, "w") as file:
+            file.write("\n".join(lines) + "\n")
+        self._proc = subprocess.Popen([exe, "-d", "-c", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self._proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"tinyproxy did not start on port {self.port}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+            self._proc = None
