@@ -4,7 +4,10 @@ Write a :class:`Spider`, then run it with ``python -m crawler run spider.py -o i
 or, inside any asyncio program, ``stats = await Crawler(MySpider()).run()``.
 """
 
+from ._addresses import AddressGuard
+from ._aiohttp import AiohttpDownloader
 from ._crawler import Crawler, CrawlerState
+from ._downloader import Downloader, ReadProgress, body_limit, read_capped
 from ._exceptions import (
     CrawlerError,
     CrawlStateError,
@@ -21,7 +24,7 @@ from ._log import log_formatter
 from ._middleware import BaseMiddleware, Middleware
 from ._pipeline import ItemPipeline, Pipeline, ResumableExporter, item_to_dict
 from ._request import Request
-from ._response import Response
+from ._response import Headers, Response
 from ._settings import Settings
 from ._spider import Spider
 from ._stats import CrawlStats
@@ -29,19 +32,24 @@ from ._url import canonicalize, fingerprint
 from ._version import __version__
 
 __all__ = [
+    "AddressGuard",
+    "AiohttpDownloader",
     "BaseMiddleware",
     "CrawlStateError",
     "CrawlStats",
     "Crawler",
     "CrawlerError",
     "CrawlerState",
+    "Downloader",
     "DropItem",
     "Failure",
     "FrontierUnavailable",
+    "Headers",
     "IgnoreRequest",
     "ItemPipeline",
     "Middleware",
     "Pipeline",
+    "ReadProgress",
     "Request",
     "RequestFailed",
     "Response",
@@ -52,8 +60,10 @@ __all__ = [
     "Spider",
     "SpiderLoadError",
     "__version__",
+    "body_limit",
     "canonicalize",
     "fingerprint",
     "item_to_dict",
     "log_formatter",
+    "read_capped",
 ]

@@ -38,6 +38,7 @@ _REASONS: tuple[tuple[type[BaseException], str], ...] = (
     (aiohttp.ServerDisconnectedError, "server_disconnected"),
     (aiohttp.InvalidURL, "bad_url"),
     (aiohttp.ClientProxyConnectionError, "proxy_error"),
+    (aiohttp.ClientSSLError, "tls_error"),  # a certificate that does not verify, a failed handshake
     (aiohttp.ClientConnectionError, "connection_error"),
     (aiohttp.ClientHttpProxyError, "proxy_error"),
     (aiohttp.ClientResponseError, "bad_response"),

@@ -12,6 +12,7 @@ or an error message (:func:`redact_proxies`).
 from __future__ import annotations
 
 import time
+import urllib.request
 import zlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -34,8 +35,13 @@ PROXY_FAULTS = frozenset({"proxy_error", "connection_error"})
 class ProxyRotation:
     """Which proxy a request goes through, and which proxies are resting."""
 
-    def __init__(self, urls: Sequence[str], *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, urls: Sequence[str], *, environment: bool = False, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.urls = tuple(urls)
+        #: With no proxy set: take HTTP(S)_PROXY/NO_PROXY from the environment (for a client
+        #: that does not read them itself).
+        self._environment = urllib.request.getproxies_environment() if environment and not urls else {}
         self._clock = clock
         self._failing: dict[str, int] = {}
         self._resting_until: dict[str, float] = {}
@@ -45,11 +51,12 @@ class ProxyRotation:
         self._log = get_logger()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ProxyRotation:
-        return cls(settings.proxy)
+    def from_settings(cls, settings: Settings, *, environment: bool = False) -> ProxyRotation:
+        return cls(settings.proxy, environment=environment)
 
     def hosts(self) -> list[str]:
-        return [urlsplit(url).hostname or "" for url in self.urls]
+        urls = [*self.urls, *(url for key, url in self._environment.items() if key != "no")]
+        return [urlsplit(url).hostname or "" for url in urls]
 
     def choose(self, request: Request) -> str | None:
         """``meta["proxy"]`` (None or "" there: no proxy), else the domain's proxy."""
@@ -61,7 +68,7 @@ class ProxyRotation:
             return chosen
         urls = self.urls
         if not urls:
-            return None
+            return self._from_environment(request) if self._environment else None
         start = zlib.crc32(request.domain.encode()) % len(urls) if len(urls) > 1 else 0
         if not self._resting_until:
             return urls[start]
@@ -72,6 +79,15 @@ class ProxyRotation:
             if until is None or until <= now:
                 return url
         return min(urls, key=lambda url: self._resting_until[url])  # all rest: the soonest back
+
+    def _from_environment(self, request: Request) -> str | None:
+        parts = urlsplit(request.url)
+        if urllib.request.proxy_bypass_environment(parts.netloc, self._environment):  # type: ignore[attr-defined]
+            return None
+        chosen = self._environment.get(parts.scheme) or self._environment.get("all")
+        if chosen:
+            self._learn(chosen)
+        return chosen or None
 
     def outcome(self, proxy: str, reason: str | None) -> None:
         """What a request through ``proxy`` came to: None (an answer), or its failure's reason."""

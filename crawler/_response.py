@@ -6,7 +6,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import ada_url
 from lxml import etree  # type: ignore[import-untyped]  # no stubs shipped
@@ -20,7 +20,12 @@ from ._request import Request
 from ._selector import PageSelector
 from ._url import join
 
-__all__ = ["Response"]
+__all__ = ["Headers", "Response"]
+
+#: ``Response.headers``, whichever downloader fetched it: multidict's ``CIMultiDictProxy``
+#: (aiohttp's own type), read-only, case-insensitive (``headers["content-type"]``), every
+#: value of a repeated header kept (``headers.getall("Set-Cookie")``).
+Headers: TypeAlias = CIMultiDictProxy[str]
 
 _MARKUP_TYPES = ("text/html", "application/xhtml", "text/xml", "application/xml", "+xml")
 
@@ -59,7 +64,7 @@ class Response:
     ) -> None:
         self.url = url
         self.status = status
-        self.headers: CIMultiDictProxy[str] = (
+        self.headers: Headers = (
             headers
             if isinstance(headers, CIMultiDictProxy)
             else CIMultiDictProxy(CIMultiDict(headers or {}))

@@ -7,7 +7,7 @@ from unittest.mock import Mock
 
 import aiohttp
 import pytest
-from support import RedisServer, TestServer
+from support import FAST, RedisServer, TestServer
 
 
 @pytest.fixture
@@ -72,3 +72,15 @@ def frontier(redis_server) -> str:
     """A shared frontier's URL, on an empty Redis."""
     redis_server.flush()
     return redis_server.url
+
+
+@pytest.fixture
+def downloader(request, monkeypatch) -> str:
+    """The downloader a test crawls with (``support.over_downloaders`` runs a test once per
+    downloader): set in ``FAST`` and in the test module's own ``RETRY``, if it has one."""
+    name = getattr(request, "param", "aiohttp")
+    monkeypatch.setitem(FAST, "downloader", name)
+    retry = getattr(request.module, "RETRY", None)
+    if isinstance(retry, dict):
+        monkeypatch.setitem(retry, "downloader", name)
+    return name

@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
+import pytest
 from aiohttp import web
 from yarl import URL
 
@@ -120,6 +121,12 @@ FAST = {
     "domain_concurrency": 8,
     "obey_robots": False,
 }
+
+
+#: Every downloader the project ships: the misbehaving-server and timeout suites run over each.
+DOWNLOADERS = ("aiohttp", "httpx")
+#: Runs a test once per downloader (the ``downloader`` fixture sets it in ``FAST``).
+over_downloaders = pytest.mark.parametrize("downloader", DOWNLOADERS, indirect=True)
 
 
 class Collect(Pipeline):

@@ -12,11 +12,11 @@ import time
 
 import pytest
 from aiohttp import web
+from support import DOWNLOADERS
 
 from crawler import Request, RequestFailed, Settings
-from crawler._aiohttp import AiohttpDownloader
 from crawler._deadlines import Deadlines, Fetch
-from crawler._downloader import Fetcher
+from crawler._downloader import Fetcher, load_downloader
 
 
 async def _trickle(request: web.Request) -> web.StreamResponse:
@@ -65,12 +65,13 @@ async def base_url():
         await runner.cleanup()
 
 
-@pytest.fixture
-async def downloader_for():
+@pytest.fixture(params=DOWNLOADERS)
+async def downloader_for(request):
+    """Every downloader meets the same limits: the engine's sweep, fed by its progress."""
     opened: list[Fetcher] = []
 
     async def make(**settings: float) -> Fetcher:
-        downloader = Fetcher(AiohttpDownloader(), Settings(**settings))
+        downloader = Fetcher(load_downloader(request.param)(), Settings(**settings))
         await downloader.open()
         opened.append(downloader)
         return downloader

@@ -23,13 +23,16 @@ from email.utils import formatdate
 import brotli
 import pytest
 from aiohttp import web
-from support import FAST, Collect, TestServer, html, links
+from support import FAST, Collect, TestServer, html, links, over_downloaders
 from yarl import URL
 
 from crawler import BaseMiddleware, Crawler, CrawlStats, Failure, IgnoreRequest, Request, Response, Spider
 from crawler._url import join
 
 RawHandler = Callable[[asyncio.StreamWriter], Awaitable[None]]
+# The whole suite runs once per downloader (aiohttp, httpx): each meets the same contract.
+pytestmark = [over_downloaders, pytest.mark.usefixtures("downloader")]
+
 LOOPBACK = ("127.0.0.1", "127.0.0.2")
 GOOD = ("/good/1", "/good/2", "/good/3")
 MB = 1024 * 1024

@@ -10,7 +10,7 @@ from email.utils import formatdate
 import aiohttp
 import pytest
 from aiohttp import web
-from support import FAST, Collect, RecordingSpider, html
+from support import FAST, Collect, RecordingSpider, html, over_downloaders
 from yarl import URL
 
 from crawler import Crawler
@@ -50,7 +50,8 @@ def sleeper(seconds: float, body: str = "page"):
 
 
 @pytest.mark.parametrize("status", [429, 503])
-async def test_retry_after_seconds_pauses_whole_domain(server, status):
+@over_downloaders
+async def test_retry_after_seconds_pauses_whole_domain(downloader, server, status):
     server.route("/limited", limited_then_ok(status, "1"))
     for name in ("p1", "p2", "p3"):
         server.route(f"/{name}", html(name))
@@ -75,7 +76,8 @@ async def test_retry_after_seconds_pauses_whole_domain(server, status):
     assert spider.failures == []
 
 
-async def test_retry_after_http_date_pauses_domain(server):
+@over_downloaders
+async def test_retry_after_http_date_pauses_domain(downloader, server):
     server.route("/limited", limited_then_ok(429, lambda: formatdate(time.time() + 2, usegmt=True)))
     server.route("/other", html("other"))
     spider = RecordingSpider([server.url("/limited"), server.url("/other")])
@@ -94,7 +96,8 @@ async def test_retry_after_http_date_pauses_domain(server):
     assert stats.failures == {}
 
 
-async def test_paused_domain_costs_no_worker(server):
+@over_downloaders
+async def test_paused_domain_costs_no_worker(downloader, server):
     server.route("/a", limited_then_ok(429, "1"))
     b_urls = []
     for i in range(12):
@@ -115,7 +118,8 @@ async def test_paused_domain_costs_no_worker(server):
     assert stats.failures == {}
 
 
-async def test_retry_after_beyond_max_fails_request(server):
+@over_downloaders
+async def test_retry_after_beyond_max_fails_request(downloader, server):
     server.route("/limited", limited_then_ok(429, "30"))
     spider = RecordingSpider([server.url("/limited")])
 
@@ -131,7 +135,8 @@ async def test_retry_after_beyond_max_fails_request(server):
 # -- backoff and giving up ------------------------------------------------------------------
 
 
-async def test_5xx_is_retried_with_backoff(server):
+@over_downloaders
+async def test_5xx_is_retried_with_backoff(downloader, server):
     calls = 0
 
     async def flaky(request: web.Request) -> web.Response:
@@ -156,7 +161,8 @@ async def test_5xx_is_retried_with_backoff(server):
     assert all(gap >= 0.15 for gap in gaps), gaps
 
 
-async def test_gives_up_after_retries(server):
+@over_downloaders
+async def test_gives_up_after_retries(downloader, server):
     server.route("/down", "unavailable", status=503)
     spider = RecordingSpider([server.url("/down")])
 
@@ -186,7 +192,8 @@ async def test_connection_error_retried_then_failed(mocked):
     assert [f.reason for f in spider.failures] == ["connection_error"]
 
 
-async def test_timeout_retried_then_failed(server):
+@over_downloaders
+async def test_timeout_retried_then_failed(downloader, server):
     server.route("/slow", sleeper(1.0))
     spider = RecordingSpider([server.url("/slow")])
 
@@ -199,7 +206,8 @@ async def test_timeout_retried_then_failed(server):
     assert [f.reason for f in spider.failures] == ["timeout"]
 
 
-async def test_404_is_not_retried(server):
+@over_downloaders
+async def test_404_is_not_retried(downloader, server):
     spider = RecordingSpider([server.url("/missing")])  # no route: the server answers 404
 
     stats = await Crawler(spider, RETRY).run()
