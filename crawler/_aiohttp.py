@@ -65,8 +65,14 @@ class AiohttpDownloader:
         self._max_bytes = 0
         self._proxies = ProxyRotation(())
         self._guard = AddressGuard(False)
+        self._settings: Settings | None = None
+        self._jar: aiohttp.abc.AbstractCookieJar = aiohttp.DummyCookieJar()
+        self._socks: dict[str, aiohttp.ClientSession] = {}
+        #: What a fetch turns into a RequestFailed (aiohttp-socks' errors added once it is used).
+        self._errors: tuple[type[Exception], ...] = (aiohttp.ClientError, ValueError, OSError)
 
     async def open(self, settings: Settings, guard: AddressGuard | None = None) -> None:
+        self._settings = settings
         self._user_agent = settings.user_agent
         self._max_bytes = settings.max_response_bytes
         #: Request cookies go in our own jar; a host's session keeps its jar to itself.
@@ -76,6 +82,11 @@ class AiohttpDownloader:
             return
         self._guard = guard = guard or AddressGuard.from_settings(settings)
         guard.trust_hosts(self._proxies.hosts())
+        # unsafe=True: aiohttp's default jar drops cookies from IP-address hosts, so a login
+        # on http://127.0.0.1/ or a LAN box would be forgotten; a crawler keeps them as it
+        # does for any host (still scoped to that host by the jar). One jar for every
+        # session (direct, and each SOCKS proxy's), as one browser has.
+        self._jar = aiohttp.CookieJar(unsafe=True) if settings.cookies else aiohttp.DummyCookieJar()
         # Idle keep-alive connections and the DNS cache bounded (see _connector): a broad
         # crawl would otherwise hold a socket and an address for every host met.
         connector = BoundedConnector(
@@ -86,28 +97,61 @@ class AiohttpDownloader:
             ssl=_tls_context(settings),
             **({"resolver": self._resolver} if self._resolver is not None else {}),
         )
-        # unsafe=True: aiohttp's default jar drops cookies from IP-address hosts, so a login
-        # on http://127.0.0.1/ or a LAN box would be forgotten; a crawler keeps them as it
-        # does for any host (still scoped to that host by the jar).
-        jar = aiohttp.CookieJar(unsafe=True) if settings.cookies else aiohttp.DummyCookieJar()
-        self._session = aiohttp.ClientSession(
+        self._session = self._new_session(connector)
+
+    def _new_session(self, connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+        settings = self._settings
+        assert settings is not None
+        session = aiohttp.ClientSession(
             connector=connector,
             # No timers of aiohttp's own, not even its default 5 minutes: the engine's sweep.
             timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None),
             headers={"User-Agent": settings.user_agent},
-            cookie_jar=jar,
+            cookie_jar=self._jar,
             trust_env=settings.trust_env,
         )
         # aiohttp silently resends an idempotent request once when a connection drops. That
         # second try would bypass the domain's limiter and the retry count; our own retries
         # (with backoff) cover a stale keep-alive connection instead. The switch is private
         # (aiohttp's own test utilities set it), hence the guard.
-        if hasattr(self._session, "_retry_connection"):
-            self._session._retry_connection = False
+        if hasattr(session, "_retry_connection"):
+            session._retry_connection = False
+        return session
+
+    def _socks_session(self, proxy: str, request: Request) -> aiohttp.ClientSession:
+        """The session that goes through SOCKS proxy ``proxy`` (aiohttp-socks' connector:
+        aiohttp itself speaks HTTP proxies only), made on first use."""
+        session = self._socks.get(proxy)
+        if session is not None:
+            return session
+        settings = self._settings
+        assert settings is not None
+        try:
+            import aiohttp_socks  # type: ignore[import-not-found,unused-ignore]
+            import python_socks  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise RequestFailed(
+                "proxy_error", "a socks5:// proxy needs aiohttp-socks: pip install 'crawler[socks]'", request=request
+            ) from None
+        try:
+            # rdns: the proxy resolves host names (socks5h), so DNS goes where the traffic goes.
+            connector = aiohttp_socks.ProxyConnector.from_url(
+                proxy.replace("socks5h://", "socks5://", 1), rdns=True, limit=settings.concurrency,
+                ssl=_tls_context(settings),
+            )
+        except ValueError as exc:
+            raise RequestFailed("proxy_error", redact_proxies(str(exc), self._proxies), request=request) from None
+        socks_errors = (python_socks.ProxyError, python_socks.ProxyConnectionError, python_socks.ProxyTimeoutError)
+        self._errors = (*self._errors, aiohttp_socks.ProxyError, *socks_errors)
+        session = self._socks[proxy] = self._new_session(connector)
+        return session
 
     async def aclose(self) -> None:
-        """Close the session if this downloader made it; safe to call twice."""
+        """Close the sessions this downloader made; safe to call twice."""
         session, self._session = self._session, None
+        socks, self._socks = list(self._socks.values()), {}
+        for made in socks:
+            await made.close()
         if session is not None and self._owns_session:
             await session.close()
 
@@ -120,16 +164,20 @@ class AiohttpDownloader:
             headers = {**(headers or {}), "User-Agent": self._user_agent}  # a host's session
         cookies = self._request_cookies(session, request) if request.cookies is not None else None
         proxies = self._proxies
-        proxy = proxies.choose(request)
+        proxy = http_proxy = proxies.choose(request)
         try:
             url = URL(request.url, encoded=True)
         except ValueError as exc:  # what canonicalize let through and yarl refuses
             raise RequestFailed("bad_url", str(exc), request=request) from exc
-        if proxy is not None and self._guard.enabled:  # the proxy resolves the host: judge what we can
-            try:
-                self._guard.check_literal(url.raw_host or "")
-            except BlockedAddress as exc:
-                raise RequestFailed("blocked_address", str(exc), request=request) from None
+        if proxy is not None:
+            if self._guard.enabled:  # the proxy resolves the host: judge what can be judged here
+                try:
+                    self._guard.check_literal(url.raw_host or "")
+                except BlockedAddress as exc:
+                    raise RequestFailed("blocked_address", str(exc), request=request) from None
+            if proxy.startswith("socks"):
+                session = self._socks_session(proxy, request)
+                http_proxy = None  # the session's connector goes through it
         try:
             async with session.request(
                 request.method,
@@ -138,12 +186,12 @@ class AiohttpDownloader:
                 cookies=cookies,
                 data=request.body,
                 allow_redirects=False,
-                proxy=proxy,
+                proxy=http_proxy,
             ) as resp:
                 content = resp.content
                 progress.count_with(lambda: content.total_bytes)
                 body = await self._read(resp, request, progress)
-        except (aiohttp.ClientError, ValueError) as exc:
+        except self._errors as exc:
             if isinstance(exc, ResponseTooLarge):
                 raise
             failure = _failure(exc, request, proxies)
@@ -186,7 +234,10 @@ def _failure(exc: BaseException, request: Request, proxies: ProxyRotation) -> Re
     """``exc`` as a RequestFailed with its reason from :data:`_REASONS`."""
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, BlockedAddress):
         return RequestFailed("blocked_address", str(exc.os_error), request=request)
-    reason = next(reason for kind, reason in _REASONS if isinstance(exc, kind))
+    reason = next((reason for kind, reason in _REASONS if isinstance(exc, kind)), None)
+    if reason is None:  # a SOCKS proxy's error (python-socks' own), or a bare OSError
+        socks = type(exc).__module__.startswith(("python_socks", "aiohttp_socks"))
+        reason = "proxy_error" if socks else "connection_error"
     message = str(exc) if reason not in ("client_error", "bad_request") else f"{type(exc).__name__}: {exc}"
     return RequestFailed(reason, redact_proxies(message, proxies), request=request)
 

@@ -183,7 +183,10 @@ class Crawler:
             shared=self._shared is not None,
         )
         given = self._downloader_given
-        client = given() if isinstance(given, type) or not isinstance(given, Downloader) else given
+        if isinstance(given, Downloader) and not isinstance(given, type):
+            client: object = given
+        else:
+            client = given() if callable(given) else given  # a class, or a factory
         if not isinstance(client, Downloader):
             raise TypeError(f"{client!r} is not a downloader: it needs async open, fetch and aclose")
         self._downloader = Fetcher(client, self.settings, self._guard)

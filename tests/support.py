@@ -27,6 +27,7 @@ class Hit:
     host: str
     path: str
     headers: dict[str, str]
+    remote: str = ""  #: the client's address (a proxy's, for a proxied request)
 
 
 class TestServer:
@@ -77,7 +78,7 @@ class TestServer:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         host = request.host.rsplit(":", 1)[0]
-        self.hits.append(Hit(time.monotonic(), host, request.path_qs, dict(request.headers)))
+        self.hits.append(Hit(time.monotonic(), host, request.path_qs, dict(request.headers), request.remote or ""))
         handler = self.routes.get(request.path_qs) or self.routes.get(request.path)
         if handler is None:
             return web.Response(status=404, text="not found")
@@ -296,6 +297,60 @@ class TinyProxy:
                 if time.monotonic() > deadline or self._proc.poll() is not None:
                     self.stop()
                     raise RuntimeError(f"tinyproxy did not start on port {self.port}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+            self._proc = None
+
+
+class MicroSocks:
+    """A real SOCKS5 proxy (Debian's ``microsocks``) on 127.0.0.1 and a free port.
+
+    ``auth``: (user, password) it demands. Its outgoing connections leave from ``OUTGOING``
+    (127.0.0.3), so a test server tells proxied requests by their client address.
+    """
+
+    OUTGOING = "127.0.0.3"
+
+
+    def __init__(self, workdir: str, *, auth: tuple[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.auth = auth
+        self.port = 0
+        self._log = os.path.join(workdir, "microsocks.log")
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f"{self.auth[0]}:{self.auth[1]}@" if self.auth else ""
+        return f"socks5://{auth}127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        exe = shutil.which("microsocks") or "/usr/bin/microsocks"
+        if not os.path.exists(exe):
+            raise RuntimeError("microsocks is not installed (Debian package microsocks; .ci/run installs it)")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        auth = ["-u", self.auth[0], "-P", self.auth[1]] if self.auth else []
+        with open(self._log, "wb") as log:
+            self._proc = subprocess.Popen(
+                [exe, "-i", "127.0.0.1", "-p", str(self.port), "-b", self.OUTGOING, *auth],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self._proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"microsocks did not start on port {self.port}") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:

@@ -9,7 +9,7 @@ import logging
 import socket
 
 import pytest
-from support import FAST, RecordingSpider, TinyProxy, html
+from support import FAST, MicroSocks, RecordingSpider, TinyProxy, html
 
 from crawler import Crawler, Request, Response, Settings, SettingsError, Spider
 from crawler._proxies import REST_AFTER, ProxyRotation
@@ -149,3 +149,44 @@ def test_the_setting_takes_one_url_or_a_list_and_refuses_other_schemes():
     with pytest.raises(SettingsError, match="proxy") as caught:
         Settings(proxy="ftp://user:topsecret@p:1")
     assert "topsecret" not in str(caught.value)
+
+
+# -- SOCKS5 -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def microsocks(tmp_path):
+    proxy = MicroSocks(str(tmp_path), auth=("crawler", "socks-pw"))
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("downloader", ["aiohttp", "httpx"])
+async def test_a_socks5_proxy_carries_every_request(server, microsocks, downloader):
+    server.route_pages(["/a", "/b"])
+    spider = RecordingSpider([server.url("/a"), server.url("/b", host="127.0.0.2")])
+
+    stats = await Crawler(spider, {**FAST, "proxy": microsocks.url, "downloader": downloader}).run()
+
+    assert stats.pages == 2
+    assert stats.failures == {}
+    assert sorted(hit.path for hit in server.hits if hit.remote == MicroSocks.OUTGOING) == ["/a", "/b"]
+    assert len(server.hits) == 2
+
+
+@pytest.mark.parametrize("downloader", ["aiohttp", "httpx"])
+async def test_a_socks5_proxy_refusing_the_password_fails_as_proxy_error_without_the_password(
+    server, microsocks, downloader
+):
+    server.route("/", html("home"))
+    spider = RecordingSpider([server.url("/")])
+    wrong = f"socks5://crawler:not-the-pw@127.0.0.1:{microsocks.port}"
+
+    stats = await Crawler(spider, {**FAST, "retries": 1, "proxy": wrong, "downloader": downloader}).run()
+
+    assert stats.failures == {"proxy_error": 1}
+    assert server.hits == []
+    assert "not-the-pw" not in str(spider.failures[0].exception)
