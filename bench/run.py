@@ -378,15 +378,23 @@ def _can_connect(host: str, port: int) -> bool:
 
 @dataclass
 class Contender:
-    key: str  # crawler, floor, scrapy, crawlee
+    key: str  # crawler, floor, scrapy, crawlee; a variant of ours: crawler@httpx, crawler_follow@uvloop ...
     label: str
     python: str | None  # None: the command is on PATH
     version: str | None
     available: bool
     note: str = ""
     runs: list[dict] = field(default_factory=list)
+    extra: tuple[str, ...] = ()  # more arguments for a variant of ours (-s downloader=httpx, --loop uvloop)
+
+    @property
+    def base(self) -> str:
+        return self.key.split("@", 1)[0]
 
     def command(self, url: str, out: Path, stats: Path, concurrency: int) -> list[str]:
+        if self.extra:
+            plain = Contender(self.base, self.label, self.python, None, True)
+            return [*plain.command(url, out, stats, concurrency), *self.extra]
         py = self.python
         if self.key == "crawler_state":  # the same crawl, resumable: a fresh state file per run
             plain = Contender("crawler", "", py, None, True).command(url, out, stats, concurrency)
@@ -485,7 +493,7 @@ class Bench:
         if self.args.run_timeout:
             return self.args.run_timeout
         # ours and the floor: at least 100 pages/s; the peers: at least 20 pages/s
-        return 30 + self.pages / (100 if key in OURS else 20)
+        return 30 + self.pages / (100 if key.split("@")[0] in OURS else 20)
 
     def run_once(self, who: Contender, index: int, total: int, label: str) -> dict:
         self.counter += 1
@@ -493,7 +501,7 @@ class Bench:
         out, stats, log = self.work / f"{tag}.jsonl", self.work / f"{tag}.stats.json", self.work / f"{tag}.log"
         cmd = who.command(self.url, out, stats, self.args.concurrency)
         cwd = REPO
-        if who.key not in OURS:  # peers may write ./storage and the like
+        if who.base not in OURS:  # peers may write ./storage and the like
             cwd = self.work / f"{tag}.cwd"
             cwd.mkdir()
         timeout = self.timeout_for(who.key)
@@ -525,9 +533,9 @@ class Bench:
         elif child.exit_code != 0:
             record["problems"].insert(0, f"exit code {child.exit_code}")
         record["ok"] = not record["problems"]
-        if who.key in ("crawler", "crawler_follow", "crawler_state"):
+        if who.base in ("crawler", "crawler_follow", "crawler_state"):
             record["self_reported"] = _self_reported(stats)  # diagnosis only, never a figure
-        if who.key == "crawler_state":
+        if who.base == "crawler_state":
             record["state_disk"] = _state_disk(out.with_suffix(".state.db"))
         if not record["ok"]:
             record["log_tail"] = _tail(log, 15)
@@ -543,8 +551,8 @@ class Bench:
         return record
 
     def throughput(self, contenders: list[Contender]) -> None:
-        ours = [c for c in contenders if c.key in OURS]
-        peers = [c for c in contenders if c.key not in OURS and c.available]
+        ours = [c for c in contenders if c.base in OURS]
+        peers = [c for c in contenders if c.base not in OURS and c.available]
         runs = self.args.runs
         total = runs * len(ours) + self.args.peer_runs * len(peers)
         print(f"\nthroughput: {self.pages:,} pages from {self.url}, concurrency {self.args.concurrency}", flush=True)
@@ -743,23 +751,24 @@ def summarize(who: Contender, floor_median: float | None) -> dict:
 
 
 def table(contenders: list[Contender], summaries: dict[str, dict]) -> list[str]:
-    head = f"{'crawler':<36} {'ok runs':>7}  {'pages/s median (min-max)':<26} {'CPU s/1k pages':>14}  "
+    width = max(36, *(len(f"{who.label} {who.version or ''}".strip()) for who in contenders))
+    head = f"{'crawler':<{width}} {'ok runs':>7}  {'pages/s median (min-max)':<26} {'CPU s/1k pages':>14}  "
     head += f"{'peak RSS':>9}  {'vs floor':>8}"
     lines = [head, "-" * len(head)]
     for who in contenders:
         name = f"{who.label} {who.version or ''}".strip()
         s = summaries.get(who.key)
         if not who.available:
-            lines.append(f"{name:<36} {'-':>7}  {who.note}")
+            lines.append(f"{name:<{width}} {'-':>7}  {who.note}")
             continue
         if not s or not s.get("ok_runs"):
             runs = s["runs"] if s else 0
-            lines.append(f"{name:<36} {'0/' + str(runs):>7}  no correct run")
+            lines.append(f"{name:<{width}} {'0/' + str(runs):>7}  no correct run")
             continue
         rate = f"{s['pages_per_s_median']:,.0f} ({s['pages_per_s_min']:,.0f}-{s['pages_per_s_max']:,.0f})"
         ratio = f"{s['ratio_to_floor']:.2f}x" if "ratio_to_floor" in s else "-"
         lines.append(
-            f"{name:<36} {str(s['ok_runs']) + '/' + str(s['runs']):>7}  {rate:<26} "
+            f"{name:<{width}} {str(s['ok_runs']) + '/' + str(s['runs']):>7}  {rate:<26} "
             f"{s['cpu_s_per_1000_pages_median']:>14.2f}  {s['peak_rss_mib_max']:>5.0f} MiB  {ratio:>8}"
         )
     return lines
@@ -832,6 +841,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--json", type=Path, help=f"write the results here (default {DEFAULT_JSON.relative_to(REPO)}; --smoke: none)"
     )
     ap.add_argument("--keep", action="store_true", help="keep the work directory (outputs, logs, nginx.conf)")
+    ap.add_argument(
+        "--downloaders",
+        type=lambda text: [d.strip() for d in text.split(",") if d.strip()],
+        default=["aiohttp"],
+        help="both idioms with each of these downloaders too, e.g. aiohttp,httpx,pyreqwest (aiohttp)",
+    )
+    ap.add_argument("--uvloop", action="store_true", help="each downloader on uvloop too (crawler run --loop uvloop)")
     args = ap.parse_args(argv)
     if args.smoke:
         args.pages = args.pages or 200
@@ -852,6 +868,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.json = DEFAULT_JSON
     args.mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     return args
+
+
+def variants(args: argparse.Namespace, version: str | None) -> list[Contender]:
+    """Both idioms again for each other downloader (``--downloaders``), and each downloader
+    on uvloop (``--uvloop``)."""
+    made: list[Contender] = []
+    for downloader in args.downloaders:
+        for loop in ("asyncio", "uvloop") if args.uvloop else ("asyncio",):
+            if downloader == "aiohttp" and loop == "asyncio":
+                continue  # the plain contenders
+            extra = ("-s", f"downloader={downloader}") if downloader != "aiohttp" else ()
+            extra += ("--loop", "uvloop") if loop == "uvloop" else ()
+            tag = downloader + ("+uvloop" if loop == "uvloop" else "")
+            for key, label in (("crawler", "crawler"), ("crawler_follow", "crawler, follow() per link")):
+                variant = Contender(f"{key}@{tag}", f"{label}, {tag}", args.python, version, bool(version), extra=extra)
+                made.append(variant)
+    return made
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -942,13 +975,15 @@ def _main(args: argparse.Namespace, nginx_bin: str, children: Children, work: Pa
             note="" if floor_version else f"no aiohttp in {args.python}",
         ),
     ]
+    contenders[2:2] = variants(args, ours_version)  # after both idioms on aiohttp, before --state and the floor
     for who in contenders:
         if not who.available:
             print(f"bench: {who.label}: {who.note}", file=sys.stderr)
             return EXIT_USAGE
     if args.peers:
-        contenders += [find_peer("scrapy", args.scrapy_python), find_peer("crawlee", args.crawlee_python)]
-        for who in contenders[len(OURS) - args.no_state :]:
+        peers = [find_peer("scrapy", args.scrapy_python), find_peer("crawlee", args.crawlee_python)]
+        contenders += peers
+        for who in peers:
             if not who.available:
                 print(f"note: {who.label} skipped: {who.note}", flush=True)
 
@@ -967,7 +1002,7 @@ def _main(args: argparse.Namespace, nginx_bin: str, children: Children, work: Pa
         lines += [
             "",
             f"{manifest['pages']:,} pages, {args.runs} run(s) each of "
-            + ", ".join(c.key for c in contenders if c.key in OURS)
+            + ", ".join(c.key for c in contenders if c.base in OURS)
             + (f", {args.peer_runs} per peer" if args.peers else "")
             + f", concurrency {args.concurrency}; pages/s = {manifest['pages']:,} / wall time of the process",
             *table(contenders, summaries),

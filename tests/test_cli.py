@@ -614,3 +614,15 @@ def test_ctrl_c_twice_stops_at_once_with_whole_lines(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+
+@pytest.mark.parametrize("downloader", ["aiohttp", "httpx"])
+def test_run_on_uvloop_crawls_the_same(tmp_path, downloader):
+    spider = write_spider(tmp_path)
+    result = run_cli("run", spider, "-o", "items.jsonl", "--loop", "uvloop", "-s", f"downloader={downloader}",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    items = read_jsonl(tmp_path / "items.jsonl")
+    assert sorted(item["title"] for item in items) == [f"Product {i}" for i in range(6)]
+    assert "Traceback" not in result.stderr
