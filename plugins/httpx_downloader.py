@@ -170,31 +170,30 @@ class HttpxDownloader:
         return Response(request.url, resp.status_code, headers, body, request)
 
     def _request(self, request: Request) -> httpx.Request:
-        """The httpx request: the defaults under the request's own headers, and its cookies."""
+        """The httpx request: the defaults under the request's own headers, and one Cookie
+        header joining the request's own, its ``cookies`` and the jar's (as aiohttp does)."""
         given = request._headers or {}
         lowered = {name.lower() for name in given}
         headers = [(name, value) for name, value in self._defaults if name.lower() not in lowered]
         headers.extend(given.items())
         outgoing = httpx.Request(request.method, request.url, headers=headers, content=request.body)
+        parts = outgoing.headers.get_list("Cookie")
+        if parts:
+            del outgoing.headers["Cookie"]  # (the jar adds its cookies only to a request without one)
         if request.cookies is not None:
-            self._add_cookies(request, outgoing)
-        elif "cookie" not in lowered:
-            self._cookies.set_cookie_header(outgoing)
-        return outgoing
-
-    def _add_cookies(self, request: Request, outgoing: httpx.Request) -> None:
-        """The request's cookies into the jar (once per chain, as the aiohttp downloader
-        does), or, with cookies off, into this request's Cookie header only."""
-        cookies = as_cookies(request.cookies)
-        if self._jar_is_ours:
-            if request.attempt == 1 and request.redirects == 0:
+            cookies = as_cookies(request.cookies)
+            if not self._jar_is_ours:  # with this request only
+                parts.append("; ".join(f"{name}={morsel.value}" for name, morsel in cookies.items()))
+            elif request.attempt == 1 and request.redirects == 0:  # into the jar, once per chain
                 host = outgoing.url.host
                 for name, morsel in cookies.items():
-                    domain = morsel["domain"] or host
-                    self._cookies.set(name, morsel.value, domain=domain, path=morsel["path"] or "/")
+                    self._cookies.set(name, morsel.value, domain=morsel["domain"] or host, path=morsel["path"] or "/")
+        if self._jar_is_ours:
             self._cookies.set_cookie_header(outgoing)
-            return
-        outgoing.headers["Cookie"] = "; ".join(f"{name}={morsel.value}" for name, morsel in cookies.items())
+            parts.extend(outgoing.headers.get_list("Cookie"))
+        if parts:
+            outgoing.headers["Cookie"] = "; ".join(parts)
+        return outgoing
 
 
 def _reason(exc: BaseException, started: bool) -> str:

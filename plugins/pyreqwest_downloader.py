@@ -76,6 +76,7 @@ if TYPE_CHECKING:
 __all__ = ["PyreqwestDownloader"]
 
 _BACKSTOP = 10.0  # seconds past the engine's ``timeout`` after which reqwest ends an orphaned request
+_YEAR = 365 * 86400.0  # the backstop for a timeout of "never"
 _CHECK_TTL = 10.0  # seconds a host whose addresses were all found public is not looked up again
 _CHECKED_MAX = 4096  # hosts remembered so; the table is emptied when it is full
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
@@ -97,6 +98,7 @@ _REASONS: tuple[tuple[type[BaseException], str], ...] = (
 _TLS_WORDS = ("certificate", "tls", "handshake", "ssl")
 _PROXY_WORDS = ("proxy", "tunnel", "socks")
 _SENT_WORDS = ("(sendrequest)", "connection closed before message completed")
+_FOR_URL = re.compile(r" for url \(.*\)$")
 
 
 class PyreqwestDownloader:
@@ -138,7 +140,7 @@ class PyreqwestDownloader:
             .user_agent(settings.user_agent)
             .default_headers([("Accept", "*/*"), ("Accept-Encoding", accept_encoding())])
             .pool_idle_timeout(timedelta(seconds=15))
-            .timeout(timedelta(seconds=settings.timeout + _BACKSTOP))
+            .timeout(timedelta(seconds=min(settings.timeout + _BACKSTOP, _YEAR)))
             .no_proxy()  # not reqwest's reading of HTTP(S)_PROXY: ProxyRotation decides
         )
         builder = builder.http2(True) if self._http2 else builder.http1_only()
@@ -322,10 +324,11 @@ async def _raw_chunks(resp: RawResponse) -> AsyncIterator[bytes]:
 
 
 def _causes(exc: BaseException) -> str:
-    """reqwest's chain of causes, lowercased, one a line."""
+    """reqwest's chain of causes, lowercased, one a line, without the URL some of them end
+    with (a host named ``tls.example`` says nothing about the failure)."""
     details = getattr(exc, "details", None)
     causes = details.get("causes") if isinstance(details, dict) else None
-    return "\n".join(str(cause.get("message", "")) for cause in causes or ()).lower()
+    return "\n".join(_FOR_URL.sub("", str(cause.get("message", ""))) for cause in causes or ()).lower()
 
 
 def _message(exc: BaseException) -> str:
@@ -333,7 +336,8 @@ def _message(exc: BaseException) -> str:
     head = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     details = getattr(exc, "details", None)
     causes = details.get("causes") if isinstance(details, dict) else None
-    return ": ".join([head, *(str(cause.get("message", "")) for cause in causes or ())])
+    parts = [head, *(str(cause.get("message", "")) for cause in causes or ())]
+    return ": ".join(part for i, part in enumerate(parts) if part and (i == 0 or part != parts[i - 1]))
 
 
 def _reason(exc: BaseException, started: bool, proxied: bool) -> str:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 from aiohttp import web
-from support import FAST, Collect
+from support import FAST, Collect, over_downloaders
 
 from crawler import Crawler, Request, Spider
+
+# Every downloader keeps cookies the same way (a host's session= is aiohttp's own).
+pytestmark = [over_downloaders, pytest.mark.usefixtures("downloader")]
 
 
 def login_site(server) -> None:
