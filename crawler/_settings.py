@@ -114,6 +114,16 @@ class Settings:
     #: is itself such an address or ``localhost``), true, or false.
     block_private_addresses: str | bool = "auto"
 
+    def __repr__(self) -> str:
+        """Only the settings that differ from the defaults, with passwords redacted (a
+        Settings may end up in a traceback or a log line)."""
+        shown = self.explicit()
+        if shown.get("frontier"):
+            shown["frontier"] = _redact(shown["frontier"])
+        if shown.get("proxy"):
+            shown["proxy"] = tuple(_redact(url) for url in shown["proxy"])
+        return "Settings(" + ", ".join(f"{name}={value!r}" for name, value in shown.items()) + ")"
+
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)

@@ -76,6 +76,7 @@ if TYPE_CHECKING:
 __all__ = ["PyreqwestDownloader"]
 
 _BACKSTOP = 10.0  # seconds past the engine's ``timeout`` after which reqwest ends an orphaned request
+_SETTLE = 0.05  # seconds aclose() leaves pyreqwest's runtime thread to tear the closed clients down
 _YEAR = 365 * 86400.0  # the backstop for a timeout of "never"
 _CHECK_TTL = 10.0  # seconds a host whose addresses were all found public is not looked up again
 _CHECKED_MAX = 4096  # hosts remembered so; the table is emptied when it is full
@@ -155,10 +156,18 @@ class PyreqwestDownloader:
         return builder.build()
 
     async def aclose(self) -> None:
-        """Close every client; safe to call twice."""
+        """Close every client and let go of it; safe to call twice.
+
+        ``Client.close()`` only refuses new requests: the pools and their connections go when
+        the client object is freed, torn down on pyreqwest's runtime thread. That thread
+        touching the interpreter while it finalizes aborts the process (``PyGILState_Release``),
+        so the teardown is given ``_SETTLE`` seconds here, before a short program can exit."""
         clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.close()
+        if not clients:
+            return
+        while clients:
+            await clients.pop().close()  # (popped: no reference left once closed)
+        await asyncio.sleep(_SETTLE)
 
     async def fetch(self, request: Request, progress: ReadProgress) -> Response:
         settings = self._settings

@@ -190,3 +190,10 @@ async def test_a_socks5_proxy_refusing_the_password_fails_as_proxy_error_without
     assert stats.failures == {"proxy_error": 1}
     assert server.hits == []
     assert "not-the-pw" not in str(spider.failures[0].exception)
+
+
+def test_a_settings_repr_shows_no_password():
+    settings = Settings(proxy=["http://u:proxy-pw@p:1"], frontier="redis://:redis-pw@127.0.0.1:6379/0")
+    text = repr(settings)
+    assert "proxy-pw" not in text and "redis-pw" not in text
+    assert "u:***@p:1" in text
