@@ -223,6 +223,8 @@ class Crawler:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 for request in stored.requests if stored is not None else ():
+                    if request.depth == 0 and not request.redirects and self._guard.auto:  # a start request
+                        self._guard.saw_start(urlsplit(request.url).hostname or "")
                     frontier.restore(request)
                 if self._shared is not None:
                     if feed != "no":
