@@ -162,7 +162,7 @@ def load_downloader(name: str) -> Callable[[], Downloader]:
     return loaded  # type: ignore[no-any-return]
 
 
-_EXTRAS = {"httpx": "http2"}  # the extra that installs a downloader's client
+_EXTRAS = {"httpx": "http2", "pyreqwest": "fast"}  # the extra that installs a downloader's client
 
 
 def _known() -> list[str]:

@@ -125,7 +125,7 @@ FAST = {
 
 
 #: Every downloader the project ships: the misbehaving-server and timeout suites run over each.
-DOWNLOADERS = ("aiohttp", "httpx")
+DOWNLOADERS = ("aiohttp", "httpx", "pyreqwest")
 #: Runs a test once per downloader (the ``downloader`` fixture sets it in ``FAST``).
 over_downloaders = pytest.mark.parametrize("downloader", DOWNLOADERS, indirect=True)
 

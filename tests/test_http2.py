@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import FAST, RecordingSpider, links
+from support import DOWNLOADERS, FAST, RecordingSpider, links
 
 from crawler import Crawler, Response
 
@@ -47,7 +47,9 @@ class TlsNginx:
         key = str(work / "key.pem")
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", self.cert,
-             "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+             "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+             # a leaf, not a CA: rustls (pyreqwest) refuses a CA certificate as a server's
+             "-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"],
             check=True, capture_output=True,
         )
         site = work / "site"
@@ -134,10 +136,11 @@ def settings(nginx: TlsNginx, **more) -> dict:
     return {**FAST, "concurrency": 16, "domain_concurrency": 16, "tls_ca_file": nginx.cert, **more}
 
 
-async def test_httpx_crawls_over_http2_multiplexed_on_one_connection(nginx_tls):
+@pytest.mark.parametrize("downloader", ["httpx", "pyreqwest"])
+async def test_http2_downloaders_multiplex_the_crawl_on_one_connection(nginx_tls, downloader):
     spider = Site([nginx_tls.url("/")])
 
-    stats = await Crawler(spider, settings(nginx_tls, downloader="httpx")).run()
+    stats = await Crawler(spider, settings(nginx_tls, downloader=downloader)).run()
 
     assert stats.pages == 1 + len(PAGES)
     assert stats.failures == {}
@@ -156,7 +159,7 @@ async def test_aiohttp_crawls_the_same_server_over_http1(nginx_tls):
     assert {protocol for protocol, _, _ in nginx_tls.requests()} == {"HTTP/1.1"}
 
 
-@pytest.mark.parametrize("downloader", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("downloader", DOWNLOADERS)
 async def test_an_untrusted_certificate_fails_as_tls_error_without_retries(nginx_tls, downloader):
     spider = RecordingSpider([nginx_tls.url("/")])
 
@@ -169,7 +172,7 @@ async def test_an_untrusted_certificate_fails_as_tls_error_without_retries(nginx
     assert nginx_tls.requests() == []
 
 
-@pytest.mark.parametrize("downloader", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("downloader", DOWNLOADERS)
 async def test_tls_verify_false_accepts_any_certificate(nginx_tls, downloader):
     spider = RecordingSpider([nginx_tls.url("/")])
 

@@ -12,11 +12,12 @@ import socket
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
-from support import FAST, RecordingSpider, html
+from support import DOWNLOADERS, FAST, RecordingSpider, html
 
 from crawler import Crawler, Request, Response, Settings, SettingsError, Spider
 from crawler._addresses import AddressGuard, is_local_host, is_public_address
 from crawler._aiohttp import AiohttpDownloader
+from crawler._downloader import load_downloader
 
 
 class FixedResolver(AbstractResolver):
@@ -182,3 +183,40 @@ async def test_a_link_from_a_public_page_into_the_private_network_is_refused(ser
     assert stats.pages == 2
     assert stats.failures == {"blocked_address": 1}
     assert sorted(hit.path for hit in server.hits) == ["/", "/about"]
+
+
+class TrustLocalhost:
+    """Any downloader, with ``localhost`` let through the guard: it plays a public host."""
+
+    def __init__(self, name: str) -> None:
+        self.inner = load_downloader(name)()
+
+    async def open(self, settings: Settings, guard: AddressGuard) -> None:
+        guard.trust_hosts(["localhost"])
+        await self.inner.open(settings, guard)
+
+    async def fetch(self, request, progress):
+        return await self.inner.fetch(request, progress)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.parametrize("name", DOWNLOADERS)
+async def test_every_downloader_refuses_a_private_address_and_a_redirect_into_one(server, name):
+    port = server.port
+
+    async def to_private(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"http://127.0.0.1:{port}/secret")
+
+    server.route("/start", to_private)
+    server.route("/secret", html("secret"))
+    server.route("/direct", html("direct"))
+    spider = RecordingSpider([f"http://localhost:{port}/start", f"http://127.0.0.2:{port}/direct"])
+
+    stats = await Crawler(spider, {**FAST, "retries": 0, "block_private_addresses": True},
+                          downloader=TrustLocalhost(name)).run()
+
+    assert stats.failures == {"blocked_address": 2}
+    assert sorted(f.url.rsplit("/", 1)[1] for f in spider.failures) == ["direct", "secret"]
+    assert [hit.path for hit in server.hits] == ["/start"]

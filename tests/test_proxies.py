@@ -9,7 +9,7 @@ import logging
 import socket
 
 import pytest
-from support import FAST, MicroSocks, RecordingSpider, TinyProxy, html
+from support import DOWNLOADERS, FAST, MicroSocks, RecordingSpider, TinyProxy, html
 
 from crawler import Crawler, Request, Response, Settings, SettingsError, Spider
 from crawler._proxies import REST_AFTER, ProxyRotation
@@ -45,7 +45,8 @@ def dead_port() -> int:
         return int(probe.getsockname()[1])  # closed again: nothing listens there
 
 
-async def test_every_request_goes_through_the_proxy_setting(server, tinyproxy):
+@pytest.mark.parametrize("downloader", DOWNLOADERS)
+async def test_every_request_goes_through_the_proxy_setting(server, tinyproxy, downloader):
     pages = server.hub(5)
 
     class Follow(RecordingSpider):
@@ -56,7 +57,7 @@ async def test_every_request_goes_through_the_proxy_setting(server, tinyproxy):
                 yield request
 
     spider = Follow([server.url("/")])
-    stats = await Crawler(spider, {**FAST, "proxy": tinyproxy.url}).run()
+    stats = await Crawler(spider, {**FAST, "proxy": tinyproxy.url, "downloader": downloader}).run()
 
     assert stats.pages == 6
     assert sorted(proxied(server)) == sorted(["/", *pages])
@@ -164,7 +165,7 @@ def microsocks(tmp_path):
         proxy.stop()
 
 
-@pytest.mark.parametrize("downloader", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("downloader", DOWNLOADERS)
 async def test_a_socks5_proxy_carries_every_request(server, microsocks, downloader):
     server.route_pages(["/a", "/b"])
     spider = RecordingSpider([server.url("/a"), server.url("/b", host="127.0.0.2")])
@@ -177,7 +178,7 @@ async def test_a_socks5_proxy_carries_every_request(server, microsocks, download
     assert len(server.hits) == 2
 
 
-@pytest.mark.parametrize("downloader", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("downloader", DOWNLOADERS)
 async def test_a_socks5_proxy_refusing_the_password_fails_as_proxy_error_without_the_password(
     server, microsocks, downloader
 ):
