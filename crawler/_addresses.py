@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from ._settings import Settings
@@ -55,6 +56,21 @@ def is_local_host(host: str) -> bool:
         return False
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080, "socks4": 1080}
+
+
+def proxy_endpoint(url: str) -> tuple[str, int] | None:
+    """A proxy URL's (host, port), the port defaulted by its scheme."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return parts.hostname.lower(), port
+
+
 class AddressGuard:
     """Whether connections to non-public addresses are refused, decided once per crawl
     (``auto`` turns it off when a start request's host is local: :meth:`saw_start`)."""
@@ -62,24 +78,38 @@ class AddressGuard:
     def __init__(self, mode: str | bool = "auto") -> None:
         self.auto = mode == "auto"
         self.enabled = mode is True or self.auto
-        self._trusted: set[str] = set()
+        self._trusted: set[str] = set()  # hosts, on any port
+        self._proxies: set[tuple[str, int]] = set()  # (host, port) of configured proxies
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AddressGuard:
         return cls(settings.block_private_addresses)
 
     def trust_hosts(self, hosts: Iterable[str]) -> None:
-        """Hosts connected to whatever they resolve to (configured proxies)."""
+        """Hosts connected to whatever they resolve to, on any port (a test's stand-in for
+        the public web; for proxies, :meth:`trust_proxies`)."""
         self._trusted.update(host.strip("[]").lower() for host in hosts)
+
+    def trust_proxies(self, urls: Iterable[str]) -> None:
+        """Configured proxies, connected to whatever they resolve to: only their own host
+        and port (a proxy on 127.0.0.1:3128 does not open 127.0.0.1:6379 to a link)."""
+        for url in urls:
+            endpoint = proxy_endpoint(url)
+            if endpoint is not None:
+                self._proxies.add(endpoint)
 
     def saw_start(self, host: str) -> None:
         """A start request's host: under ``auto``, a local one turns the guard off."""
         if self.auto and self.enabled and is_local_host(host):
             self.enabled = False
 
-    def allows(self, host: str, address: str) -> bool:
-        """Whether a connection to ``host`` may go to ``address`` (one it resolved to)."""
-        if not self.enabled or host.strip("[]").lower() in self._trusted:
+    def allows(self, host: str, address: str, port: int | None = None) -> bool:
+        """Whether a connection to ``host`` (on ``port``) may go to ``address``, one it
+        resolved to."""
+        if not self.enabled:
+            return True
+        bare = host.strip("[]").lower()
+        if bare in self._trusted or (port is not None and (bare, port) in self._proxies):
             return True
         try:
             return is_public_address(address)
@@ -95,7 +125,7 @@ class AddressGuard:
         try:
             public = is_public_address(bare)
         except ValueError:
-            if bare.rstrip(".").lower() == "localhost":
+            if is_local_host(bare):  # localhost, or a name under it
                 raise BlockedAddress(f"{host} is a local host (block_private_addresses)") from None
             return
         if not public:

@@ -10,7 +10,9 @@ address a host resolves to, when the connection is made.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections import OrderedDict
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
@@ -22,7 +24,7 @@ from yarl import URL
 from ._addresses import AddressGuard, BlockedAddress
 from ._connector import BoundedConnector, default_max_idle_hosts
 from ._downloader import ReadProgress, body_limit, read_capped
-from ._exceptions import RequestFailed, ResponseTooLarge
+from ._exceptions import RequestFailed, ResponseTooLarge, SettingsError
 from ._proxies import ProxyRotation, redact_proxies
 from ._request import Request
 from ._response import Response
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from ._settings import Settings
 
 __all__ = ["AiohttpDownloader"]
+
+_MAX_SOCKS_SESSIONS = 16
 
 #: aiohttp's exceptions and the failure reasons they become, most specific first.
 _REASONS: tuple[tuple[type[BaseException], str], ...] = (
@@ -67,9 +71,11 @@ class AiohttpDownloader:
         self._guard = AddressGuard(False)
         self._settings: Settings | None = None
         self._jar: aiohttp.abc.AbstractCookieJar = aiohttp.DummyCookieJar()
-        self._socks: dict[str, aiohttp.ClientSession] = {}
+        #: SOCKS proxy -> [its session, requests in flight through it], least recently used first.
+        self._socks: OrderedDict[str, list[Any]] = OrderedDict()
         #: What a fetch turns into a RequestFailed (aiohttp-socks' errors added once it is used).
         self._errors: tuple[type[Exception], ...] = (aiohttp.ClientError, ValueError, OSError)
+        self._closing: set[asyncio.Task[None]] = set()  # SOCKS sessions being closed
 
     async def open(self, settings: Settings, guard: AddressGuard | None = None) -> None:
         self._settings = settings
@@ -77,11 +83,16 @@ class AiohttpDownloader:
         self._max_bytes = settings.max_response_bytes
         #: Request cookies go in our own jar; a host's session keeps its jar to itself.
         self._jar_is_ours = self._owns_session and settings.cookies
-        self._proxies = ProxyRotation.from_settings(settings)
+        # HTTP(S)_PROXY/NO_PROXY are read here (trust_env), not by aiohttp, so every proxy
+        # goes through the rotation: trusted by the guard, its password redacted.
+        self._proxies = ProxyRotation.from_settings(settings, environment=settings.trust_env)
         if self._session is not None:
             return
+        if any(url.startswith("socks") for url in self._proxies.urls) and not _has_socks():
+            raise SettingsError("proxy", "a socks5:// proxy needs aiohttp-socks: pip install 'crawler[socks]'")
         self._guard = guard = guard or AddressGuard.from_settings(settings)
-        guard.trust_hosts(self._proxies.hosts())
+        guard.trust_proxies(self._proxies.configured())
+        self._proxies.on_new_proxy = lambda url: guard.trust_proxies([url])
         # unsafe=True: aiohttp's default jar drops cookies from IP-address hosts, so a login
         # on http://127.0.0.1/ or a LAN box would be forgotten; a crawler keeps them as it
         # does for any host (still scoped to that host by the jar). One jar for every
@@ -108,7 +119,7 @@ class AiohttpDownloader:
             timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None),
             headers={"User-Agent": settings.user_agent},
             cookie_jar=self._jar,
-            trust_env=settings.trust_env,
+            trust_env=False,  # the environment's proxies come through ProxyRotation
         )
         # aiohttp silently resends an idempotent request once when a connection drops. That
         # second try would bypass the domain's limiter and the retry count; our own retries
@@ -118,12 +129,15 @@ class AiohttpDownloader:
             session._retry_connection = False
         return session
 
-    def _socks_session(self, proxy: str, request: Request) -> aiohttp.ClientSession:
+    def _socks_session(self, proxy: str, request: Request) -> list[Any]:
         """The session that goes through SOCKS proxy ``proxy`` (aiohttp-socks' connector:
-        aiohttp itself speaks HTTP proxies only), made on first use."""
-        session = self._socks.get(proxy)
-        if session is not None:
-            return session
+        aiohttp itself speaks HTTP proxies only) and its count of requests in flight, made on
+        first use. Past ``_MAX_SOCKS_SESSIONS`` (a provider rotating credentials in
+        ``meta["proxy"]`` makes a proxy URL per session), idle ones are closed, oldest first."""
+        entry = self._socks.get(proxy)
+        if entry is not None:
+            self._socks.move_to_end(proxy)
+            return entry
         settings = self._settings
         assert settings is not None
         try:
@@ -141,17 +155,27 @@ class AiohttpDownloader:
             )
         except ValueError as exc:
             raise RequestFailed("proxy_error", redact_proxies(str(exc), self._proxies), request=request) from None
-        socks_errors = (python_socks.ProxyError, python_socks.ProxyConnectionError, python_socks.ProxyTimeoutError)
-        self._errors = (*self._errors, aiohttp_socks.ProxyError, *socks_errors)
-        session = self._socks[proxy] = self._new_session(connector)
-        return session
+        if aiohttp_socks.ProxyError not in self._errors:
+            socks_errors = (python_socks.ProxyError, python_socks.ProxyConnectionError, python_socks.ProxyTimeoutError)
+            self._errors = (*self._errors, aiohttp_socks.ProxyError, *socks_errors)
+        for old in [key for key, (_, in_flight) in self._socks.items() if in_flight == 0]:
+            if len(self._socks) < _MAX_SOCKS_SESSIONS:
+                break
+            closing = self._socks.pop(old)[0]
+            task = asyncio.get_running_loop().create_task(closing.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        entry = self._socks[proxy] = [self._new_session(connector), 0]
+        return entry
 
     async def aclose(self) -> None:
         """Close the sessions this downloader made; safe to call twice."""
         session, self._session = self._session, None
-        socks, self._socks = list(self._socks.values()), {}
-        for made in socks:
+        socks, self._socks = list(self._socks.values()), OrderedDict()
+        for made, _ in socks:
             await made.close()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         if session is not None and self._owns_session:
             await session.close()
 
@@ -165,6 +189,7 @@ class AiohttpDownloader:
         cookies = self._request_cookies(session, request) if request.cookies is not None else None
         proxies = self._proxies
         proxy = http_proxy = proxies.choose(request)
+        socks: list[Any] | None = None
         try:
             url = URL(request.url, encoded=True)
         except ValueError as exc:  # what canonicalize let through and yarl refuses
@@ -176,8 +201,9 @@ class AiohttpDownloader:
                 except BlockedAddress as exc:
                     raise RequestFailed("blocked_address", str(exc), request=request) from None
             if proxy.startswith("socks"):
-                session = self._socks_session(proxy, request)
-                http_proxy = None  # the session's connector goes through it
+                socks = self._socks_session(proxy, request)
+                session, http_proxy = socks[0], None  # the session's connector goes through it
+                socks[1] += 1
         try:
             async with session.request(
                 request.method,
@@ -197,7 +223,12 @@ class AiohttpDownloader:
             failure = _failure(exc, request, proxies)
             if proxy is not None:
                 proxies.outcome(proxy, failure.reason)
-            raise failure from exc
+            # Through a proxy, aiohttp's own message may hold the proxy's URL, password and
+            # all: the failure (whose message is redacted) stands alone.
+            raise failure from (None if proxy is not None else exc)
+        finally:
+            if socks is not None:
+                socks[1] -= 1
         if proxy is not None:
             proxies.outcome(proxy, None)
         return Response(request.url, resp.status, resp.headers, body, request)
@@ -234,12 +265,21 @@ def _failure(exc: BaseException, request: Request, proxies: ProxyRotation) -> Re
     """``exc`` as a RequestFailed with its reason from :data:`_REASONS`."""
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, BlockedAddress):
         return RequestFailed("blocked_address", str(exc.os_error), request=request)
+    if isinstance(exc, aiohttp.ClientHttpProxyError) and exc.status in (502, 503, 504):
+        # The proxy could not open a tunnel to the site: the site's failure, not the proxy's.
+        return RequestFailed("connection_error", redact_proxies(str(exc), proxies), request=request)
     reason = next((reason for kind, reason in _REASONS if isinstance(exc, kind)), None)
     if reason is None:  # a SOCKS proxy's error (python-socks' own), or a bare OSError
         socks = type(exc).__module__.startswith(("python_socks", "aiohttp_socks"))
         reason = "proxy_error" if socks else "connection_error"
     message = str(exc) if reason not in ("client_error", "bad_request") else f"{type(exc).__name__}: {exc}"
     return RequestFailed(reason, redact_proxies(message, proxies), request=request)
+
+
+def _has_socks() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("aiohttp_socks") is not None
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | bool:

@@ -55,7 +55,7 @@ class BoundedConnector(aiohttp.TCPConnector):
         guard = self._guard
         if guard is not None and guard.enabled:
             for entry in hosts:
-                if not guard.allows(host, entry["host"]):
+                if not guard.allows(host, entry["host"], port):
                     raise guard.refuse(host, entry["host"])
         return hosts
 

@@ -10,6 +10,7 @@ own inflation and does not need this.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,23 +21,40 @@ from ._request import Request
 __all__ = ["PIECE", "accept_encoding", "decoded", "is_supported"]
 
 PIECE = 256 * 1024  # the most one step inflates
+_MAX_CODINGS = 4  # browsers and servers use one; gzip over br over gzip is already absurd
 
 
 def accept_encoding() -> str:
     """The Accept-Encoding to send: what :func:`decoded` can undo here."""
-    return "gzip, deflate, br" if _decoder("br") is not None else "gzip, deflate"
+    return "gzip, deflate, br" if "br" in _supported() else "gzip, deflate"
 
 
 def is_supported(content_encoding: str) -> bool:
     """Whether :func:`decoded` can undo every coding in a Content-Encoding header."""
-    return all(_decoder(coding) is not None for coding in _codings(content_encoding))
+    return all(coding in _supported() for coding in _codings(content_encoding))
+
+
+@functools.cache
+def _supported() -> frozenset[str]:
+    """The codings undone here: brotli only from 1.2 on (bounded output)."""
+    names = {"gzip", "x-gzip", "deflate"}
+    try:
+        import brotli  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        return frozenset(names)
+    if hasattr(brotli.Decompressor(), "can_accept_more_data"):
+        names.add("br")
+    return frozenset(names)
 
 
 async def decoded(raw: AsyncIterator[bytes], content_encoding: str, request: Request) -> AsyncIterator[bytes]:
     """The body behind ``raw`` (its bytes as sent) with ``content_encoding`` undone, in
     pieces of at most PIECE bytes. Bad compressed data is a ``bad_response`` failure."""
+    codings = _codings(content_encoding)
+    if len(codings) > _MAX_CODINGS:  # each is a generator in a chain: a long list is an attack
+        raise RequestFailed("bad_response", f"{len(codings)} content codings stacked", request=request)
     stream = raw
-    for coding in reversed(_codings(content_encoding)):  # the last coding applied is undone first
+    for coding in reversed(codings):  # the last coding applied is undone first
         decoder = _decoder(coding)
         if decoder is not None:
             stream = _inflate(stream, decoder, coding, request)
@@ -99,11 +117,8 @@ def _decoder(coding: str) -> _Zlib | _Brotli | None:
         return _Zlib(16 + zlib.MAX_WBITS)
     if coding == "deflate":
         return _Zlib(zlib.MAX_WBITS)
-    if coding == "br":
-        try:
-            return _Brotli()
-        except ImportError:
-            return None
+    if coding == "br" and coding in _supported():
+        return _Brotli()
     return None
 
 

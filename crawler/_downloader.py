@@ -118,8 +118,10 @@ class Fetcher:
 
     async def fetch(self, request: Request) -> Response:
         guard = self.guard
-        if guard.auto and guard.enabled and request.depth == 0 and not request.redirects:
-            guard.saw_start(urlsplit(request.url).hostname or "")  # a start request added by another worker, or resumed
+        # A start request added by another worker (or restored), never a robots.txt fetch
+        # (internal; its origin may be a link's) nor a redirect hop.
+        if guard.auto and guard.enabled and request.depth == 0 and not request.redirects and not request.internal:
+            guard.saw_start(urlsplit(request.url).hostname or "")
         progress = self._deadlines.watch()
         try:
             response = await self.downloader.fetch(request, progress)

@@ -28,8 +28,10 @@ __all__ = ["ProxyRotation", "redact_proxies"]
 
 REST_AFTER = 3  # failures in a row that rest a proxy
 REST_FOR = 60.0  # seconds
-#: Failure reasons that say something about the proxy rather than the site behind it.
-PROXY_FAULTS = frozenset({"proxy_error", "connection_error"})
+#: Failure reasons that say something about the proxy rather than the site behind it: it
+#: cannot be reached, or refuses us (a tunnel the proxy could not open to a dead site is
+#: the site's failure, ``connection_error``, and does not count against the proxy).
+PROXY_FAULTS = frozenset({"proxy_error"})
 
 
 class ProxyRotation:
@@ -48,15 +50,21 @@ class ProxyRotation:
         #: How many times each proxy (its URL without the password) was rested.
         self.rested: dict[str, int] = {}
         self._secrets = sorted({secret for url in self.urls for secret in _secrets(url)}, key=len, reverse=True)
+        self._known: set[str] = set(self.urls)
+        #: Called with each proxy first met in a request's meta (the guard trusts it).
+        self.on_new_proxy: Callable[[str], None] = lambda url: None
         self._log = get_logger()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, environment: bool = False) -> ProxyRotation:
         return cls(settings.proxy, environment=environment)
 
+    def configured(self) -> list[str]:
+        """Every proxy URL set up front (the setting's, the environment's)."""
+        return [*self.urls, *(url for key, url in self._environment.items() if key != "no")]
+
     def hosts(self) -> list[str]:
-        urls = [*self.urls, *(url for key, url in self._environment.items() if key != "no")]
-        return [urlsplit(url).hostname or "" for url in urls]
+        return [urlsplit(url).hostname or "" for url in self.configured()]
 
     def choose(self, request: Request) -> str | None:
         """``meta["proxy"]`` (None or "" there: no proxy), else the domain's proxy."""
@@ -108,9 +116,13 @@ class ProxyRotation:
         return redact_proxies(text, self)
 
     def _learn(self, url: str) -> None:
+        if url in self._known:
+            return
+        self._known.add(url)
         new = [secret for secret in _secrets(url) if secret not in self._secrets]
         if new:
             self._secrets = sorted([*self._secrets, *new], key=len, reverse=True)
+        self.on_new_proxy(url)
 
 
 def redact_proxies(text: str, proxies: ProxyRotation) -> str:

@@ -126,9 +126,10 @@ class RobotsGate:
         origin = failure.request.meta["robots_origin"]
         status = failure.response.status if failure.response is not None else None
         client_error = status is not None and 400 <= status < 500 and status != 429
-        if failure.reason in ("max_redirects", "bad_url") or client_error:
+        if failure.reason in ("max_redirects", "bad_url", "blocked_address") or client_error:
             # RFC 9309 2.3.1.3: an "unavailable" robots.txt (4xx, more than 5 redirects, or a
-            # redirect we cannot follow) means there are no rules.
+            # redirect we cannot follow) means there are no rules. (An origin the private-
+            # network guard refuses: its requests then fail as blocked_address themselves.)
             self._cache.allow_all(origin)
         else:
             # 5xx/429/unreachable after retries

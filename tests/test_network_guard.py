@@ -220,3 +220,39 @@ async def test_every_downloader_refuses_a_private_address_and_a_redirect_into_on
     assert stats.failures == {"blocked_address": 2}
     assert sorted(f.url.rsplit("/", 1)[1] for f in spider.failures) == ["direct", "secret"]
     assert [hit.path for hit in server.hits] == ["/start"]
+
+
+async def test_a_robots_txt_fetch_for_a_linked_private_origin_never_turns_auto_off(server):
+    # The robots.txt of a linked origin is fetched before its page; it is no start request,
+    # and must not be mistaken for one (which would switch the guard off for the crawl).
+    port = server.port
+
+    class S(Spider):
+        start_urls = [f"http://public.example:{port}/"]
+
+        async def parse(self, response: Response):
+            yield {"url": response.url}
+            yield Request(f"http://127.0.0.1:{port}/admin")
+            yield Request(f"http://public.example:{port}/about")
+
+    server.route("/", html("home"))
+    server.route("/about", html("about"))
+    server.route("/admin", html("admin"))
+    server.route("/robots.txt", "User-agent: *\nAllow: /\n", content_type="text/plain")
+    downloader = TrustingDownloader({"public.example": "127.0.0.1"}, ["public.example"])
+
+    stats = await Crawler(S(), {**FAST, "retries": 0, "obey_robots": True}, downloader=downloader).run()
+
+    assert stats.pages == 2
+    assert stats.failures == {"blocked_address": 1}
+    assert sorted(hit.path for hit in server.hits) == ["/", "/about", "/robots.txt"]
+    assert {hit.host for hit in server.hits} == {"public.example"}
+
+
+def test_a_proxy_is_trusted_on_its_own_port_only():
+    guard = AddressGuard(True)
+    guard.trust_proxies(["http://user:pw@127.0.0.1:3128", "socks5://10.0.0.9"])
+    assert guard.allows("127.0.0.1", "127.0.0.1", 3128)
+    assert not guard.allows("127.0.0.1", "127.0.0.1", 6379)
+    assert guard.allows("10.0.0.9", "10.0.0.9", 1080)
+    assert not guard.allows("10.0.0.9", "10.0.0.9", 80)

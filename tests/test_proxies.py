@@ -136,7 +136,7 @@ def test_rotation_keeps_a_domain_on_one_proxy_and_rests_a_failing_one():
     assert all(rotation.choose(request) == first for _ in range(5))
     for _ in range(REST_AFTER):
         assert first is not None
-        rotation.outcome(first, "connection_error")
+        rotation.outcome(first, "proxy_error")
     moved = rotation.choose(request)
     assert moved != first
     assert rotation.rested == {first: 1}
@@ -198,3 +198,31 @@ def test_a_settings_repr_shows_no_password():
     text = repr(settings)
     assert "proxy-pw" not in text and "redis-pw" not in text
     assert "u:***@p:1" in text
+
+
+async def test_a_refused_tunnel_keeps_the_proxy_password_out_of_the_log(server, tinyproxy_with_password, caplog):
+    # An https:// target goes through the proxy in a CONNECT tunnel; a wrong password is a
+    # 407 to the CONNECT, which aiohttp reports with the proxy's whole URL in its message.
+    wrong = f"http://crawler:hunter2-wrong@127.0.0.1:{tinyproxy_with_password.port}"
+    spider = RecordingSpider([f"https://127.0.0.1:{server.port}/"])
+    caplog.set_level(logging.DEBUG, logger="crawler")
+
+    stats = await Crawler(spider, {**FAST, "retries": 0, "proxy": wrong}).run()
+
+    assert stats.failures == {"proxy_error": 1}
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "request_failed" in text
+    assert "hunter2" not in text
+    assert "hunter2" not in repr(spider.failures[0].exception)
+
+
+def test_a_site_the_proxy_cannot_reach_does_not_count_against_the_proxy():
+    rotation = ProxyRotation(["http://a:1", "http://b:2"])
+    request = Request("http://site.example/")
+    request.domain = "site.example"
+    first = rotation.choose(request)
+    assert first is not None
+    for _ in range(REST_AFTER * 2):
+        rotation.outcome(first, "connection_error")  # e.g. the tunnel's 502 to a dead site
+    assert rotation.choose(request) == first
+    assert rotation.rested == {}
