@@ -10,9 +10,7 @@ address a host resolves to, when the connection is made.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
-from collections import OrderedDict
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
@@ -25,7 +23,7 @@ from ._addresses import AddressGuard, BlockedAddress
 from ._connector import BoundedConnector, default_max_idle_hosts
 from ._downloader import ReadProgress, body_limit, read_capped
 from ._exceptions import RequestFailed, ResponseTooLarge, SettingsError
-from ._proxies import ProxyRotation, redact_proxies
+from ._proxies import PerProxy, ProxyRotation, redact_proxies
 from ._request import Request
 from ._response import Response
 
@@ -33,8 +31,6 @@ if TYPE_CHECKING:
     from ._settings import Settings
 
 __all__ = ["AiohttpDownloader"]
-
-_MAX_SOCKS_SESSIONS = 16
 
 #: aiohttp's exceptions and the failure reasons they become, most specific first.
 _REASONS: tuple[tuple[type[BaseException], str], ...] = (
@@ -71,11 +67,10 @@ class AiohttpDownloader:
         self._guard = AddressGuard(False)
         self._settings: Settings | None = None
         self._jar: aiohttp.abc.AbstractCookieJar = aiohttp.DummyCookieJar()
-        #: SOCKS proxy -> [its session, requests in flight through it], least recently used first.
-        self._socks: OrderedDict[str, list[Any]] = OrderedDict()
+        #: A session per SOCKS proxy (closed when idle, least recently used first, past 16).
+        self._socks: PerProxy[aiohttp.ClientSession] = PerProxy(self._socks_session, _close_session)
         #: What a fetch turns into a RequestFailed (aiohttp-socks' errors added once it is used).
         self._errors: tuple[type[Exception], ...] = (aiohttp.ClientError, ValueError, OSError)
-        self._closing: set[asyncio.Task[None]] = set()  # SOCKS sessions being closed
 
     async def open(self, settings: Settings, guard: AddressGuard | None = None) -> None:
         self._settings = settings
@@ -129,53 +124,37 @@ class AiohttpDownloader:
             session._retry_connection = False
         return session
 
-    def _socks_session(self, proxy: str, request: Request) -> list[Any]:
-        """The session that goes through SOCKS proxy ``proxy`` (aiohttp-socks' connector:
-        aiohttp itself speaks HTTP proxies only) and its count of requests in flight, made on
-        first use. Past ``_MAX_SOCKS_SESSIONS`` (a provider rotating credentials in
-        ``meta["proxy"]`` makes a proxy URL per session), idle ones are closed, oldest first."""
-        entry = self._socks.get(proxy)
-        if entry is not None:
-            self._socks.move_to_end(proxy)
-            return entry
+    def _socks_session(self, proxy: str) -> aiohttp.ClientSession:
+        """A new session that goes through SOCKS proxy ``proxy`` (aiohttp-socks' connector:
+        aiohttp itself speaks HTTP proxies only); kept per proxy by ``self._socks``."""
         settings = self._settings
         assert settings is not None
-        try:
-            import aiohttp_socks  # type: ignore[import-not-found,unused-ignore]
-            import python_socks  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            raise RequestFailed(
-                "proxy_error", "a socks5:// proxy needs aiohttp-socks: pip install 'crawler[socks]'", request=request
-            ) from None
-        try:
-            # rdns: the proxy resolves host names (socks5h), so DNS goes where the traffic goes.
-            connector = aiohttp_socks.ProxyConnector.from_url(
-                proxy.replace("socks5h://", "socks5://", 1), rdns=True, limit=settings.concurrency,
-                ssl=_tls_context(settings),
-            )
-        except ValueError as exc:
-            raise RequestFailed("proxy_error", redact_proxies(str(exc), self._proxies), request=request) from None
+        import aiohttp_socks  # type: ignore[import-not-found,unused-ignore]
+        import python_socks  # type: ignore[import-not-found,unused-ignore]
+
+        # rdns: the proxy resolves host names (socks5h), so DNS goes where the traffic goes.
+        connector = aiohttp_socks.ProxyConnector.from_url(
+            proxy.replace("socks5h://", "socks5://", 1), rdns=True, limit=settings.concurrency,
+            ssl=_tls_context(settings),
+        )
         if aiohttp_socks.ProxyError not in self._errors:
             socks_errors = (python_socks.ProxyError, python_socks.ProxyConnectionError, python_socks.ProxyTimeoutError)
             self._errors = (*self._errors, aiohttp_socks.ProxyError, *socks_errors)
-        for old in [key for key, (_, in_flight) in self._socks.items() if in_flight == 0]:
-            if len(self._socks) < _MAX_SOCKS_SESSIONS:
-                break
-            closing = self._socks.pop(old)[0]
-            task = asyncio.get_running_loop().create_task(closing.close())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        entry = self._socks[proxy] = [self._new_session(connector), 0]
-        return entry
+        return self._new_session(connector)
+
+    def _through_socks(self, proxy: str, request: Request) -> aiohttp.ClientSession:
+        try:
+            return self._socks.acquire(proxy)
+        except ImportError:
+            message = "a socks5:// proxy needs aiohttp-socks: pip install 'crawler[socks]'"
+        except ValueError as exc:
+            message = redact_proxies(str(exc), self._proxies)
+        raise RequestFailed("proxy_error", message, request=request)
 
     async def aclose(self) -> None:
         """Close the sessions this downloader made; safe to call twice."""
         session, self._session = self._session, None
-        socks, self._socks = list(self._socks.values()), OrderedDict()
-        for made, _ in socks:
-            await made.close()
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        await self._socks.aclose()
         if session is not None and self._owns_session:
             await session.close()
 
@@ -189,7 +168,7 @@ class AiohttpDownloader:
         cookies = self._request_cookies(session, request) if request.cookies is not None else None
         proxies = self._proxies
         proxy = http_proxy = proxies.choose(request)
-        socks: list[Any] | None = None
+        socks = False
         try:
             url = URL(request.url, encoded=True)
         except ValueError as exc:  # what canonicalize let through and yarl refuses
@@ -201,9 +180,8 @@ class AiohttpDownloader:
                 except BlockedAddress as exc:
                     raise RequestFailed("blocked_address", str(exc), request=request) from None
             if proxy.startswith("socks"):
-                socks = self._socks_session(proxy, request)
-                session, http_proxy = socks[0], None  # the session's connector goes through it
-                socks[1] += 1
+                session, http_proxy = self._through_socks(proxy, request), None  # its connector goes through it
+                socks = True
         try:
             async with session.request(
                 request.method,
@@ -227,8 +205,8 @@ class AiohttpDownloader:
             # all: the failure (whose message is redacted) stands alone.
             raise failure from (None if proxy is not None else exc)
         finally:
-            if socks is not None:
-                socks[1] -= 1
+            if socks and proxy is not None:
+                self._socks.release(proxy)
         if proxy is not None:
             proxies.outcome(proxy, None)
         return Response(request.url, resp.status, resp.headers, body, request)
@@ -274,6 +252,10 @@ def _failure(exc: BaseException, request: Request, proxies: ProxyRotation) -> Re
         reason = "proxy_error" if socks else "connection_error"
     message = str(exc) if reason not in ("client_error", "bad_request") else f"{type(exc).__name__}: {exc}"
     return RequestFailed(reason, redact_proxies(message, proxies), request=request)
+
+
+async def _close_session(session: aiohttp.ClientSession) -> None:
+    await session.close()
 
 
 def _has_socks() -> bool:

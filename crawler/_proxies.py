@@ -11,11 +11,13 @@ or an error message (:func:`redact_proxies`).
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.request
 import zlib
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from ._log import get_logger
@@ -24,7 +26,9 @@ from ._request import Request
 if TYPE_CHECKING:
     from ._settings import Settings
 
-__all__ = ["ProxyRotation", "redact_proxies"]
+__all__ = ["PerProxy", "ProxyRotation", "redact_proxies"]
+
+_Client = TypeVar("_Client")
 
 REST_AFTER = 3  # failures in a row that rest a proxy
 REST_FOR = 60.0  # seconds
@@ -140,3 +144,54 @@ def _secrets(url: str) -> list[str]:
     if not password:
         return []
     return list({password, unquote(password)})
+
+
+class PerProxy(Generic[_Client]):
+    """One client (a session, a transport, a connection pool) per proxy URL, made on first
+    use. Past ``limit`` of them (a provider rotating session credentials in
+    ``meta["proxy"]`` makes a URL per session), the least recently used idle ones are closed;
+    one in use is never closed under a request."""
+
+    def __init__(
+        self, make: Callable[[str], _Client], close: Callable[[_Client], Coroutine[Any, Any, None]], *, limit: int = 16
+    ) -> None:
+        self._make = make
+        self._close = close
+        self._limit = limit
+        self._entries: OrderedDict[str, list[Any]] = OrderedDict()  # proxy -> [client, requests in flight]
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def acquire(self, proxy: str) -> _Client:
+        """The client for ``proxy`` (made now if need be), counted in use until release()."""
+        entry = self._entries.get(proxy)
+        if entry is None:
+            entry = [self._make(proxy), 0]  # may raise: nothing is stored then
+            self._evict_idle()
+            self._entries[proxy] = entry
+        else:
+            self._entries.move_to_end(proxy)
+        entry[1] += 1
+        client: _Client = entry[0]
+        return client
+
+    def release(self, proxy: str) -> None:
+        entry = self._entries.get(proxy)
+        if entry is not None:
+            entry[1] -= 1
+
+    def _evict_idle(self) -> None:
+        for proxy in [key for key, (_, in_flight) in self._entries.items() if in_flight == 0]:
+            if len(self._entries) < self._limit:
+                return
+            client = self._entries.pop(proxy)[0]
+            task = asyncio.get_running_loop().create_task(self._close(client))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def aclose(self) -> None:
+        """Close every client; safe to call twice."""
+        entries, self._entries = list(self._entries.values()), OrderedDict()
+        for client, _ in entries:
+            await self._close(client)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)

@@ -17,12 +17,14 @@ every address a host resolves to, before connecting. ``proxy``: one httpx client
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.cookiejar
 import socket
 import ssl
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import h2.errors
 import httpcore
 import httpx
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -32,7 +34,7 @@ from crawler._addresses import AddressGuard, BlockedAddress
 from crawler._aiohttp import as_cookies
 from crawler._decoding import accept_encoding, decoded, is_supported
 from crawler._downloader import ReadProgress, read_capped
-from crawler._proxies import ProxyRotation, redact_proxies
+from crawler._proxies import PerProxy, ProxyRotation, redact_proxies
 
 if TYPE_CHECKING:
     from crawler import Settings
@@ -67,7 +69,9 @@ class HttpxDownloader:
 
     def __init__(self, *, http2: bool = True) -> None:
         self._http2 = http2
-        self._transports: dict[str | None, httpx.AsyncHTTPTransport] = {}
+        self._direct: httpx.AsyncHTTPTransport | None = None
+        #: A transport per proxy (httpx takes proxies per transport), idle ones closed past 16.
+        self._via: PerProxy[httpx.AsyncHTTPTransport] = PerProxy(self._transport, _close_transport)
         self._settings: Settings | None = None
         self._guard = AddressGuard(False)
         self._proxies = ProxyRotation(())
@@ -79,7 +83,6 @@ class HttpxDownloader:
         self._settings = settings
         self._guard = guard or AddressGuard.from_settings(settings)
         self._proxies = ProxyRotation.from_settings(settings, environment=settings.trust_env)
-        self._guard.trust_hosts(self._proxies.hosts())
         self._jar_is_ours = settings.cookies
         # One jar, whichever proxy a request goes through, as one browser has; none kept
         # with cookies off (a policy that refuses every domain).
@@ -93,7 +96,7 @@ class HttpxDownloader:
             ("Accept", "*/*"),
             ("Accept-Encoding", accept_encoding()),
         ]
-        self._transports[None] = self._transport(None)
+        self._direct = self._transport(None)
 
     def _transport(self, proxy: str | None) -> httpx.AsyncHTTPTransport:
         settings = self._settings
@@ -116,21 +119,21 @@ class HttpxDownloader:
 
     async def aclose(self) -> None:
         """Close every connection pool; safe to call twice."""
-        transports, self._transports = list(self._transports.values()), {}
-        for transport in transports:
-            await transport.aclose()
+        direct, self._direct = self._direct, None
+        await self._via.aclose()
+        if direct is not None:
+            await direct.aclose()
 
     async def fetch(self, request: Request, progress: ReadProgress) -> Response:
         settings = self._settings
-        if settings is None or None not in self._transports:
+        direct = self._direct
+        if settings is None or direct is None:
             raise RequestFailed("closed", "downloader is closed", request=request)
         proxies = self._proxies
         proxy = proxies.choose(request)
-        started = False
+        started = completed = False
         try:
-            transport = self._transports.get(proxy)
-            if transport is None:
-                transport = self._transports[proxy] = self._transport(proxy)
+            transport = direct if proxy is None else self._via.acquire(proxy)
             outgoing = self._request(request)
             if proxy is not None:
                 self._guard.check_literal(outgoing.url.host)
@@ -144,19 +147,27 @@ class HttpxDownloader:
                 # shared decoder inflates in bounded pieces, so the cap holds while inflating.
                 coding = resp.headers.get("Content-Encoding", "")
                 chunks = decoded(resp.aiter_raw(), coding, request) if is_supported(coding) else resp.aiter_raw()
-                body, _cut = await read_capped(chunks, request, settings.max_response_bytes, progress)
+                body, cut = await read_capped(chunks, request, settings.max_response_bytes, progress)
+                completed = not cut
             finally:
-                await resp.aclose()  # after an early stop, the connection is dropped, not drained
+                if not completed and resp.extensions.get("http_version") == b"HTTP/2":
+                    await _drop_connection(resp)
+                await resp.aclose()  # over HTTP/1.1, after an early stop the connection is dropped, not drained
         except BlockedAddress as exc:
             raise RequestFailed("blocked_address", str(exc), request=request) from None
         except RequestFailed:  # too large, or a body that cannot be decoded
             raise
         except (httpx.HTTPError, httpx.InvalidURL, ValueError, ImportError) as exc:
-            reason = _reason(exc, started)
+            reason = _reason(exc, started, proxy is not None)
             if proxy is not None:
                 proxies.outcome(proxy, reason)
             message = str(exc) or type(exc).__name__
-            raise RequestFailed(reason, redact_proxies(message, proxies), request=request) from exc
+            # Through a proxy the client's own message may hold the proxy URL: not chained.
+            failure = RequestFailed(reason, redact_proxies(message, proxies), request=request)
+            raise failure from (None if proxy is not None else exc)
+        finally:
+            if proxy is not None:
+                self._via.release(proxy)
         if proxy is not None:
             proxies.outcome(proxy, None)
         # Decoded as aiohttp decodes them (UTF-8, a stray byte kept as a surrogate escape),
@@ -196,14 +207,48 @@ class HttpxDownloader:
         return outgoing
 
 
-def _reason(exc: BaseException, started: bool) -> str:
-    """A failure's reason; a connection lost after the status line is an incomplete body."""
+async def _drop_connection(resp: httpx.Response) -> None:
+    """End an HTTP/2 stream stopped before its end. httpcore sends no RST_STREAM for it and
+    keeps the 16 MiB window it granted the stream: the DATA still coming would use up the
+    connection's window and stall every other stream on it. So the stream is reset (through
+    httpcore's internals, checked for); failing that, the connection is closed (its other
+    requests then fail, and are retried, on a new one)."""
+    stream: Any = getattr(getattr(getattr(resp, "stream", None), "_httpcore_stream", None), "_stream", None)
+    connection: Any = getattr(stream, "_connection", None)
+    stream_id = getattr(stream, "_stream_id", None)
+    state = getattr(connection, "_h2_state", None)
+    if state is not None and stream_id is not None and hasattr(connection, "_write_outgoing_data"):
+        try:
+            state.reset_stream(stream_id, error_code=h2.errors.ErrorCodes.CANCEL)
+            await connection._write_outgoing_data(stream._request)
+            return
+        except Exception:  # the connection is dropped below instead
+            pass
+    network = resp.extensions.get("network_stream")
+    if network is not None:
+        with contextlib.suppress(Exception):
+            await network.aclose()
+
+
+async def _close_transport(transport: httpx.AsyncHTTPTransport) -> None:
+    await transport.aclose()
+
+
+def _reason(exc: BaseException, started: bool, proxied: bool = False) -> str:
+    """A failure's reason; a connection lost after the status line is an incomplete body;
+    through a proxy, a connection that cannot be made is the proxy's (the only one opened)."""
+    if proxied and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) and not _caused_by(exc, ssl.SSLError):
+        return "proxy_error"
     if isinstance(exc, ImportError):  # socks5:// without socksio
         return "proxy_error"
     if isinstance(exc, httpx.ConnectError) and _caused_by(exc, ssl.SSLError):
         return "tls_error"
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-        return "incomplete_body" if started else "server_disconnected"
+        if started:
+            return "incomplete_body"
+        if isinstance(exc, httpx.RemoteProtocolError) and "disconnect" not in str(exc).lower():
+            return "bad_response"  # a malformed status line or headers, as aiohttp reports them
+        return "server_disconnected"
     return next((reason for kind, reason in _REASONS if isinstance(exc, kind)), "client_error")
 
 

@@ -119,7 +119,6 @@ class PyreqwestDownloader:
         self._settings = settings
         self._guard = guard or AddressGuard.from_settings(settings)
         self._proxies = ProxyRotation.from_settings(settings, environment=settings.trust_env)
-        self._guard.trust_hosts(self._proxies.hosts())
         # One jar, whichever proxy a request goes through, as one browser has; none with cookies off.
         self._jar = CookieStore() if settings.cookies else None
         self._roots = []
@@ -219,7 +218,9 @@ class PyreqwestDownloader:
             reason = _reason(exc, started, proxy is not None)
             if proxy is not None:
                 proxies.outcome(proxy, reason)
-            raise RequestFailed(reason, redact_proxies(_message(exc), proxies), request=request) from exc
+            # Through a proxy the client's own message may hold the proxy URL: not chained.
+            failure = RequestFailed(reason, redact_proxies(_message(exc), proxies), request=request)
+            raise failure from (None if proxy is not None else exc)
         if proxy is not None:
             proxies.outcome(proxy, None)
         return Response(request.url, status, response_headers, body, request)
@@ -361,6 +362,8 @@ def _reason(exc: BaseException, started: bool, proxied: bool) -> str:
         if isinstance(exc, errors.TransportError):
             if proxied and any(word in causes for word in _PROXY_WORDS):
                 return "proxy_error"
+            if proxied and isinstance(exc, errors.ConnectError) and not any(word in causes for word in _TLS_WORDS):
+                return "proxy_error"  # the only connection made is to the proxy
             if any(word in causes for word in _TLS_WORDS):
                 return "tls_error"
             if any(word in causes for word in _SENT_WORDS):
