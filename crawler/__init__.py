@@ -7,7 +7,7 @@ or, inside any asyncio program, ``stats = await Crawler(MySpider()).run()``.
 from ._addresses import AddressGuard
 from ._aiohttp import AiohttpDownloader
 from ._crawler import Crawler, CrawlerState
-from ._downloader import Downloader, ReadProgress, body_limit, read_capped
+from ._downloader import Downloader, Network, ReadProgress, body_limit, read_capped
 from ._exceptions import (
     CrawlerError,
     CrawlStateError,
@@ -48,6 +48,7 @@ __all__ = [
     "IgnoreRequest",
     "ItemPipeline",
     "Middleware",
+    "Network",
     "Pipeline",
     "ReadProgress",
     "Request",

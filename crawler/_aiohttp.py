@@ -21,7 +21,7 @@ from yarl import URL
 
 from ._addresses import AddressGuard, BlockedAddress
 from ._connector import BoundedConnector, default_max_idle_hosts
-from ._downloader import ReadProgress, body_limit, read_capped
+from ._downloader import Network, ReadProgress, body_limit, read_capped
 from ._exceptions import RequestFailed, ResponseTooLarge, SettingsError
 from ._proxies import PerProxy, ProxyRotation, redact_proxies
 from ._request import Request
@@ -72,22 +72,21 @@ class AiohttpDownloader:
         #: What a fetch turns into a RequestFailed (aiohttp-socks' errors added once it is used).
         self._errors: tuple[type[Exception], ...] = (aiohttp.ClientError, ValueError, OSError)
 
-    async def open(self, settings: Settings, guard: AddressGuard | None = None) -> None:
+    async def open(self, settings: Settings, network: Network | None = None) -> None:
         self._settings = settings
         self._user_agent = settings.user_agent
         self._max_bytes = settings.max_response_bytes
         #: Request cookies go in our own jar; a host's session keeps its jar to itself.
         self._jar_is_ours = self._owns_session and settings.cookies
-        # HTTP(S)_PROXY/NO_PROXY are read here (trust_env), not by aiohttp, so every proxy
-        # goes through the rotation: trusted by the guard, its password redacted.
-        self._proxies = ProxyRotation.from_settings(settings, environment=settings.trust_env)
+        # HTTP(S)_PROXY/NO_PROXY are read by the rotation (trust_env), not by aiohttp, so every
+        # proxy is the rotation's: trusted by the guard, its password redacted.
+        network = network or Network.from_settings(settings)
+        self._proxies = network.proxies
         if self._session is not None:
             return
         if any(url.startswith("socks") for url in self._proxies.urls) and not _has_socks():
             raise SettingsError("proxy", "a socks5:// proxy needs aiohttp-socks: pip install 'crawler[socks]'")
-        self._guard = guard = guard or AddressGuard.from_settings(settings)
-        guard.trust_proxies(self._proxies.configured())
-        self._proxies.on_new_proxy = lambda url: guard.trust_proxies([url])
+        self._guard = guard = network.guard
         # unsafe=True: aiohttp's default jar drops cookies from IP-address hosts, so a login
         # on http://127.0.0.1/ or a LAN box would be forgotten; a crawler keeps them as it
         # does for any host (still scoped to that host by the jar). One jar for every

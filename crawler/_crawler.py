@@ -19,7 +19,7 @@ import aiohttp
 
 from ._addresses import AddressGuard
 from ._callbacks import CallbackRunner, new_chain
-from ._downloader import Downloader, Fetcher, load_downloader
+from ._downloader import Downloader, Fetcher, Network, load_downloader
 from ._exceptions import CrawlStateError, IgnoreRequest, SpiderLoadError
 from ._failure import Failure
 from ._frontier import Frontier, registrable_domain_key
@@ -189,7 +189,8 @@ class Crawler:
             client = given() if callable(given) else given  # a class, or a factory
         if not isinstance(client, Downloader):
             raise TypeError(f"{client!r} is not a downloader: it needs async open, fetch and aclose")
-        self._downloader = Fetcher(client, self.settings, self._guard)
+        network = Network.from_settings(self.settings, self._guard, on_rested=self._stats.proxy_rested)
+        self._downloader = Fetcher(client, self.settings, network)
         chain = MiddlewareChain(
             [
                 *([self._shared.robots()] if self._shared is not None and self.settings.obey_robots else []),

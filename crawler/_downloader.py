@@ -30,30 +30,33 @@ entry points: ``aiohttp``, ``httpx``) or takes one given to ``Crawler(downloader
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from ._addresses import AddressGuard
 from ._deadlines import Deadlines
 from ._deadlines import Fetch as ReadProgress
 from ._exceptions import RequestFailed, ResponseTooLarge, SettingsError
+from ._proxies import ProxyRotation
 from ._request import Request
 from ._response import Response
 
 if TYPE_CHECKING:
-    from ._addresses import AddressGuard
     from ._settings import Settings
 
-__all__ = ["Downloader", "Fetcher", "ReadProgress", "body_limit", "load_downloader", "read_capped"]
+__all__ = ["Downloader", "Fetcher", "Network", "ReadProgress", "body_limit", "load_downloader", "read_capped"]
 
 
 @runtime_checkable
 class Downloader(Protocol):
     """An HTTP client behind the engine; see the module's docstring for the contract."""
 
-    async def open(self, settings: Settings, guard: AddressGuard) -> None:
-        """Make the client, with the crawl's settings (user agent, cookies, TLS, proxy);
-        connect to no address ``guard.allows`` refuses (see ``_addresses``)."""
+    async def open(self, settings: Settings, network: Network) -> None:
+        """Make the client, with the crawl's settings (user agent, cookies, TLS); send each
+        request through the proxy ``network.proxies.choose(request)`` names (and report its
+        ``outcome``), and connect to no address ``network.guard.allows`` refuses."""
 
     async def fetch(self, request: Request, progress: ReadProgress) -> Response:
         """Send ``request`` once and return its response (a 3xx included), or raise
@@ -98,19 +101,40 @@ async def read_capped(
     return (parts[0] if len(parts) == 1 else b"".join(parts)), False
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Network:
+    """Where a crawl's requests may go, decided by the engine and shared by its downloader:
+    the private-network guard (see ``_addresses``) and the proxies (see ``_proxies``), the
+    configured proxies trusted by the guard on their own host and port."""
+
+    guard: AddressGuard
+    proxies: ProxyRotation
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, guard: AddressGuard | None = None, on_rested: Callable[[str], None] | None = None
+    ) -> Network:
+        guard = guard if guard is not None else AddressGuard.from_settings(settings)
+        proxies = ProxyRotation.from_settings(settings, environment=settings.trust_env)
+        guard.trust_proxies(proxies.configured())
+        proxies.on_new_proxy = lambda url: guard.trust_proxies([url])
+        if on_rested is not None:
+            proxies.on_rested = on_rested
+        return cls(guard, proxies)
+
+
 class Fetcher:
     """The engine's side of a download: the deadline sweep around a downloader's fetch."""
 
-    def __init__(self, downloader: Downloader, settings: Settings, guard: AddressGuard | None = None) -> None:
-        from ._addresses import AddressGuard
-
+    def __init__(self, downloader: Downloader, settings: Settings, network: Network | None = None) -> None:
         self.downloader = downloader
-        self.guard = guard if guard is not None else AddressGuard.from_settings(settings)
+        self.network = network if network is not None else Network.from_settings(settings)
+        self.guard = self.network.guard
         self._settings = settings
         self._deadlines = Deadlines(settings.timeout, settings.read_timeout)
 
     async def open(self) -> None:
-        await self.downloader.open(self._settings, self.guard)
+        await self.downloader.open(self._settings, self.network)
 
     async def aclose(self) -> None:
         self._deadlines.close()

@@ -57,6 +57,8 @@ class ProxyRotation:
         self._known: set[str] = set(self.urls)
         #: Called with each proxy first met in a request's meta (the guard trusts it).
         self.on_new_proxy: Callable[[str], None] = lambda url: None
+        #: Called with a proxy (its URL without the password) each time it is rested.
+        self.on_rested: Callable[[str], None] = lambda name: None
         self._log = get_logger()
 
     @classmethod
@@ -114,6 +116,7 @@ class ProxyRotation:
             self._resting_until[proxy] = now + REST_FOR
             name = self.redact(proxy)
             self.rested[name] = self.rested.get(name, 0) + 1
+            self.on_rested(name)
             self._log.warning("proxy_rested", proxy=name, failures=count, rest_s=REST_FOR)
 
     def redact(self, text: str) -> str:

@@ -50,6 +50,7 @@ class CrawlStats:
     items_dropped: dict[str, int]
     callback_errors: int
     robots_txt: dict[str, int]  #: robots.txt fetches by outcome (``fetched``, ``http_404`` ...)
+    proxies_rested: dict[str, int]  #: times each proxy (its URL without the password) was rested
     bytes: int  #: decompressed body bytes received
     queued: int  #: requests waiting in the frontier at the time of the snapshot
     elapsed_s: float
@@ -104,6 +105,7 @@ class StatsCollector:
         self.items_dropped: Counter[str] = Counter()
         self.callback_errors = 0
         self.robots_txt: Counter[str] = Counter()
+        self.proxies_rested: Counter[str] = Counter()
         self.bytes = 0
         self.queued = 0
         self._start_warnings = 0
@@ -127,6 +129,7 @@ class StatsCollector:
         data["filtered"] = dict(self.filtered_by)
         data["items_dropped"] = dict(self.items_dropped)
         data["robots_txt"] = dict(self.robots_txt)
+        data["proxies_rested"] = dict(self.proxies_rested)
         data["elapsed_s"] = self._elapsed()
         return data
 
@@ -139,7 +142,11 @@ class StatsCollector:
         self.filtered_by = Counter(saved.get("filtered", {}))
         self.items_dropped = Counter(saved.get("items_dropped", {}))
         self.robots_txt = Counter(saved.get("robots_txt", {}))
+        self.proxies_rested = Counter(saved.get("proxies_rested", {}))
         self._earlier_elapsed = float(saved.get("elapsed_s", 0.0))
+
+    def proxy_rested(self, proxy: str) -> None:
+        self.proxies_rested[proxy] += 1
 
     def finish(self, reason: str) -> None:
         self.finished = time.monotonic()
@@ -224,6 +231,7 @@ class StatsCollector:
             items_dropped=dict(self.items_dropped),
             callback_errors=self.callback_errors,
             robots_txt=dict(self.robots_txt),
+            proxies_rested=dict(self.proxies_rested),
             bytes=self.bytes,
             queued=self.queued,
             elapsed_s=round(elapsed, 3),

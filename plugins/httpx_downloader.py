@@ -33,7 +33,7 @@ from crawler import Request, RequestFailed, Response
 from crawler._addresses import AddressGuard, BlockedAddress
 from crawler._aiohttp import as_cookies
 from crawler._decoding import accept_encoding, decoded, is_supported
-from crawler._downloader import ReadProgress, read_capped
+from crawler._downloader import Network, ReadProgress, read_capped
 from crawler._proxies import PerProxy, ProxyRotation, redact_proxies
 
 if TYPE_CHECKING:
@@ -79,10 +79,11 @@ class HttpxDownloader:
         self._jar_is_ours = False
         self._defaults: list[tuple[str, str]] = []
 
-    async def open(self, settings: Settings, guard: AddressGuard | None = None) -> None:
+    async def open(self, settings: Settings, network: Network | None = None) -> None:
+        network = network or Network.from_settings(settings)
         self._settings = settings
-        self._guard = guard or AddressGuard.from_settings(settings)
-        self._proxies = ProxyRotation.from_settings(settings, environment=settings.trust_env)
+        self._guard = network.guard
+        self._proxies = network.proxies
         self._jar_is_ours = settings.cookies
         # One jar, whichever proxy a request goes through, as one browser has; none kept
         # with cookies off (a policy that refuses every domain).

@@ -67,7 +67,7 @@ from crawler import Request, RequestFailed, Response
 from crawler._addresses import AddressGuard, BlockedAddress
 from crawler._aiohttp import as_cookies
 from crawler._decoding import accept_encoding, decoded, is_supported
-from crawler._downloader import ReadProgress, read_capped
+from crawler._downloader import Network, ReadProgress, read_capped
 from crawler._proxies import ProxyRotation, redact_proxies
 
 if TYPE_CHECKING:
@@ -115,10 +115,11 @@ class PyreqwestDownloader:
         self._roots: list[bytes] = []
         self._checked: dict[str, float] = {}  # host -> loop time until which its addresses count as checked
 
-    async def open(self, settings: Settings, guard: AddressGuard | None = None) -> None:
+    async def open(self, settings: Settings, network: Network | None = None) -> None:
+        network = network or Network.from_settings(settings)
         self._settings = settings
-        self._guard = guard or AddressGuard.from_settings(settings)
-        self._proxies = ProxyRotation.from_settings(settings, environment=settings.trust_env)
+        self._guard = network.guard
+        self._proxies = network.proxies
         # One jar, whichever proxy a request goes through, as one browser has; none with cookies off.
         self._jar = CookieStore() if settings.cookies else None
         self._roots = []

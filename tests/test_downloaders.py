@@ -17,7 +17,6 @@ from multidict import CIMultiDictProxy
 from support import DOWNLOADERS, FAST, RecordingSpider, html, links, over_downloaders
 
 from crawler import (
-    AddressGuard,
     Crawler,
     Downloader,
     Headers,
@@ -29,7 +28,7 @@ from crawler import (
     Spider,
     read_capped,
 )
-from crawler._downloader import Fetcher, load_downloader
+from crawler._downloader import Fetcher, Network, load_downloader
 
 
 @over_downloaders
@@ -131,7 +130,7 @@ class Canned:
         self.fetched: list[str] = []
         self.opened = self.closed = 0
 
-    async def open(self, settings: Settings, guard: AddressGuard) -> None:
+    async def open(self, settings: Settings, network: Network) -> None:
         self.opened += 1
 
     async def fetch(self, request: Request, progress: ReadProgress) -> Response:

@@ -17,7 +17,7 @@ from support import DOWNLOADERS, FAST, RecordingSpider, html
 from crawler import Crawler, Request, Response, Settings, SettingsError, Spider
 from crawler._addresses import AddressGuard, is_local_host, is_public_address
 from crawler._aiohttp import AiohttpDownloader
-from crawler._downloader import load_downloader
+from crawler._downloader import Network, load_downloader
 
 
 class FixedResolver(AbstractResolver):
@@ -46,10 +46,10 @@ class TrustingDownloader(AiohttpDownloader):
         super().__init__(resolver=FixedResolver(table))
         self.trusted = trusted
 
-    async def open(self, settings: Settings, guard: AddressGuard | None = None) -> None:
-        assert guard is not None
-        guard.trust_hosts(self.trusted)
-        await super().open(settings, guard)
+    async def open(self, settings: Settings, network: Network | None = None) -> None:
+        assert network is not None
+        network.guard.trust_hosts(self.trusted)
+        await super().open(settings, network)
 
 
 @pytest.mark.parametrize(
@@ -191,9 +191,9 @@ class TrustLocalhost:
     def __init__(self, name: str) -> None:
         self.inner = load_downloader(name)()
 
-    async def open(self, settings: Settings, guard: AddressGuard) -> None:
-        guard.trust_hosts(["localhost"])
-        await self.inner.open(settings, guard)
+    async def open(self, settings: Settings, network: Network) -> None:
+        network.guard.trust_hosts(["localhost"])
+        await self.inner.open(settings, network)
 
     async def fetch(self, request, progress):
         return await self.inner.fetch(request, progress)

@@ -124,6 +124,7 @@ async def test_a_failing_proxy_is_rested_and_its_domains_move_to_the_next(server
 
     assert stats.pages == len(urls)  # nothing lost
     assert len(proxied(server)) == len(urls)
+    assert stats.proxies_rested == {dead: 1}  # counted in the stats (and logged)
     assert any(r.getMessage() == "proxy_rested" or "proxy_rested" in str(r.msg) for r in caplog.records)
 
 
