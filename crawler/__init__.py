@@ -23,6 +23,7 @@ from ._failure import Failure
 from ._log import log_formatter
 from ._middleware import BaseMiddleware, Middleware
 from ._pipeline import ItemPipeline, Pipeline, ResumableExporter, item_to_dict
+from ._progress import CrawlProgress
 from ._request import Request
 from ._response import Headers, Response
 from ._settings import Settings
@@ -35,6 +36,7 @@ __all__ = [
     "AddressGuard",
     "AiohttpDownloader",
     "BaseMiddleware",
+    "CrawlProgress",
     "CrawlStateError",
     "CrawlStats",
     "Crawler",

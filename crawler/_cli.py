@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="a shared frontier (redis://host:6379/0): every worker started with it is one crawl")
     run.add_argument("--crawl-id", metavar="NAME",
                      help="the shared crawl's name in the frontier (default: the spider's)")
+    run.add_argument("--no-progress", dest="progress", action="store_false",
+                     help="no live progress view (on by default when stderr is a terminal)")
     run.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
                      help="the event loop: uvloop (pip install 'crawler[uvloop]') costs less CPU per request")
     for name, text in (("status", "print a shared crawl's state"), ("clear", "delete a shared crawl")):
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         if overrides.get("state") and overrides.get("frontier"):
             raise ValueError("--state and --frontier cannot be combined: a shared frontier keeps the crawl's state")
         exporters = _exporters(args)
+        live = args.progress and sys.stderr.isatty()
+        if live and "progress_interval" not in overrides:
+            overrides["progress_interval"] = 0  # the live view shows it; no progress events between log lines
         crawler = Crawler(spider, overrides, exporters=exporters)
         loop_factory = _loop_factory(args.loop)
     except (SpiderLoadError, SettingsError, ValueError, TypeError) as exc:
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.log_level, args.log_format)
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            interrupted = runner.run(_run(crawler))
+            interrupted = runner.run(_run(crawler, live=live))
     except Exception as exc:  # e.g. the spider's opened() raised: say so in one line, keep the stats
         errors = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
         if isinstance(errors[0], SpiderLoadError):  # e.g. a state file of another spider
@@ -233,13 +238,18 @@ def load_spider_class(path: str, name: str | None = None) -> type[Spider]:
     return spiders[0]
 
 
-async def _run(crawler: Crawler) -> bool:
-    """Run the crawl with Ctrl-C handling; True if it was interrupted."""
+async def _run(crawler: Crawler, *, live: bool = False) -> bool:
+    """Run the crawl with Ctrl-C handling (and the live view); True if it was interrupted."""
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     interrupts = 0
     async with asyncio.TaskGroup() as tasks:
         crawl = tasks.create_task(crawler.run())
+        if live:
+            from ._progress import LiveProgress
+
+            view = tasks.create_task(LiveProgress(crawler.progress, crawler.statistics).run())
+            crawl.add_done_callback(lambda _: view.cancel())
 
         async def stop_when_asked() -> None:
             await stop_requested.wait()
@@ -268,11 +278,20 @@ async def _run(crawler: Crawler) -> bool:
 def _configure_logging(level: str, fmt: str | None) -> None:
     if fmt is None:
         fmt = "console" if sys.stderr.isatty() else "json"
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(log_formatter("json" if fmt == "json" else "console", colors=sys.stderr.isatty()))
     STDLIB_LOGGER.handlers[:] = [handler]
     STDLIB_LOGGER.setLevel(level)
     STDLIB_LOGGER.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged: the live view swaps it
+    for a writer that prints above the view."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def summary(stats: CrawlStats) -> str:

@@ -28,6 +28,7 @@ from ._log import debug_enabled, get_logger
 from ._middleware import Middleware, MiddlewareChain, check_middlewares
 from ._pacer import MemoryPacer
 from ._pipeline import ItemPipeline
+from ._progress import CrawlProgress, ProgressMeter, log_progress
 from ._request import Request
 from ._resume import Resume
 from ._retry import RetryMiddleware
@@ -103,6 +104,7 @@ class Crawler:
                     "and close (subclass crawler.Pipeline)"
                 )
         self._stats = StatsCollector()
+        self._meter = ProgressMeter(self._stats, lambda: self._busy, self.settings)
         self._log = get_logger(spider=spider.name)
         self._state = CrawlerState.NEW
         self._closed = asyncio.Event()  # set once everything the crawl opened is closed
@@ -136,6 +138,11 @@ class Crawler:
     def statistics(self) -> CrawlStats:
         """A frozen snapshot of the counters, at any time during or after the crawl."""
         return self._stats.snapshot()
+
+    def progress(self) -> CrawlProgress:
+        """Where the crawl stands (pages, items, rates now and on average, queued, in flight,
+        an ETA when bounded): counters only, cheap enough to ask several times a second."""
+        return self._meter.progress()
 
     def items(self) -> AsyncIterator[Any]:
         """Stream items as they are produced, from now until the crawl ends."""
@@ -208,7 +215,10 @@ class Crawler:
             self._log.warning("allowed_domains_entry", reason=note)
         reason = "finished"
         opened: list[ItemPipeline] = []
+        reporter: asyncio.Task[None] | None = None
         try:
+            if self.settings.progress_interval > 0:
+                reporter = loop.create_task(log_progress(self.progress, self.settings.progress_interval))
             await self._downloader.open()
             for pipeline in self._pipelines:
                 await pipeline.open(self.spider)
@@ -242,6 +252,9 @@ class Crawler:
             reason = "error"
             raise
         finally:
+            if reporter is not None:
+                reporter.cancel()
+                await asyncio.gather(reporter, return_exceptions=True)
             await self._finish(reason, opened)
         return self._stats.snapshot()
 

@@ -113,6 +113,9 @@ class Settings:
     #: resolved address (reason ``blocked_address``): ``auto`` (on unless a start URL's host
     #: is itself such an address or ``localhost``), true, or false.
     block_private_addresses: str | bool = "auto"
+    #: Seconds between ``progress`` INFO events (pages, items, failures, rates, queued ...);
+    #: 0: none. The command line shows a live view instead when stderr is a terminal.
+    progress_interval: float = 30.0
 
     def __repr__(self) -> str:
         """Only the settings that differ from the defaults, with passwords redacted (a
@@ -408,4 +411,5 @@ _VALIDATORS = {
     "proxy": _proxies,
     "trust_env": _bool,
     "block_private_addresses": _guard_mode,
+    "progress_interval": _non_negative_float,
 }

@@ -210,6 +210,10 @@ class StatsCollector:
         elif debug_enabled():
             self._log.debug(event, **fields)
 
+    def elapsed(self) -> float:
+        """Seconds crawled so far (earlier runs of a resumed crawl included)."""
+        return self._elapsed()
+
     def _elapsed(self) -> float:
         elapsed = self._earlier_elapsed
         if self.started is not None:

@@ -1,0 +1,145 @@
+"""Seeing a crawl advance: ``Crawler.progress()``, the periodic ``progress`` event, and the
+command line's live view on a terminal (driven in a real pseudo-terminal)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pty
+import select
+import signal
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+from support import FAST, RecordingSpider, html
+from test_cli import SLOW_SHOP, write_spider
+
+from crawler import Crawler, Response, Spider
+
+
+def slow_pages(server, count: int, delay: float) -> list[str]:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(delay)
+        return web.Response(text=html(request.path), content_type="text/html")
+
+    paths = [f"/p{i}" for i in range(count)]
+    for path in paths:
+        server.route(path, slow)
+    return [server.url(path) for path in paths]
+
+
+async def test_progress_events_come_while_the_crawl_runs(server, caplog):
+    urls = slow_pages(server, 12, 0.1)
+    spider = RecordingSpider(urls)
+    caplog.set_level(logging.INFO, logger="crawler")
+
+    stats = await Crawler(spider, {**FAST, "domain_concurrency": 2, "progress_interval": 0.15}).run()
+
+    events = [r for r in caplog.records if r.getMessage() == "progress"]
+    assert len(events) >= 2, [r.getMessage() for r in caplog.records]
+    assert all(r.levelno == logging.INFO for r in events)
+    pages = [r.pages for r in events]  # type: ignore[attr-defined]
+    assert pages == sorted(pages) and 0 < pages[-1] <= 12
+    last = events[-1]
+    for name in ("items", "failures", "queued", "in_flight", "pages_per_s", "pages_per_s_now", "elapsed_s"):
+        assert hasattr(last, name), name
+    assert not hasattr(last, "eta_s")  # an unbounded crawl has no ETA
+    assert stats.pages == 12
+
+
+async def test_no_progress_events_when_the_interval_is_0(server, caplog):
+    urls = slow_pages(server, 4, 0.1)
+    caplog.set_level(logging.INFO, logger="crawler")
+
+    await Crawler(RecordingSpider(urls), {**FAST, "progress_interval": 0}).run()
+
+    assert not [r for r in caplog.records if r.getMessage() == "progress"]
+
+
+async def test_progress_counts_and_bounds(server):
+    urls = slow_pages(server, 20, 0.05)
+    seen = []
+
+    class S(Spider):
+        start_urls = urls
+
+        async def parse(self, response: Response):
+            seen.append(crawler.progress())
+            yield {"url": response.url}
+
+    crawler = Crawler(S(), {**FAST, "domain_concurrency": 4, "max_pages": 10, "progress_interval": 0})
+    stats = await crawler.run()
+
+    final = crawler.progress()
+    assert final.pages == stats.pages == 10
+    assert final.done == 1.0
+    assert final.in_flight == 0
+    assert [p.pages for p in seen] == sorted(p.pages for p in seen)  # never goes back
+    assert all(p.done is not None and 0 <= p.done <= 1 for p in seen)
+    assert any(p.in_flight > 0 for p in seen)
+
+
+def run_in_terminal(argv: list[str], cwd: Path, *, interrupt_after: float | None = None, timeout: float = 60):
+    """Run ``argv`` with a pseudo-terminal as its stdin, stdout and stderr; (exit code, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child
+        os.chdir(cwd)
+        os.environ.update(COLUMNS="120", LINES="40", TERM="xterm-256color")
+        os.execv(argv[0], argv)
+    output = b""
+    started = time.monotonic()
+    interrupted = False
+    try:
+        while time.monotonic() - started < timeout:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            if interrupt_after is not None and not interrupted and time.monotonic() - started > interrupt_after:
+                os.kill(pid, signal.SIGINT)
+                interrupted = True
+    finally:
+        if time.monotonic() - started >= timeout:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode("utf-8", "replace")
+
+
+def test_the_live_view_shows_the_crawl_advancing_and_ends_cleanly_on_ctrl_c(tmp_path):
+    spider = write_spider(tmp_path, SLOW_SHOP)
+
+    code, output = run_in_terminal(
+        [sys.executable, "-m", "crawler", "run", str(spider), "-o", "items.jsonl"], tmp_path, interrupt_after=3
+    )
+
+    assert code == 130, output[-2000:]
+    assert "pages/s now" in output
+    assert "in flight" in output
+    assert "127.0.0.1" in output  # the per-domain table
+    assert "stopping: finishing requests in flight" in output
+    assert "crawl stopped" in output  # the summary, after the view
+    assert "Traceback" not in output
+    assert "\x1b[?25h" in output  # the cursor is shown again
+
+
+def test_no_progress_turns_the_live_view_off(tmp_path):
+    spider = write_spider(tmp_path, SLOW_SHOP)
+
+    code, output = run_in_terminal(
+        [sys.executable, "-m", "crawler", "run", str(spider), "-o", "items.jsonl", "--no-progress"],
+        tmp_path,
+        interrupt_after=2,
+    )
+
+    assert code == 130
+    assert "pages/s now" not in output
+    assert "crawl stopped" in output
