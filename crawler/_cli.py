@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._crawler import Crawler
 from ._exceptions import SettingsError, SpiderLoadError
@@ -27,6 +27,9 @@ from ._settings import Settings
 from ._spider import Spider
 from ._stats import CrawlStats
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._report import Timeline
 
 __all__ = ["load_spider_class", "main"]
 
@@ -60,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="a shared frontier (redis://host:6379/0): every worker started with it is one crawl")
     run.add_argument("--crawl-id", metavar="NAME",
                      help="the shared crawl's name in the frontier (default: the spider's)")
+    run.add_argument("--report", metavar="FILE",
+                     help="write a report (one self-contained HTML file, with charts) when the crawl ends")
     run.add_argument("--no-progress", dest="progress", action="store_false",
                      help="no live progress view (on by default when stderr is a terminal)")
     run.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
@@ -103,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             check_writable(output, "output file")
         if args.stats:
             check_writable(args.stats, "--stats file")
+        if args.report:
+            check_writable(args.report, "--report file")
         if args.state:
             check_writable(args.state, "--state file")
         spider_cls = load_spider_class(args.spider_file, args.spider)
@@ -123,9 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crawler: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _configure_logging(args.log_level, args.log_format)
+    timeline = _timeline(crawler) if args.report else None
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            interrupted = runner.run(_run(crawler, live=live))
+            interrupted = runner.run(_run(crawler, live=live, timeline=timeline))
     except Exception as exc:  # e.g. the spider's opened() raised: say so in one line, keep the stats
         errors = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
         if isinstance(errors[0], SpiderLoadError):  # e.g. a state file of another spider
@@ -135,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         print(summary(crawler.statistics()), file=sys.stderr)
         return EXIT_FAILED
     stats = crawler.statistics()
+    if timeline is not None and args.report:
+        from ._report import write_report
+
+        try:
+            write_report(args.report, stats, timeline, title=crawler.spider.name)
+        except OSError as exc:
+            print(f"crawler: error: cannot write --report file {args.report}: {exc.strerror or exc}", file=sys.stderr)
     # A worker of a shared crawl that finished is a success even if others fetched every page.
     shared_done = crawler.settings.frontier is not None and stats.close_reason in ("finished", "max_pages")
     no_pages = stats.pages == 0 and not crawler.already_finished and not shared_done
@@ -238,8 +253,15 @@ def load_spider_class(path: str, name: str | None = None) -> type[Spider]:
     return spiders[0]
 
 
-async def _run(crawler: Crawler, *, live: bool = False) -> bool:
-    """Run the crawl with Ctrl-C handling (and the live view); True if it was interrupted."""
+def _timeline(crawler: Crawler) -> Timeline:
+    from ._report import Timeline
+
+    return Timeline(crawler.progress, crawler.statistics)
+
+
+async def _run(crawler: Crawler, *, live: bool = False, timeline: Timeline | None = None) -> bool:
+    """Run the crawl with Ctrl-C handling (the live view, the report's samples); True if it
+    was interrupted."""
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     interrupts = 0
@@ -250,6 +272,9 @@ async def _run(crawler: Crawler, *, live: bool = False) -> bool:
 
             view = tasks.create_task(LiveProgress(crawler.progress, crawler.statistics).run())
             crawl.add_done_callback(lambda _: view.cancel())
+        if timeline is not None:
+            sampler = tasks.create_task(timeline.run())
+            crawl.add_done_callback(lambda _: sampler.cancel())
 
         async def stop_when_asked() -> None:
             await stop_requested.wait()

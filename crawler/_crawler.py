@@ -290,6 +290,12 @@ class Crawler:
             self._shared = SharedCrawl(self.spider, self.settings, self._exporters, loop.time)
             store = self._shared.store
             store.on_duplicates = self._found_elsewhere
+            self._meter.whole_crawl = lambda: {
+                "pages": store.pages_total,
+                "items": store.items_total,
+                "queued": store.remote["fresh"] + store.remote["cont"],
+                "leased": store.remote["leased"],
+            }
             store.on_orphaned_start = self._take_over_start
             store.on_bad_entry = self._bad_entry
             store.on_synced = self._shared_limits

@@ -55,6 +55,10 @@ class CrawlProgress:
     #: current rate; None for an unbounded crawl (its end cannot be known).
     done: float | None
     eta_s: float | None
+    #: In a shared crawl (a Redis frontier): the whole crawl's ``pages``, ``items``,
+    #: ``queued`` and ``leased`` as of this worker's last sync; the fields above are this
+    #: worker's share. None for a crawl of one process.
+    whole_crawl: dict[str, int] | None = None
 
     def as_fields(self) -> dict[str, Any]:
         """The numbers as log fields (rounded; bounds only when known)."""
@@ -66,6 +70,9 @@ class CrawlProgress:
                 del fields[name]
             else:
                 fields[name] = round(fields[name], 3 if name == "done" else 1)
+        whole = fields.pop("whole_crawl")
+        if whole is not None:
+            fields.update({f"crawl_{name}": value for name, value in whole.items()})
         return fields
 
 
@@ -85,22 +92,35 @@ class ProgressMeter:
         self._max_pages = settings.max_pages
         self._max_items = settings.max_items
         self._clock = clock
-        self._history: collections.deque[tuple[float, int]] = collections.deque()
+        #: (time, this process's pages, the bounded pages and items): for the rates "now".
+        self._history: collections.deque[tuple[float, int, int, int]] = collections.deque()
+        #: Set for a shared crawl: the whole crawl's totals (see CrawlProgress.whole_crawl).
+        self.whole_crawl: Callable[[], dict[str, int]] | None = None
 
     def progress(self) -> CrawlProgress:
         stats = self._stats
         now = self._clock()
         elapsed = stats.elapsed()
         pages, items = stats.pages, stats.items
+        whole = self.whole_crawl() if self.whole_crawl is not None else None
+        # The bounds (max_pages, max_items) are the whole crawl's: in a shared crawl the
+        # share done and the ETA go by its totals and their rate.
+        bound_pages, bound_items = (whole["pages"], whole["items"]) if whole is not None else (pages, items)
         history = self._history
-        history.append((now, pages))
+        history.append((now, pages, bound_pages, bound_items))
         while len(history) > 2 and now - history[1][0] >= _WINDOW:
             history.popleft()
-        then, pages_then = history[0]
-        rate_now = (pages - pages_then) / (now - then) if now - then >= 0.5 else 0.0
+        then, pages_then, bound_pages_then, bound_items_then = history[0]
+        span = now - then
+        rate_now = (pages - pages_then) / span if span >= 0.5 else 0.0
         rate = pages / elapsed if elapsed > 0 else 0.0
         item_rate = items / elapsed if elapsed > 0 else 0.0
-        done, eta = self._bound(pages, items, rate_now or rate, item_rate)
+        if whole is None:
+            done, eta = self._bound(bound_pages, bound_items, rate_now or rate, item_rate)
+        else:
+            page_rate = (bound_pages - bound_pages_then) / span if span >= 0.5 else 0.0
+            whole_item_rate = (bound_items - bound_items_then) / span if span >= 0.5 else 0.0
+            done, eta = self._bound(bound_pages, bound_items, page_rate, whole_item_rate)
         return CrawlProgress(
             pages=pages,
             items=items,
@@ -114,6 +134,7 @@ class ProgressMeter:
             items_per_s=item_rate,
             done=done,
             eta_s=eta,
+            whole_crawl=whole,
         )
 
     def _bound(self, pages: int, items: int, page_rate: float, item_rate: float) -> tuple[float | None, float | None]:
@@ -194,6 +215,16 @@ class LiveProgress:
             ("  elapsed ", "dim"), _duration(p.elapsed_s),
         )
         parts: list[Any] = [line]
+        whole = p.whole_crawl
+        if whole is not None:  # this worker's numbers above, the whole crawl's here
+            parts.append(
+                Text.assemble(
+                    ("whole crawl: pages ", "dim"), (f"{whole['pages']:,}", "bold"),
+                    ("  items ", "dim"), (f"{whole['items']:,}", "bold"),
+                    ("  queued ", "dim"), f"{whole['queued']:,}",
+                    ("  leased ", "dim"), f"{whole['leased']:,}",
+                )
+            )
         if p.done is not None:
             bar = Table.grid(padding=(0, 1))
             bar.add_row(

@@ -126,6 +126,7 @@ class RedisStore:
         #: Items this worker has committed, and the whole crawl's (as of the last sync).
         self.committed_items = 0
         self.items_total = 0
+        self.pages_total = 0  # the whole crawl's, as of the last sync
         #: Called with the number of requests Redis found already seen (other workers had them).
         self.on_duplicates: Callable[[int], None] = lambda count: None
         #: Called after every sync (the crawl's totals may have moved).
@@ -296,7 +297,7 @@ class RedisStore:
                 if op[0] in ("E", "C"):
                     self._held.discard(int(op[1]))
             self._last_sync = time.monotonic()
-            claimed, refused, more, soonest, fresh, cont, leased, start, budget, items_total = reply
+            claimed, refused, more, soonest, fresh, cont, leased, start, budget, items_total, pages_total = reply
             duplicates += more
             start = start.decode()
             decode = self._codec.decode
@@ -322,6 +323,7 @@ class RedisStore:
             if not refused:
                 self.committed_items += sum(int(op[3]) for op in ops_sent if op[0] == "E")
             self.items_total = items_total
+            self.pages_total = pages_total
             self._soonest = soonest / 1000 if soonest >= 0 else -1.0
             self.remote = {"fresh": fresh, "cont": cont, "leased": leased, "start": start, "budget": budget}
             if refused:

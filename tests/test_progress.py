@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 from support import FAST, RecordingSpider, html
-from test_cli import SLOW_SHOP, write_spider
+from test_cli import SLOW_SHOP, run_cli, write_spider
 
 from crawler import Crawler, Response, Spider
 
@@ -143,3 +143,41 @@ def test_no_progress_turns_the_live_view_off(tmp_path):
     assert code == 130
     assert "pages/s now" not in output
     assert "crawl stopped" in output
+
+
+def test_the_report_is_one_self_contained_html_file_with_charts(tmp_path):
+    from html.parser import HTMLParser
+
+    spider = write_spider(tmp_path, SHOP_WITH_404)
+    result = run_cli("run", spider, "-o", "items.jsonl", "--report", "out/report.html", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+    text = (tmp_path / "out" / "report.html").read_text()
+
+    class Tags(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[tuple[str, dict]] = []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append((tag, dict(attrs)))
+
+    parsed = Tags()
+    parsed.feed(text)
+    tags = [tag for tag, _ in parsed.tags]
+    assert tags.count("svg") >= 3  # pages/s, items/s, failures/s (and the domains' rates)
+    assert "script" not in tags and "link" not in tags and "img" not in tags  # nothing to fetch
+    assert not any("src" in attrs or "href" in attrs for _, attrs in parsed.tags)
+    assert "Crawl report: shop" in text
+    assert "http_404" in text  # failures by reason
+    assert "Filtered, by reason" in text
+    assert "127.0.0.1" in text  # the per-domain table
+    assert ">7<" in text  # the pages
+
+
+SHOP_WITH_404 = """
+class ShopSpider(ShopMixin, Spider):
+    name = "shop"
+    settings = {"rate_limit": 0, "domain_concurrency": 4, "retries": 0}
+    site = Site(statuses=(404,))
+"""

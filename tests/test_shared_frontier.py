@@ -559,3 +559,15 @@ async def test_a_long_seed_list_reaches_redis_in_bounded_calls(frontier):
         assert worker.store.remote["start"] == "done"
     finally:
         await worker.close(repair=False)
+
+
+async def test_each_worker_sees_its_share_and_the_whole_crawl(server, frontier):
+    paths = web_of(server, 60, delay=0.01)
+    runs = await crawl_together(server, frontier, 2, concurrency=4, max_pages=40)
+    progress = [crawler.progress() for crawler, _ in runs]
+    assert all(p.whole_crawl is not None for p in progress)
+    assert sum(p.pages for p in progress) == 40 < len(paths)
+    # Each worker's last sync saw the whole crawl's totals (the last one to close, all of them).
+    assert max(p.whole_crawl["pages"] for p in progress) == 40  # type: ignore[index]
+    assert max(p.done for p in progress) == 1.0  # type: ignore[type-var]
+    assert "crawl_pages" in progress[0].as_fields()

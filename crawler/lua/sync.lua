@@ -525,7 +525,9 @@ local reply = {
   redis.call('ZCARD', K_LEASES),
   start,
   budget,
-  tonumber(redis.call('HGET', P .. 'totals', 'items') or '0'),
 }
+local totals = redis.call('HMGET', P .. 'totals', 'items', 'pages')
+reply[#reply + 1] = tonumber(totals[1] or '0')
+reply[#reply + 1] = tonumber(totals[2] or '0')
 redis.call('HSET', K_REPLIES, WORKER, SEQ .. '\n' .. cjson.encode(reply))
 return reply
