@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="the shared crawl's name in the frontier (default: the spider's)")
     run.add_argument("--report", metavar="FILE",
                      help="write a report (one self-contained HTML file, with charts) when the crawl ends")
+    run.add_argument("--metrics-port", metavar="PORT", type=int,
+                     help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (pip install 'crawler[metrics]')")
     run.add_argument("--no-progress", dest="progress", action="store_false",
                      help="no live progress view (on by default when stderr is a terminal)")
     run.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     timeline = _timeline(crawler) if args.report else None
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            interrupted = runner.run(_run(crawler, live=live, timeline=timeline))
+            interrupted = runner.run(_run(crawler, live=live, timeline=timeline, metrics_port=args.metrics_port))
     except Exception as exc:  # e.g. the spider's opened() raised: say so in one line, keep the stats
         errors = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
         if isinstance(errors[0], SpiderLoadError):  # e.g. a state file of another spider
@@ -259,9 +261,25 @@ def _timeline(crawler: Crawler) -> Timeline:
     return Timeline(crawler.progress, crawler.statistics)
 
 
-async def _run(crawler: Crawler, *, live: bool = False, timeline: Timeline | None = None) -> bool:
-    """Run the crawl with Ctrl-C handling (the live view, the report's samples); True if it
-    was interrupted."""
+async def _run(
+    crawler: Crawler, *, live: bool = False, timeline: Timeline | None = None, metrics_port: int | None = None
+) -> bool:
+    """Run the crawl with Ctrl-C handling (the live view, the report's samples, the metrics
+    endpoint); True if it was interrupted."""
+    metrics = None
+    if metrics_port is not None:
+        from ._metrics import MetricsServer
+
+        metrics = MetricsServer(crawler.progress, crawler.statistics, port=metrics_port)
+        print(f"metrics: http://127.0.0.1:{metrics.port}/metrics", file=sys.stderr)
+    try:
+        return await _crawl(crawler, live=live, timeline=timeline)
+    finally:
+        if metrics is not None:
+            await metrics.aclose()
+
+
+async def _crawl(crawler: Crawler, *, live: bool, timeline: Timeline | None) -> bool:
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     interrupts = 0

@@ -181,3 +181,52 @@ class ShopSpider(ShopMixin, Spider):
     settings = {"rate_limit": 0, "domain_concurrency": 4, "retries": 0}
     site = Site(statuses=(404,))
 """
+
+
+async def test_prometheus_metrics_are_served_while_the_crawl_runs(server):
+    import aiohttp
+
+    from crawler._metrics import MetricsServer
+
+    urls = slow_pages(server, 30, 0.05)
+    server.route("/p-missing", "no", status=404)
+    crawler = Crawler(RecordingSpider([*urls, server.url("/p-missing")]), {**FAST, "domain_concurrency": 2})
+    metrics = MetricsServer(crawler.progress, crawler.statistics, port=0)
+    scraped: list[str] = []
+
+    async def scrape_midway() -> None:
+        async with aiohttp.ClientSession() as session:
+            while crawler.progress().pages < 5:
+                await asyncio.sleep(0.02)
+            async with session.get(f"http://127.0.0.1:{metrics.port}/metrics") as response:
+                assert response.status == 200
+                scraped.append(await response.text())
+
+    try:
+        await asyncio.gather(crawler.run(), scrape_midway())
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{metrics.port}/metrics") as end:
+            final = await end.text()
+    finally:
+        await metrics.aclose()
+        await metrics.aclose()  # safe twice
+
+    text = scraped[0]
+    assert "crawler_pages_total" in text and "crawler_queued" in text
+    assert 'crawler_domain_in_flight{domain="127.0.0.1"}' in text
+    assert "crawler_pages_total 30.0" in final
+    assert 'crawler_failures_total{reason="http_404"} 1.0' in final
+    assert 'crawler_responses_total{status="200"} 30.0' in final
+    async with aiohttp.ClientSession() as session:
+        try:
+            await session.get(f"http://127.0.0.1:{metrics.port}/metrics", timeout=aiohttp.ClientTimeout(total=2))
+        except aiohttp.ClientError:
+            pass  # closed
+        else:
+            raise AssertionError("the metrics server still answers after aclose()")
+
+
+def test_the_command_line_serves_metrics_and_stops_them(tmp_path):
+    spider = write_spider(tmp_path)
+    result = run_cli("run", spider, "-o", "items.jsonl", "--metrics-port", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "metrics: http://127.0.0.1:" in result.stderr
