@@ -138,20 +138,15 @@ def main(argv: list[str] | None = None) -> int:
             interrupted = runner.run(_run(crawler, live=live, timeline=timeline, metrics_port=args.metrics_port))
     except Exception as exc:  # e.g. the spider's opened() raised: say so in one line, keep the stats
         errors = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
-        if isinstance(errors[0], SpiderLoadError):  # e.g. a state file of another spider
+        if isinstance(errors[0], SpiderLoadError | _UsageError):  # e.g. a state file of another spider
             print(f"crawler: error: {errors[0]}", file=sys.stderr)
             return EXIT_USAGE
         print(f"crawler: error: crawl failed: {errors[0]!r}", file=sys.stderr)
         print(summary(crawler.statistics()), file=sys.stderr)
+        _write_report(args.report, crawler, timeline)
         return EXIT_FAILED
     stats = crawler.statistics()
-    if timeline is not None and args.report:
-        from ._report import write_report
-
-        try:
-            write_report(args.report, stats, timeline, title=crawler.spider.name)
-        except OSError as exc:
-            print(f"crawler: error: cannot write --report file {args.report}: {exc.strerror or exc}", file=sys.stderr)
+    _write_report(args.report, crawler, timeline)
     # A worker of a shared crawl that finished is a success even if others fetched every page.
     shared_done = crawler.settings.frontier is not None and stats.close_reason in ("finished", "max_pages")
     no_pages = stats.pages == 0 and not crawler.already_finished and not shared_done
@@ -255,10 +250,22 @@ def load_spider_class(path: str, name: str | None = None) -> type[Spider]:
     return spiders[0]
 
 
+def _write_report(path: str | None, crawler: Crawler, timeline: Timeline | None) -> None:
+    """Write the ``--report`` file, however the crawl ended; a failure to write is said."""
+    if path is None or timeline is None:
+        return
+    from ._report import write_report
+
+    try:
+        write_report(path, crawler.statistics(), timeline, title=crawler.spider.name)
+    except OSError as exc:
+        print(f"crawler: error: cannot write --report file {path}: {exc.strerror or exc}", file=sys.stderr)
+
+
 def _timeline(crawler: Crawler) -> Timeline:
     from ._report import Timeline
 
-    return Timeline(crawler.progress, crawler.statistics)
+    return Timeline(crawler.progress, crawler.busiest_domains)
 
 
 async def _run(
@@ -270,7 +277,10 @@ async def _run(
     if metrics_port is not None:
         from ._metrics import MetricsServer
 
-        metrics = MetricsServer(crawler.progress, crawler.statistics, port=metrics_port)
+        try:
+            metrics = MetricsServer(crawler.progress, crawler.statistics, crawler.busiest_domains, port=metrics_port)
+        except (OSError, RuntimeError) as exc:  # the port is taken, or prometheus-client missing
+            raise _UsageError(f"--metrics-port {metrics_port}: {exc}") from None
         print(f"metrics: http://127.0.0.1:{metrics.port}/metrics", file=sys.stderr)
     try:
         return await _crawl(crawler, live=live, timeline=timeline)
@@ -285,10 +295,20 @@ async def _crawl(crawler: Crawler, *, live: bool, timeline: Timeline | None) -> 
     interrupts = 0
     async with asyncio.TaskGroup() as tasks:
         crawl = tasks.create_task(crawler.run())
+        handler = next((h for h in STDLIB_LOGGER.handlers if isinstance(h, _StderrHandler)), None)
         if live:
             from ._progress import LiveProgress
 
-            view = tasks.create_task(LiveProgress(crawler.progress, crawler.statistics).run())
+            live_view = LiveProgress(crawler.progress, crawler.busiest_domains)
+            if handler is not None:
+                handler.sink = live_view.write  # log lines go above the view, a frame's worth at once
+            view = tasks.create_task(live_view.run())
+
+            def view_done(_: object) -> None:
+                if handler is not None:
+                    handler.sink = None
+
+            view.add_done_callback(view_done)
             crawl.add_done_callback(lambda _: view.cancel())
         if timeline is not None:
             sampler = tasks.create_task(timeline.run())
@@ -329,12 +349,25 @@ def _configure_logging(level: str, fmt: str | None) -> None:
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is when a line is logged: the live view swaps it
-    for a writer that prints above the view."""
+    """Writes to whatever ``sys.stderr`` is when a line is logged, or, while the live view
+    is up, hands the line to it (``sink``) to be printed above it with the next frame."""
+
+    sink: Callable[[str], None] | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
+        sink = self.sink
+        if sink is None:
+            self.stream = sys.stderr
+            super().emit(record)
+            return
+        try:
+            sink(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+
+
+class _UsageError(Exception):
+    """A command-line choice found unusable once the loop runs (exit code 2)."""
 
 
 def summary(stats: CrawlStats) -> str:

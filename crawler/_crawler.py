@@ -36,7 +36,7 @@ from ._settings import Settings, _redact
 from ._shared import SharedCrawl
 from ._spider import Spider, check_declaration
 from ._sqlite_store import StoredCrawl
-from ._stats import CrawlStats, StatsCollector
+from ._stats import CrawlStats, DomainStats, StatsCollector
 from ._url import allowed_hosts
 from ._verdict import Attempt
 
@@ -135,9 +135,18 @@ class Crawler:
 
     # -- public API ------------------------------------------------------------------------
 
-    def statistics(self) -> CrawlStats:
-        """A frozen snapshot of the counters, at any time during or after the crawl."""
-        return self._stats.snapshot()
+    def statistics(self, *, domains: bool = True) -> CrawlStats:
+        """A frozen snapshot of the counters, at any time during or after the crawl.
+        ``domains=False`` leaves out the per-domain states (a pass over every domain; see
+        ``busiest_domains``)."""
+        return self._stats.snapshot(domains=domains)
+
+    def busiest_domains(self, count: int) -> tuple[int, dict[str, DomainStats]]:
+        """How many domains the crawl knows, and the state of the ``count`` busiest (cheaper
+        than ``statistics().domains`` in a broad crawl: only those are built)."""
+        if self._frontier is None:
+            return 0, {}
+        return self._frontier.busiest_domains(count)
 
     def progress(self) -> CrawlProgress:
         """Where the crawl stands (pages, items, rates now and on average, queued, in flight,

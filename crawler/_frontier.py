@@ -17,6 +17,7 @@ Every request that enters ends in one recorded outcome: filtered here, failed he
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 from collections.abc import Callable, Iterable
 
@@ -312,10 +313,28 @@ class Frontier:
     def closed(self) -> bool:
         return self._closed
 
-    def domain_stats(self) -> dict[str, DomainStats]:
+    def busiest_domains(self, count: int) -> tuple[int, dict[str, DomainStats]]:
+        """How many domains there are, and the state of the ``count`` busiest (most in flight,
+        then most queued, then most 429/503s), picked before any DomainStats is built: a live
+        view or a metrics scrape of a crawl of 100,000 domains asks for a handful."""
+        keys = dict.fromkeys([*self._pacer.paces(), *self._store.domains()])
+        return len(keys), self.domain_stats(keys, busiest=count)
+
+    def domain_stats(self, keys: Iterable[str] | None = None, busiest: int | None = None) -> dict[str, DomainStats]:
+        """Each domain's state (of ``keys``; with ``busiest``, only that many of them)."""
         now = self._clock()
         stats = {}
-        for key in dict.fromkeys([*self._pacer.paces(), *self._store.domains()]):  # each once, in order
+        if keys is None:
+            keys = dict.fromkeys([*self._pacer.paces(), *self._store.domains()])  # each once, in order
+        if busiest is not None:
+            pacer, store = self._pacer, self._store
+
+            def load(key: str) -> tuple[int, int, int]:
+                pace = pacer.pace(key)
+                return pace.in_flight, store.queued(key), pace.throttled
+
+            keys = heapq.nlargest(busiest, keys, key=load)
+        for key in keys:
             pace = self._pacer.pace(key)
             stats[key] = DomainStats(
                 rate=None if pace.rate is None else round(pace.rate, 3),

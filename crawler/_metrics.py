@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._progress import CrawlProgress
-from ._stats import CrawlStats
+from ._stats import CrawlStats, DomainStats
 
 __all__ = ["MetricsServer"]
 
@@ -31,7 +31,8 @@ class MetricsServer:
     def __init__(
         self,
         progress: Callable[[], CrawlProgress],
-        statistics: Callable[[], CrawlStats],
+        statistics: Callable[..., CrawlStats],
+        busiest: Callable[[int], tuple[int, dict[str, DomainStats]]],
         *,
         port: int,
         host: str = "127.0.0.1",
@@ -43,6 +44,7 @@ class MetricsServer:
             raise RuntimeError("--metrics-port needs prometheus-client: pip install 'crawler[metrics]'") from None
         self._progress = progress
         self._statistics = statistics
+        self._busiest = busiest
         self._top = top
         self._loop = asyncio.get_running_loop()
         registry = CollectorRegistry(auto_describe=False)
@@ -59,15 +61,22 @@ class MetricsServer:
             server.server_close()
             await asyncio.to_thread(self._thread.join, 5)
 
-    async def _snapshot(self) -> tuple[CrawlProgress, CrawlStats]:
-        return self._progress(), self._statistics()
+    async def _snapshot(self) -> tuple[CrawlProgress, CrawlStats, int, dict[str, DomainStats]]:
+        # statistics() without its per-domain part (a pass building every domain's state);
+        # the busiest domains are picked by the frontier instead.
+        count, busiest = self._busiest(self._top)
+        return self._progress(), self._statistics(domains=False), count, busiest
 
     def collect(self) -> Iterator[Any]:
         """Called by prometheus-client in its server thread, once per scrape."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         future = asyncio.run_coroutine_threadsafe(self._snapshot(), self._loop)
-        progress, stats = future.result(timeout=10)
+        try:
+            progress, stats, domain_count, busiest = future.result(timeout=10)
+        except TimeoutError:
+            future.cancel()  # not left queued on the loop
+            raise
 
         def counter(name: str, text: str, value: float) -> CounterMetricFamily:
             return CounterMetricFamily(f"crawler_{name}", text, value=value)
@@ -90,11 +99,8 @@ class MetricsServer:
         yield GaugeMetricFamily("crawler_queued", "Requests waiting in the frontier", value=progress.queued)
         yield GaugeMetricFamily("crawler_in_flight", "Requests being processed", value=progress.in_flight)
         rate = progress.pages_per_s_now
-        yield GaugeMetricFamily("crawler_pages_per_second", "Pages per second, last 10 s", value=rate)
-        yield GaugeMetricFamily("crawler_domains", "Domains known to the frontier", value=len(stats.domains))
-        busiest = sorted(
-            stats.domains.items(), key=lambda kv: (kv[1].in_flight, kv[1].queued, kv[1].throttled), reverse=True
-        )[: self._top]
+        yield GaugeMetricFamily("crawler_pages_per_second", "Pages per second, over the last 10 s or more", value=rate)
+        yield GaugeMetricFamily("crawler_domains", "Domains known to the frontier", value=domain_count)
         per_domain: dict[str, tuple[str, Callable[[Any], float | None]]] = {
             "rate": ("Requests/s allowed now (autothrottle may have cut it); -1: unlimited", lambda d: d.rate),
             "configured_rate": ("Requests/s configured; -1: unlimited", lambda d: d.configured_rate),
@@ -107,7 +113,7 @@ class MetricsServer:
             gauge = GaugeMetricFamily(
                 f"crawler_domain_{name}", f"{text} (the {self._top} busiest domains)", labels=["domain"]
             )
-            for domain, state in busiest:
+            for domain, state in busiest.items():
                 reading = read(state)
                 gauge.add_metric([domain], -1.0 if reading is None else float(reading))
             yield gauge

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -30,7 +32,7 @@ from ._log import get_logger
 
 if TYPE_CHECKING:
     from ._settings import Settings
-    from ._stats import CrawlStats, DomainStats, StatsCollector
+    from ._stats import DomainStats, StatsCollector
 
 __all__ = ["CrawlProgress", "LiveProgress", "ProgressMeter", "log_progress"]
 
@@ -49,7 +51,7 @@ class CrawlProgress:
     in_flight: int  #: requests handed out whose processing has not ended
     elapsed_s: float
     pages_per_s: float  #: on average since the start
-    pages_per_s_now: float  #: over the last 10 seconds
+    pages_per_s_now: float  #: over the last 10 seconds or so (since the sample before them)
     items_per_s: float
     #: With ``max_pages`` or ``max_items``: the share done (0..1) and seconds left at the
     #: current rate; None for an unbounded crawl (its end cannot be known).
@@ -107,6 +109,8 @@ class ProgressMeter:
         # share done and the ETA go by its totals and their rate.
         bound_pages, bound_items = (whole["pages"], whole["items"]) if whole is not None else (pages, items)
         history = self._history
+        if whole is not None and history and history[0][2] == 0 and bound_pages:
+            history.clear()  # samples from before the first sync: the whole crawl's totals were not known
         history.append((now, pages, bound_pages, bound_items))
         while len(history) > 2 and now - history[1][0] >= _WINDOW:
             history.popleft()
@@ -165,7 +169,7 @@ class LiveProgress:
     def __init__(
         self,
         progress: Callable[[], CrawlProgress],
-        statistics: Callable[[], CrawlStats],
+        busiest: Callable[[int], tuple[int, dict[str, DomainStats]]],
         *,
         console: Any = None,
         domains: int = 8,
@@ -173,29 +177,50 @@ class LiveProgress:
         from rich.console import Console
 
         self._progress = progress
-        self._statistics = statistics
+        self._busiest = busiest
         self.console = console if console is not None else Console(stderr=True)
         self._rows = domains
         self._table: list[tuple[str, DomainStats]] = []
         self._domain_count = 0
         self._table_at = -1e9
+        #: Log lines waiting for the next frame (see write()).
+        self._pending: list[str] = []
+
+    def write(self, text: str) -> None:
+        """Print ``text`` (whole lines) above the view, with the next frame: every line
+        printed on its own would redraw the whole view (about 5 ms each), and a crawl logging
+        a hundred failures a second would spend its time redrawing."""
+        self._pending.append(text)
 
     async def run(self) -> None:
-        """Redraw 4 times a second until cancelled; the last frame stays on screen."""
+        """Redraw 4 times a second until cancelled; the last frame stays on screen. An error
+        in the view ends the view (logged), never the crawl."""
         from rich.live import Live
 
-        # redirect_stderr: log lines written to sys.stderr go above the view, never through it.
-        # No refresh thread of rich's own: frames are drawn from here, in the loop, so no
-        # second thread contends for the interpreter while the crawl runs.
-        live = Live(self.render(), console=self.console, auto_refresh=False, redirect_stderr=True)
+        # redirect_stderr: anything else written to sys.stderr goes above the view, never
+        # through it; stdout is left alone (it may be a file). No refresh thread of rich's
+        # own: frames are drawn from here, in the loop, so no second thread contends for the
+        # interpreter while the crawl runs.
+        live = Live(
+            self.render(), console=self.console, auto_refresh=False, redirect_stderr=True, redirect_stdout=False
+        )
         with live:
             try:
                 while True:
                     await asyncio.sleep(0.25)
-                    live.update(self.render(), refresh=True)
+                    self._frame(live)
+            except Exception as exc:  # a bug of the view's: the crawl goes on without it
+                get_logger().error("progress_view_failed", error=repr(exc), exc_info=exc)
             finally:
                 self._table_at = -1e9  # the last frame shows the domains as they ended
-                live.update(self.render(), refresh=True)
+                with contextlib.suppress(Exception):
+                    self._frame(live)
+
+    def _frame(self, live: Any) -> None:
+        if self._pending:
+            text, self._pending = "".join(self._pending), []
+            sys.stderr.write(text)  # rich's proxy while the view is up: printed above it, in one redraw
+        live.update(self.render(), refresh=True)
 
     def render(self) -> Any:
         from rich.console import Group
@@ -244,12 +269,8 @@ class LiveProgress:
         now = time.monotonic()
         if now - self._table_at >= (5.0 if self._domain_count > 5000 else 1.0):
             self._table_at = now
-            domains = self._statistics().domains
-            self._domain_count = len(domains)
-            busiest = sorted(
-                domains.items(), key=lambda kv: (kv[1].in_flight, kv[1].queued, kv[1].throttled), reverse=True
-            )
-            self._table = [(name, d) for name, d in busiest[: self._rows] if d.in_flight or d.queued or d.paused_for_s]
+            self._domain_count, busiest = self._busiest(self._rows)
+            self._table = [(name, d) for name, d in busiest.items() if d.in_flight or d.queued or d.paused_for_s]
         if not self._table:
             return None
         table = Table(box=None, padding=(0, 1), header_style="dim")

@@ -11,6 +11,7 @@ the file needs no network and no script to be viewed, mailed or archived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import html
@@ -18,13 +19,15 @@ import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ._log import get_logger
 from ._progress import CrawlProgress
-from ._stats import CrawlStats
+from ._stats import CrawlStats, DomainStats
 
 __all__ = ["Timeline", "render_report", "write_report"]
 
 _MAX_POINTS = 600  # samples kept: past it, every other one is dropped and the step doubles
 _DOMAINS = 6  # domains drawn in the rates chart
+_KEPT = 12  # domains whose rate a sample keeps (the busiest at the time)
 _PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2")
 
 
@@ -40,31 +43,45 @@ class _Sample:
 class Timeline:
     """Samples of a running crawl, at most ``_MAX_POINTS`` of them however long it runs."""
 
-    def __init__(self, progress: Callable[[], CrawlProgress], statistics: Callable[[], CrawlStats]) -> None:
+    def __init__(
+        self,
+        progress: Callable[[], CrawlProgress],
+        busiest: Callable[[int], tuple[int, dict[str, DomainStats]]],
+    ) -> None:
         self._progress = progress
-        self._statistics = statistics
+        self._busiest = busiest
         self.samples: list[_Sample] = []
         self.step = 1.0
 
     async def run(self) -> None:
-        """Sample until cancelled (and once more then)."""
+        """Sample until cancelled (and once more then). An error in sampling ends the
+        sampling (logged), never the crawl."""
         tick = 0
         try:
             while True:
                 self.sample(with_domains=tick % 5 == 0)
                 tick += 1
                 await asyncio.sleep(self.step)
+        except Exception as exc:
+            get_logger().error("report_sampling_failed", error=repr(exc), exc_info=exc)
         finally:
-            self.sample(with_domains=True)
+            with contextlib.suppress(Exception):
+                self.sample(with_domains=True, last=True)
 
-    def sample(self, *, with_domains: bool) -> None:
+    def sample(self, *, with_domains: bool, last: bool = False) -> None:
         p = self._progress()
         rates: dict[str, float] = {}
         if with_domains:
-            domains = self._statistics().domains
-            if len(domains) <= 5000 or not self.samples or len(self.samples) % 30 == 0:
-                rates = {name: d.rate for name, d in domains.items() if d.rate is not None}
-        self.samples.append(_Sample(p.elapsed_s, p.pages, p.items, p.failures, rates))
+            # Only the busiest few, picked by the frontier: a sample is small and cheap
+            # however broad the crawl.
+            _, busy = self._busiest(_KEPT)
+            rates = {name: d.rate for name, d in busy.items() if d.rate is not None}
+        sample = _Sample(p.elapsed_s, p.pages, p.items, p.failures, rates)
+        samples = self.samples
+        if last and samples and sample.elapsed_s - samples[-1].elapsed_s < self.step / 2:
+            samples[-1] = sample  # a moment after the previous one: as a point of its own its rate would spike
+        else:
+            samples.append(sample)
         if len(self.samples) > _MAX_POINTS:
             self.samples = self.samples[::2]
             self.step *= 2

@@ -220,7 +220,7 @@ class StatsCollector:
             elapsed += (self.finished or time.monotonic()) - self.started
         return elapsed
 
-    def snapshot(self) -> CrawlStats:
+    def snapshot(self, *, domains: bool = True) -> CrawlStats:
         elapsed = self._elapsed()
         return CrawlStats(
             requests=self.requests,
@@ -240,7 +240,7 @@ class StatsCollector:
             queued=self.queued,
             elapsed_s=round(elapsed, 3),
             pages_per_second=round(self.pages / elapsed, 2) if elapsed > 0 else 0.0,
-            domains=self.domain_stats(),
+            domains=self.domain_stats() if domains else {},
             close_reason=self.close_reason,
         )
 

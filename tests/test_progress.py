@@ -126,6 +126,7 @@ def test_the_live_view_shows_the_crawl_advancing_and_ends_cleanly_on_ctrl_c(tmp_
     assert "in flight" in output
     assert "127.0.0.1" in output  # the per-domain table
     assert "stopping: finishing requests in flight" in output
+    assert "crawl_finished" in output  # a log line while the view is up, printed above it
     assert "crawl stopped" in output  # the summary, after the view
     assert "Traceback" not in output
     assert "\x1b[?25h" in output  # the cursor is shown again
@@ -191,7 +192,7 @@ async def test_prometheus_metrics_are_served_while_the_crawl_runs(server):
     urls = slow_pages(server, 30, 0.05)
     server.route("/p-missing", "no", status=404)
     crawler = Crawler(RecordingSpider([*urls, server.url("/p-missing")]), {**FAST, "domain_concurrency": 2})
-    metrics = MetricsServer(crawler.progress, crawler.statistics, port=0)
+    metrics = MetricsServer(crawler.progress, crawler.statistics, crawler.busiest_domains, port=0)
     scraped: list[str] = []
 
     async def scrape_midway() -> None:
@@ -230,3 +231,36 @@ def test_the_command_line_serves_metrics_and_stops_them(tmp_path):
     result = run_cli("run", spider, "-o", "items.jsonl", "--metrics-port", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "metrics: http://127.0.0.1:" in result.stderr
+
+
+def test_a_metrics_port_in_use_is_a_usage_error(tmp_path):
+    import socket
+
+    spider = write_spider(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run_cli("run", spider, "-o", "items.jsonl", "--metrics-port", port, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "crawler: error: --metrics-port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+FAILING_SHOP = """
+class ShopSpider(ShopMixin, Spider):
+    name = "shop"
+    settings = {"rate_limit": 0, "retries": 0}
+
+    async def opened(self):
+        raise RuntimeError("cannot log in")
+"""
+
+
+def test_the_report_is_written_when_the_crawl_fails(tmp_path):
+    spider = write_spider(tmp_path, FAILING_SHOP)
+    result = run_cli("run", spider, "-o", "items.jsonl", "--report", "report.html", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "crawl failed" in result.stderr
+    text = (tmp_path / "report.html").read_text()
+    assert "Crawl report: shop" in text and "error" in text
