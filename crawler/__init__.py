@@ -22,6 +22,7 @@ from ._exceptions import (
 from ._failure import Failure
 from ._log import log_formatter
 from ._middleware import BaseMiddleware, Middleware
+from ._oneliner import crawl, fetch
 from ._pipeline import ItemPipeline, Pipeline, ResumableExporter, item_to_dict
 from ._progress import CrawlProgress
 from ._request import Request
@@ -65,6 +66,8 @@ __all__ = [
     "__version__",
     "body_limit",
     "canonicalize",
+    "crawl",
+    "fetch",
     "fingerprint",
     "item_to_dict",
     "log_formatter",

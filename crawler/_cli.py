@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._crawler import Crawler
-from ._exceptions import SettingsError, SpiderLoadError
+from ._exceptions import RequestFailed, SettingsError, SpiderLoadError
 from ._log import STDLIB_LOGGER, log_formatter
 from ._settings import Settings
 from ._spider import Spider
@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the spider in a Python file")
     run.add_argument("spider_file", help="a .py file defining a Spider subclass")
     out = run.add_mutually_exclusive_group()
-    out.add_argument("-o", "--output", metavar="FILE", help="append items to FILE (.jsonl or .csv)")
+    out.add_argument("-o", "--output", metavar="FILE",
+                     help="append items to FILE (.jsonl or .csv); - for JSON Lines on standard output")
     out.add_argument("-O", "--overwrite-output", metavar="FILE", help="write items to FILE, replacing it")
     run.add_argument("-a", dest="spider_args", action="append", default=[], metavar="NAME=VALUE",
                      help="spider argument, set as an attribute of the spider")
@@ -71,6 +72,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="no live progress view (on by default when stderr is a terminal)")
     run.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
                      help="the event loop: uvloop (pip install 'crawler[uvloop]') costs less CPU per request")
+    fetch = commands.add_parser(
+        "fetch", help="fetch one URL politely and print its body", description="fetch one URL and print its body"
+    )
+    fetch.add_argument("url")
+    fetch.add_argument("--headers", action="store_true", help="print the status line and headers instead of the body")
+    fetch.add_argument("-s", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a setting (user_agent, obey_robots, timeout ...)")
+    fetch.add_argument("--spider", dest="spider_file", metavar="FILE",
+                       help="use the settings of the spider in FILE (its user_agent, limits ...)")
     for name, text in (("status", "print a shared crawl's state"), ("clear", "delete a shared crawl")):
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("--frontier", metavar="URL", required=True, help="the frontier (redis://host:6379/0)")
@@ -104,9 +114,14 @@ def main(argv: list[str] | None = None) -> int:
         from ._frontier_cli import frontier_command
 
         return frontier_command(args)
+    if args.command == "fetch":
+        return _fetch_command(args)
     try:
         output = args.output or args.overwrite_output
-        if output:
+        if output == "-":
+            if args.state or args.frontier:
+                raise ValueError("-o - (standard output) cannot be resumed: use a file with --state or --frontier")
+        elif output:
             check_writable(output, "output file")
         if args.stats:
             check_writable(args.stats, "--stats file")
@@ -248,6 +263,33 @@ def load_spider_class(path: str, name: str | None = None) -> type[Spider]:
         names = ", ".join(s.name or s.__name__ for s in spiders)
         raise SpiderLoadError(f"{path} defines several spiders ({names}): choose one with --spider NAME")
     return spiders[0]
+
+
+def _fetch_command(args: argparse.Namespace) -> int:
+    """``python -m crawler fetch URL``: the body on stdout (or the headers), errors on stderr;
+    exit 0 with a response of any status, 1 without one, 2 for a usage error."""
+    from ._oneliner import fetch
+
+    try:
+        settings = Settings()
+        if args.spider_file:
+            settings = settings.merge(load_spider_class(args.spider_file).settings)
+        settings = settings.merge(dict(Settings.parse_assignment(s) for s in args.settings))
+    except (SpiderLoadError, SettingsError, ValueError) as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        response = fetch(args.url, settings)
+    except RequestFailed as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.headers:
+        lines = [f"HTTP {response.status} {response.url}", *(f"{k}: {v}" for k, v in response.headers.items())]
+        sys.stdout.write("\n".join(lines) + "\n")
+    else:
+        sys.stdout.buffer.write(response.body)
+    sys.stdout.flush()
+    return 0
 
 
 def _write_report(path: str | None, crawler: Crawler, timeline: Timeline | None) -> None:

@@ -11,12 +11,13 @@ import csv
 import io
 import json
 import os
+import sys
 from pathlib import Path
 from typing import IO, Any
 
 from crawler import Pipeline, ResumableExporter, Spider, item_to_dict
 
-__all__ = ["CsvExporter", "JsonLinesExporter", "exporter_for"]
+__all__ = ["CsvExporter", "JsonLinesExporter", "StdoutExporter", "exporter_for"]
 
 
 class _FileExporter(ResumableExporter):
@@ -108,10 +109,35 @@ def _cell(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
 
 
+class StdoutExporter(Pipeline):
+    """``-o -``: JSON Lines on standard output, a line written and flushed per item (the logs
+    stay on stderr), for ``| jq`` and the like. Not resumable: a pipe has no position."""
+
+    def __init__(self) -> None:
+        self.closed = False  # the reader went away (``| head``): later items are not written
+
+    async def process_item(self, item: Any, spider: Spider) -> Any:
+        if self.closed:
+            return item
+        try:
+            sys.stdout.write(json.dumps(item_to_dict(item), ensure_ascii=False, default=str) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.closed = True
+            # Whatever is still buffered goes nowhere, instead of failing again at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return item
+
+
 def exporter_for(path: str, *, overwrite: bool = False) -> Pipeline:
-    """The exporter for a file name's extension, found in the ``crawler.plugins`` entry points."""
+    """The exporter for a file name's extension, found in the ``crawler.plugins`` entry
+    points; ``-`` is JSON Lines on standard output."""
     from importlib.metadata import entry_points
 
+    if path == "-":
+        return StdoutExporter()
     suffix = Path(path).suffix.lower().lstrip(".")
     aliases = {"jl": "jsonl", "ndjson": "jsonl"}
     name = aliases.get(suffix, suffix)

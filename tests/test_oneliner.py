@@ -1,0 +1,127 @@
+"""The crawler without asyncio (``crawl()``, ``fetch()``), ``python -m crawler fetch`` and
+``-o -``. The site is served by another process (``python -m http.server``): a crawl called
+from inside a running loop blocks that loop, as a notebook cell does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import crawler
+from crawler import RequestFailed, Response, Spider
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("site")
+    anchors = "".join(f'<a href="/p{i}.html">{i}</a>' for i in range(8))
+    (root / "index.html").write_text(f"<html><body>{anchors}</body></html>")  # no title: no item
+    for i in range(8):
+        (root / f"p{i}.html").write_text(f"<html><title>page {i}</title><body>{i}</body></html>")
+    (root / "robots.txt").write_text("User-agent: *\nDisallow: /private\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(root)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().split(" port ")[1].split()[0])
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def make_spider(base: str) -> type[Spider]:
+    class Pages(Spider):
+        name = "pages"
+        start_urls = [f"{base}/index.html"]
+        settings = {"rate_limit": 0, "domain_concurrency": 4}
+
+        async def parse(self, response: Response):
+            title = response.css("title::text").get()
+            if title:
+                yield {"title": title}
+            for request in response.follow_all(css="a"):
+                yield request
+
+    return Pages
+
+
+def test_crawl_returns_the_items_from_a_plain_script(site):
+    items = crawler.crawl(make_spider(site))
+    assert sorted(item["title"] for item in items) == [f"page {i}" for i in range(8)]
+
+
+def test_crawl_takes_settings_and_returns_the_stats_on_request(site):
+    items, stats = crawler.crawl(make_spider(site)(), max_items=3, with_stats=True)
+    assert len(items) == 3
+    assert stats.close_reason == "max_items"
+
+
+async def test_crawl_and_fetch_work_inside_a_running_loop_as_in_a_notebook(site):
+    asyncio.get_running_loop()  # a loop runs here, as in a Jupyter cell: asyncio.run would refuse
+    items = crawler.crawl(make_spider(site), max_items=2)
+    response = crawler.fetch(f"{site}/p3.html")
+    assert len(items) == 2
+    assert response.status == 200
+    assert response.css("title::text").get() == "page 3"
+
+
+def test_fetch_returns_any_status_and_obeys_robots_txt(site):
+    missing = crawler.fetch(f"{site}/nothing-here.html")
+    assert missing.status == 404
+    with pytest.raises(RequestFailed) as caught:
+        crawler.fetch(f"{site}/private/page.html")
+    assert caught.value.reason == "robots"
+
+
+def test_the_fetch_command_prints_the_body_or_the_headers(site):
+    command = [sys.executable, "-m", "crawler", "fetch"]
+    body = subprocess.run([*command, f"{site}/p2.html"], capture_output=True, timeout=60)
+    assert body.returncode == 0, body.stderr
+    assert body.stdout == b"<html><title>page 2</title><body>2</body></html>"
+
+    head = subprocess.run(
+        [sys.executable, "-m", "crawler", "fetch", "--headers", f"{site}/p2.html"], capture_output=True, text=True,
+        timeout=60,
+    )
+    assert head.returncode == 0
+    assert head.stdout.startswith(f"HTTP 200 {site}/p2.html\n")
+    assert "Content-type: text/html" in head.stdout or "Content-Type: text/html" in head.stdout
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "crawler", "fetch", f"{site}/private/x.html"], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1
+    assert "robots" in refused.stderr
+
+
+def test_output_dash_writes_json_lines_to_stdout_and_logs_to_stderr(site, tmp_path):
+    spider = tmp_path / "pages.py"
+    spider.write_text(
+        "from crawler import Spider\n\n"
+        "class Pages(Spider):\n"
+        f"    start_urls = [{site + '/index.html'!r}]\n"
+        "    settings = {'rate_limit': 0}\n\n"
+        "    async def parse(self, response):\n"
+        "        title = response.css('title::text').get()\n"
+        "        if title:\n"
+        "            yield {'title': title}\n"
+        "        for request in response.follow_all(css='a'):\n"
+        "            yield request\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "crawler", "run", str(spider), "-o", "-"], capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    items = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(item["title"] for item in items) == [f"page {i}" for i in range(8)]
+    assert "crawl finished" in done.stderr
+    assert not list(Path(tmp_path).glob("-*"))  # no file named "-"
