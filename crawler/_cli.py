@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         spider_cls = load_spider_class(args.spider_file, args.spider)
         spider = spider_cls(**dict(_spider_argument(a) for a in args.spider_args))
         overrides = dict(Settings.parse_assignment(s) for s in args.settings)
+        layered = _project_and_environment()
         for name in ("state", "frontier", "crawl_id"):  # the flags that are settings
             if getattr(args, name):
                 overrides[name] = getattr(args, name)
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         live = args.progress and sys.stderr.isatty()
         if live and "progress_interval" not in overrides:
             overrides["progress_interval"] = 0  # the live view shows it; no progress events between log lines
-        crawler = Crawler(spider, overrides, exporters=exporters)
+        # defaults < crawler.toml < CRAWLER_* < the spider's settings < -s (see _settings_sources)
+        crawler = Crawler(spider, {**layered, **dict(spider.settings), **overrides}, exporters=exporters)
         loop_factory = _loop_factory(args.loop)
     except (SpiderLoadError, SettingsError, ValueError, TypeError) as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
@@ -265,13 +267,21 @@ def load_spider_class(path: str, name: str | None = None) -> type[Spider]:
     return spiders[0]
 
 
+def _project_and_environment() -> dict[str, Any]:
+    """The settings of the project file and of CRAWLER_* variables, the environment's on top."""
+    from ._settings_sources import environment_settings, project_settings
+
+    project, _ = project_settings()
+    return {**project, **environment_settings()}
+
+
 def _fetch_command(args: argparse.Namespace) -> int:
     """``python -m crawler fetch URL``: the body on stdout (or the headers), errors on stderr;
     exit 0 with a response of any status, 1 without one, 2 for a usage error."""
     from ._oneliner import fetch
 
     try:
-        settings = Settings()
+        settings = Settings().merge(_project_and_environment())
         if args.spider_file:
             settings = settings.merge(load_spider_class(args.spider_file).settings)
         settings = settings.merge(dict(Settings.parse_assignment(s) for s in args.settings))
