@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from crawler import Pipeline, ResumableExporter, Spider, item_to_dict
 
-__all__ = ["CsvExporter", "JsonLinesExporter", "StdoutExporter", "exporter_for"]
+__all__ = ["CsvExporter", "JsonArrayExporter", "JsonLinesExporter", "StdoutExporter", "exporter_for"]
 
 
 class _FileExporter(ResumableExporter):
@@ -71,6 +71,69 @@ class JsonLinesExporter(_FileExporter):
 
     async def process_item(self, item: Any, spider: Spider) -> Any:
         self._write(json.dumps(item_to_dict(item), ensure_ascii=False, default=str) + "\n")
+        return item
+
+
+class JsonArrayExporter(_FileExporter):
+    """A JSON array, ``[`` then one item per line, kept valid after every item: each item is
+    written with the closing ``]`` after it, over the previous one's, in one write. A crawl
+    cut by Ctrl-C, a crash or kill -9 leaves a file ``json.load`` reads; appending (``-o``)
+    goes on inside the existing array. A file torn by a crash in the middle of a write is
+    repaired when it is next opened: items up to the last whole one are kept."""
+
+    def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        super().__init__(path, overwrite=overwrite)
+        self._end = 0  # where the closing "\n]" starts
+        self._empty = True
+
+    async def open(self, spider: Spider) -> None:
+        self._cut_back()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = self.overwrite or not self.path.exists() or not self.path.stat().st_size
+        if not fresh:
+            self._repair()
+        # Held open for the whole crawl and closed in close(), which the crawler always calls.
+        self._file = open(self.path, "w+" if fresh else "r+", encoding="utf-8", newline="")  # noqa: SIM115
+        if fresh:
+            self._file.write("[\n]")
+            self._file.flush()
+            self._end, self._empty = 1, True
+        else:
+            text = self._file.read()
+            self._end = len(text.encode("utf-8")) - 2  # the file ends with "\n]" (repaired if not)
+            self._empty = text.strip() in ("[]", "[\n]")
+
+    def _repair(self) -> None:
+        """Make the file an array ending with ``\n]``: as written here, or torn by a crash."""
+        text = self.path.read_text(encoding="utf-8")
+        try:
+            items = json.loads(text)
+        except ValueError:
+            items = []
+            for line in text.splitlines()[1:]:  # "[" first, then an item a line
+                try:
+                    items.append(json.loads(line.rstrip().rstrip(",").rstrip("]").rstrip()))
+                except ValueError:
+                    break  # the torn one: what follows it is lost with it
+        if not isinstance(items, list):
+            raise ValueError(f"{self.path} holds JSON that is not an array: not appending to it")
+        body = ",\n".join(json.dumps(item, ensure_ascii=False, default=str) for item in items)
+        self.path.write_text("[\n" + body + ("\n]" if items else "]"), encoding="utf-8")
+        if not items:
+            self.path.write_text("[\n]", encoding="utf-8")
+
+    def position(self) -> int:
+        return self._file.tell() if self._file is not None else self._position
+
+    async def process_item(self, item: Any, spider: Spider) -> Any:
+        assert self._file is not None, "exporter used before open()"
+        text = json.dumps(item_to_dict(item), ensure_ascii=False, default=str)
+        self._file.seek(self._end)
+        self._file.write(("" if self._empty else ",") + "\n" + text)
+        self._end = self._file.tell()
+        self._file.write("\n]")
+        self._file.flush()
+        self._empty = False
         return item
 
 

@@ -346,3 +346,96 @@ async def test_a_csv_cut_back_to_empty_writes_its_header_again(tmp_path):
     await exporter.process_item({"a": 2}, _S())
     await exporter.close(_S())
     assert (tmp_path / "out.csv").read_text().splitlines() == ["a", "2"]
+
+
+# -- a JSON array that stays valid --------------------------------------------------------------
+
+
+async def test_json_array_is_valid_after_every_item_even_without_close(tmp_path):
+    from crawler_plugins.exporters import JsonArrayExporter
+
+    path = tmp_path / "items.json"
+    exporter = JsonArrayExporter(path)
+    await exporter.open(_Spider())
+    assert json.loads(path.read_text()) == []
+    for n in range(3):
+        await exporter.process_item({"n": n, "name": "café"}, _Spider())
+        assert json.loads(path.read_text()) == [{"n": k, "name": "café"} for k in range(n + 1)]
+    # No close(): as after kill -9, the file is a whole array already.
+    assert json.loads(path.read_text())[-1] == {"n": 2, "name": "café"}
+
+
+async def test_json_array_appends_inside_the_existing_array(tmp_path):
+    from crawler_plugins.exporters import JsonArrayExporter
+
+    path = tmp_path / "items.json"
+    for run in range(2):
+        exporter = JsonArrayExporter(path)
+        await exporter.open(_Spider())
+        await exporter.process_item({"run": run}, _Spider())
+        await exporter.close(_Spider())
+    assert json.loads(path.read_text()) == [{"run": 0}, {"run": 1}]
+    exporter = JsonArrayExporter(path, overwrite=True)
+    await exporter.open(_Spider())
+    await exporter.close(_Spider())
+    assert json.loads(path.read_text()) == []
+
+
+async def test_json_array_torn_by_a_crash_is_repaired_when_opened_again(tmp_path):
+    from crawler_plugins.exporters import JsonArrayExporter
+
+    path = tmp_path / "items.json"
+    path.write_text('[\n{"n": 0},\n{"n": 1},\n{"n": 2, "na')  # cut in the middle of a write
+    exporter = JsonArrayExporter(path)
+    await exporter.open(_Spider())
+    await exporter.process_item({"n": 3}, _Spider())
+    await exporter.close(_Spider())
+    assert json.loads(path.read_text()) == [{"n": 0}, {"n": 1}, {"n": 3}]
+
+
+async def test_crawl_exports_a_json_array_by_extension(server, tmp_path):
+    server.route("/", links("/a", "/b"))
+    server.route("/a", html("a", title="A"))
+    server.route("/b", html("b", title="B"))
+
+    class S(Spider):
+        start_urls = [server.url("/")]
+
+        async def parse(self, response: Response):
+            yield {"title": response.css("title::text").get()}
+            for request in response.follow_all(css="a"):
+                yield request
+
+    exporter = exporter_for(str(tmp_path / "out.json"))
+    await Crawler(S(), FAST, exporters=[exporter]).run()
+    assert sorted(item["title"] for item in json.loads((tmp_path / "out.json").read_text())) == ["A", "B", "page"]
+
+
+def test_json_array_is_valid_after_kill_9(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_cli import SLOW_SHOP, write_spider
+
+    spider = write_spider(tmp_path, SLOW_SHOP)
+    out = tmp_path / "items.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crawler", "run", str(spider), "-O", str(out)],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if out.exists() and out.read_text().count('"url"') >= 5:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    items = json.loads(out.read_text())  # a whole array, with no closing step run
+    assert len(items) >= 5
+    assert len({item["url"] for item in items}) == len(items)
