@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="override a setting (user_agent, obey_robots, timeout ...)")
     fetch.add_argument("--spider", dest="spider_file", metavar="FILE",
                        help="use the settings of the spider in FILE (its user_agent, limits ...)")
+    new = commands.add_parser(
+        "new", help="write a spider skeleton and a unit test of it", description="write NAME.py and test_NAME.py"
+    )
+    new.add_argument("name", help="the spider's name (and its module's)")
+    new.add_argument("url", help="where it starts")
+    new.add_argument("--dir", default=".", help="where to write the files (.)")
     for name, text in (("status", "print a shared crawl's state"), ("clear", "delete a shared crawl")):
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("--frontier", metavar="URL", required=True, help="the frontier (redis://host:6379/0)")
@@ -116,6 +122,18 @@ def main(argv: list[str] | None = None) -> int:
         return frontier_command(args)
     if args.command == "fetch":
         return _fetch_command(args)
+    if args.command == "new":
+        from ._new import new_spider
+
+        try:
+            spider_file, test_file = new_spider(args.name, args.url, Path(args.dir))
+        except (ValueError, OSError) as exc:
+            print(f"crawler: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"wrote {spider_file} and {test_file}\n"
+              f"  run it:  python -m crawler run {spider_file} -o items.jsonl\n"
+              f"  test it: python -m pytest {test_file}")
+        return 0
     try:
         output = args.output or args.overwrite_output
         if output == "-":

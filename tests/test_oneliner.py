@@ -125,3 +125,41 @@ def test_output_dash_writes_json_lines_to_stdout_and_logs_to_stderr(site, tmp_pa
     assert sorted(item["title"] for item in items) == [f"page {i}" for i in range(8)]
     assert "crawl finished" in done.stderr
     assert not list(Path(tmp_path).glob("-*"))  # no file named "-"
+
+
+def test_new_writes_a_spider_that_runs_and_a_test_that_passes(site, tmp_path):
+    made = subprocess.run(
+        [sys.executable, "-m", "crawler", "new", "my shop", f"{site}/index.html", "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "my_shop.py").is_file() and (tmp_path / "test_my_shop.py").is_file()
+
+    tested = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_shop.py"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+    crawled = subprocess.run(
+        [sys.executable, "-m", "crawler", "run", "my_shop.py", "-o", "items.jsonl", "-s", "rate_limit=0"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert crawled.returncode == 0, crawled.stderr
+    titles = {json.loads(line)["title"] for line in (tmp_path / "items.jsonl").read_text().splitlines()}
+    assert {f"page {i}" for i in range(8)} <= titles
+
+    again = subprocess.run(
+        [sys.executable, "-m", "crawler", "new", "my shop", f"{site}/", "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert again.returncode == 2 and "not overwriting" in again.stderr
+
+
+def test_new_refuses_a_name_that_cannot_be_a_module(tmp_path):
+    made = subprocess.run(
+        [sys.executable, "-m", "crawler", "new", "class", "https://example.com/", "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert made.returncode == 2 and "module name" in made.stderr
+    assert not list(tmp_path.iterdir())
