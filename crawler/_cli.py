@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._crawler import Crawler
-from ._exceptions import RequestFailed, SettingsError, SpiderLoadError
+from ._exceptions import SettingsError, SpiderLoadError
 from ._log import STDLIB_LOGGER, log_formatter
 from ._settings import Settings
 from ._spider import Spider
@@ -81,6 +81,18 @@ def _parser() -> argparse.ArgumentParser:
                        help="override a setting (user_agent, obey_robots, timeout ...)")
     fetch.add_argument("--spider", dest="spider_file", metavar="FILE",
                        help="use the settings of the spider in FILE (its user_agent, limits ...)")
+    parse = commands.add_parser(
+        "parse", help="run one callback of a spider on one page and print what it yields",
+        description="fetch URL with the spider's settings, run its callback, print the items and requests",
+    )
+    parse.add_argument("url")
+    parse.add_argument("--spider", dest="spider_file", metavar="FILE", required=True, help="the spider's file")
+    parse.add_argument("--spider-name", dest="spider", metavar="NAME", help="which spider, when the file has several")
+    parse.add_argument("--callback", "-c", default="parse", help="the callback's name (parse)")
+    parse.add_argument("-a", dest="spider_args", action="append", default=[], metavar="NAME=VALUE",
+                       help="set a spider attribute")
+    parse.add_argument("-s", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a setting")
     new = commands.add_parser(
         "new", help="write a spider skeleton and a unit test of it", description="write NAME.py and test_NAME.py"
     )
@@ -120,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         from ._frontier_cli import frontier_command
 
         return frontier_command(args)
-    if args.command == "fetch":
-        return _fetch_command(args)
+    if args.command in ("fetch", "parse"):
+        from ._dev_commands import fetch_command, parse_command
+
+        return fetch_command(args) if args.command == "fetch" else parse_command(args)
     if args.command == "new":
         from ._new import new_spider
 
@@ -291,33 +305,6 @@ def _project_and_environment() -> dict[str, Any]:
 
     project, _ = project_settings()
     return {**project, **environment_settings()}
-
-
-def _fetch_command(args: argparse.Namespace) -> int:
-    """``python -m crawler fetch URL``: the body on stdout (or the headers), errors on stderr;
-    exit 0 with a response of any status, 1 without one, 2 for a usage error."""
-    from ._oneliner import fetch
-
-    try:
-        settings = Settings().merge(_project_and_environment())
-        if args.spider_file:
-            settings = settings.merge(load_spider_class(args.spider_file).settings)
-        settings = settings.merge(dict(Settings.parse_assignment(s) for s in args.settings))
-    except (SpiderLoadError, SettingsError, ValueError) as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        response = fetch(args.url, settings)
-    except RequestFailed as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    if args.headers:
-        lines = [f"HTTP {response.status} {response.url}", *(f"{k}: {v}" for k, v in response.headers.items())]
-        sys.stdout.write("\n".join(lines) + "\n")
-    else:
-        sys.stdout.buffer.write(response.body)
-    sys.stdout.flush()
-    return 0
 
 
 def _write_report(path: str | None, crawler: Crawler, timeline: Timeline | None) -> None:

@@ -163,3 +163,36 @@ def test_new_refuses_a_name_that_cannot_be_a_module(tmp_path):
     )
     assert made.returncode == 2 and "module name" in made.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_parse_runs_one_callback_on_one_page_and_prints_what_it_yields(site, tmp_path):
+    spider = tmp_path / "pages.py"
+    spider.write_text(
+        "from crawler import Spider\n\n"
+        "class Pages(Spider):\n"
+        "    async def parse(self, response):\n"
+        "        for request in response.follow_all(css='a'):\n"
+        "            yield request.replace(callback=self.page)\n\n"
+        "    async def page(self, response):\n"
+        "        yield {'title': response.css('title::text').get()}\n"
+    )
+    index = subprocess.run(
+        [sys.executable, "-m", "crawler", "parse", f"{site}/index.html", "--spider", str(spider)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert index.returncode == 0, index.stderr
+    assert "# 0 item(s)" in index.stdout and "# 8 request(s)" in index.stdout
+    assert f"GET {site}/p0.html  (callback=page)" in index.stdout
+
+    page = subprocess.run(
+        [sys.executable, "-m", "crawler", "parse", f"{site}/p5.html", "--spider", str(spider), "-c", "page"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert page.returncode == 0, page.stderr
+    assert '{"title": "page 5"}' in page.stdout
+
+    missing = subprocess.run(
+        [sys.executable, "-m", "crawler", "parse", f"{site}/p5.html", "--spider", str(spider), "-c", "nope"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert missing.returncode == 2 and "no callback 'nope'" in missing.stderr
