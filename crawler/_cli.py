@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="a shared frontier (redis://host:6379/0): every worker started with it is one crawl")
     run.add_argument("--crawl-id", metavar="NAME",
                      help="the shared crawl's name in the frontier (default: the spider's)")
+    run.add_argument("--cache", nargs="?", const=".crawler-cache", metavar="DIR",
+                     help="a development HTTP cache in DIR (.crawler-cache): a re-run asks the site nothing")
     run.add_argument("--report", metavar="FILE",
                      help="write a report (one self-contained HTML file, with charts) when the crawl ends")
     run.add_argument("--metrics-port", metavar="PORT", type=int,
@@ -168,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("state", "frontier", "crawl_id"):  # the flags that are settings
             if getattr(args, name):
                 overrides[name] = getattr(args, name)
+        if args.cache:
+            overrides.setdefault("http_cache", args.cache)
         if overrides.get("state") and overrides.get("frontier"):
             raise ValueError("--state and --frontier cannot be combined: a shared frontier keeps the crawl's state")
         exporters = _exporters(args)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._addresses import AddressGuard
+from ._cache import HttpCache
 from ._callbacks import CallbackRunner, new_chain
 from ._downloader import Downloader, Fetcher, Network, load_downloader
 from ._exceptions import CrawlStateError, IgnoreRequest, SpiderLoadError
@@ -112,6 +113,7 @@ class Crawler:
         self._tasks: asyncio.TaskGroup | None = None
         self._stop_requested = False
         self._downloader: Fetcher | None = None
+        self._cache: HttpCache | None = None  # with http_cache: the development cache
         self._resume: Resume | None = None  # with a state file: the crawl is resumable
         self._shared: SharedCrawl | None = None  # with a shared frontier: this is one worker of the crawl
         self._feeding = False  # this worker runs the spider's start()
@@ -207,8 +209,15 @@ class Crawler:
             raise TypeError(f"{client!r} is not a downloader: it needs async open, fetch and aclose")
         network = Network.from_settings(self.settings, self._guard, on_rested=self._stats.proxy_rested)
         self._downloader = Fetcher(client, self.settings, network)
+        if self.settings.http_cache is not None:
+            self._cache = HttpCache(
+                self.settings.http_cache,
+                expiry=self.settings.http_cache_expiry,
+                errors=self.settings.http_cache_errors,
+            )
         chain = MiddlewareChain(
             [
+                *([self._cache] if self._cache is not None else []),  # first: a hit skips everything below
                 *([self._shared.robots()] if self._shared is not None and self.settings.obey_robots else []),
                 RetryMiddleware(self.settings, pause_domain=frontier.pause, clock=loop.time),
                 *self._extra_middlewares,
@@ -547,6 +556,9 @@ class Crawler:
                 self._log.error("pipeline_close_error", reason=repr(exc), exc_info=exc)
         if self._downloader is not None:
             await self._downloader.aclose()
+        if self._cache is not None:
+            self._cache.close()
+            self._log.info("http_cache", hits=self._cache.hits, stored=self._cache.stored, path=str(self._cache.path))
         try:
             await self.spider.closed(reason)
         except Exception as exc:

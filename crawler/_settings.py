@@ -116,6 +116,13 @@ class Settings:
     #: Seconds between ``progress`` INFO events (pages, items, failures, rates, queued ...);
     #: 0: none. The command line shows a live view instead when stderr is a terminal.
     progress_interval: float = 30.0
+    #: A development HTTP cache in this directory: a later run gets every answer kept there
+    #: without a request to the site (see ``_cache``). None: no cache.
+    http_cache: str | None = None
+    #: Seconds an answer stays in the cache; 0: for ever.
+    http_cache_expiry: float = 0.0
+    #: Keep 4xx/5xx answers in the cache too.
+    http_cache_errors: bool = False
 
     def __repr__(self) -> str:
         """Only the settings that differ from the defaults, with passwords redacted (a
@@ -412,4 +419,7 @@ _VALIDATORS = {
     "trust_env": _bool,
     "block_private_addresses": _guard_mode,
     "progress_interval": _non_negative_float,
+    "http_cache": _optional_path,
+    "http_cache_expiry": _non_negative_float,
+    "http_cache_errors": _bool,
 }
