@@ -95,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="set a spider attribute")
     parse.add_argument("-s", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                        help="override a setting")
+    shell = commands.add_parser(
+        "shell", help="a prompt with a fetched page, to try selectors on", description="fetch URL and open a prompt"
+    )
+    shell.add_argument("url", nargs="?")
+    shell.add_argument("--spider", dest="spider_file", metavar="FILE", help="use that spider's settings")
+    shell.add_argument("-s", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a setting")
     new = commands.add_parser(
         "new", help="write a spider skeleton and a unit test of it", description="write NAME.py and test_NAME.py"
     )
@@ -134,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         from ._frontier_cli import frontier_command
 
         return frontier_command(args)
-    if args.command in ("fetch", "parse"):
-        from ._dev_commands import fetch_command, parse_command
+    if args.command in ("fetch", "parse", "shell"):
+        from ._dev_commands import fetch_command, parse_command, shell_command
 
-        return fetch_command(args) if args.command == "fetch" else parse_command(args)
+        commands = {"fetch": fetch_command, "parse": parse_command, "shell": shell_command}
+        return commands[args.command](args)
     if args.command == "new":
         from ._new import new_spider
 

@@ -16,7 +16,25 @@ from ._pipeline import item_to_dict
 from ._request import Request
 from ._settings import Settings
 
-__all__ = ["fetch_command", "parse_command"]
+__all__ = ["fetch_command", "parse_command", "shell_command"]
+
+
+def shell_command(args: argparse.Namespace) -> int:
+    """``python -m crawler shell [URL] [--spider FILE]``."""
+    from ._shell import shell
+
+    try:
+        settings = Settings().merge(_project_and_environment())
+        spider = None
+        if args.spider_file:
+            spider = load_spider_class(args.spider_file)()
+            settings = settings.merge(spider.settings)
+        settings = settings.merge(dict(Settings.parse_assignment(s) for s in args.settings))
+    except (SpiderLoadError, SettingsError, ValueError, TypeError) as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    shell(args.url, settings, spider)
+    return 0
 
 
 def fetch_command(args: argparse.Namespace) -> int:

@@ -196,3 +196,25 @@ def test_parse_runs_one_callback_on_one_page_and_prints_what_it_yields(site, tmp
         capture_output=True, text=True, timeout=60,
     )
     assert missing.returncode == 2 and "no callback 'nope'" in missing.stderr
+
+
+def test_shell_fetches_the_page_and_answers_at_its_prompt(site):
+    commands = "\n".join([
+        'print("STATUS", response.status)',
+        'print("TITLE", response.css("title::text").get())',
+        f'_ = fetch("{site}/p6.html")',
+        'print("NOW", response.css("title::text").get(), request.url.endswith("/p6.html"))',
+        'print("VIEW", open(view(response)).read())',
+        "",
+    ])
+    done = subprocess.run(
+        [sys.executable, "-m", "crawler", "shell", f"{site}/p1.html"], input=commands, capture_output=True,
+        text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "STATUS 200" in out
+    assert "TITLE page 1" in out
+    assert "NOW page 6 True" in out
+    assert "VIEW <html><title>page 6</title><body>6</body></html>" in out
+    assert "crawler shell: 200" in done.stdout + done.stderr
