@@ -28,6 +28,7 @@ from ._progress import CrawlProgress
 from ._request import Request
 from ._response import Headers, Response
 from ._settings import Settings
+from ._sitemap import SitemapSpider
 from ._spider import Spider
 from ._stats import CrawlStats
 from ._url import canonicalize, fingerprint
@@ -61,6 +62,7 @@ __all__ = [
     "ResumableExporter",
     "Settings",
     "SettingsError",
+    "SitemapSpider",
     "Spider",
     "SpiderLoadError",
     "__version__",
