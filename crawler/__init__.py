@@ -27,6 +27,7 @@ from ._pipeline import ItemPipeline, Pipeline, ResumableExporter, item_to_dict
 from ._progress import CrawlProgress
 from ._request import Request
 from ._response import Headers, Response
+from ._rules import CrawlSpider, LinkRule
 from ._settings import Settings
 from ._sitemap import SitemapSpider
 from ._spider import Spider
@@ -39,6 +40,7 @@ __all__ = [
     "AiohttpDownloader",
     "BaseMiddleware",
     "CrawlProgress",
+    "CrawlSpider",
     "CrawlStateError",
     "CrawlStats",
     "Crawler",
@@ -51,6 +53,7 @@ __all__ = [
     "Headers",
     "IgnoreRequest",
     "ItemPipeline",
+    "LinkRule",
     "Middleware",
     "Network",
     "Pipeline",

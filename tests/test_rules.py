@@ -1,0 +1,66 @@
+"""CrawlSpider with LinkRule: allow/deny, restricted regions, callbacks, follow, scope."""
+
+from __future__ import annotations
+
+import pytest
+from support import FAST, Collect, html
+
+from crawler import Crawler, CrawlSpider, LinkRule, Response
+
+
+def shop(server) -> None:
+    nav = '<nav><a href="/category/1">c1</a><a href="/category/2">c2</a><a href="/logout">out</a></nav>'
+    ads = '<aside><a href="/product/99">ad</a></aside>'
+    server.route("/", html(nav + ads + '<a href="/about">about</a>'))
+    for c in (1, 2):
+        products = "".join(f'<a href="/product/{c}{i}">p</a>' for i in range(3))
+        other = f'<a href="http://127.0.0.2:{server.port}/product/77">other host</a>'
+        server.route(f"/category/{c}", html(nav + f"<main>{products}{other}</main>"))
+    for path in ("/product/10", "/product/11", "/product/12", "/product/20", "/product/21", "/product/22",
+                 "/product/99", "/product/77", "/about", "/logout"):
+        server.route(path, html(f'<h1>{path}</h1><a href="/product/10">again</a>', title=path))
+
+
+async def test_rules_pick_links_route_them_and_follow_as_told(server):
+    shop(server)
+
+    class Shop(CrawlSpider):
+        start_urls = [server.url("/")]
+        rules = [
+            LinkRule(restrict_css="nav", allow=r"/category/", deny=r"/logout"),  # follow, no callback
+            LinkRule(restrict_css="main", allow=r"/product/", callback="parse_product", scope="host"),
+        ]
+
+        async def parse_product(self, response: Response):
+            yield {"product": response.css("h1::text").get()}
+
+    collect = Collect()
+    await Crawler(Shop(), FAST, pipelines=[collect]).run()
+
+    products = sorted(item["product"] for item in collect.items)
+    assert products == [f"/product/{c}{i}" for c in (1, 2) for i in range(3)]
+    fetched = {hit.path for hit in server.hits}
+    assert "/logout" not in fetched  # denied
+    assert "/product/99" not in fetched and "/about" not in fetched  # outside the regions the rules read
+    assert "/product/77" not in fetched  # another host: out of the rule's scope
+    assert {"/category/1", "/category/2"} <= fetched
+
+
+async def test_a_rule_with_a_callback_and_follow_does_both(server):
+    shop(server)
+
+    class Shop(CrawlSpider):
+        start_urls = [server.url("/about")]
+        rules = [LinkRule(allow=r"/product/", callback="parse_product", follow=True)]
+
+        async def parse_product(self, response: Response):
+            return [{"product": response.css("h1::text").get()}]
+
+    collect = Collect()
+    await Crawler(Shop(), FAST, pipelines=[collect]).run()
+    assert [item["product"] for item in collect.items] == ["/product/10"]  # /about isn't parsed; its link is
+
+
+def test_a_rule_with_an_unknown_scope_is_refused():
+    with pytest.raises(ValueError, match="scope"):
+        LinkRule(scope="site")
