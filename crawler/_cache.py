@@ -22,6 +22,7 @@ from pathlib import Path
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from ._log import get_logger
 from ._middleware import BaseMiddleware
 from ._request import Request
 from ._response import Response
@@ -42,7 +43,7 @@ class HttpCache(BaseMiddleware):
         self._errors = errors
         # Autocommit and no fsync: a development cache may lose its last entries in a crash,
         # and must not slow the crawl down by a disk flush per page.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0.5)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute(
@@ -59,13 +60,20 @@ class HttpCache(BaseMiddleware):
 
     @staticmethod
     def _key(request: Request) -> int:
-        key = fingerprint(request.url, request.method, request.body)
+        url, meta = request.url, request._meta
+        if meta and meta.get("truncate_body"):  # a body cut at a cap (robots.txt) is its own entry
+            url = f"{url}#truncated-at={meta.get('max_response_bytes')}"
+        key = fingerprint(url, request.method, request.body)
         return key - _SIGN if key >= _HALF else key  # SQLite integers are signed
 
     async def process_request(self, request: Request) -> Request | Response | None:
-        row = self._db.execute(
-            "SELECT status, headers, body, stored FROM entries WHERE key = ?", (self._key(request),)
-        ).fetchone()
+        try:
+            row = self._db.execute(
+                "SELECT status, headers, body, stored FROM entries WHERE key = ?", (self._key(request),)
+            ).fetchone()
+        except sqlite3.Error as exc:  # another process holding the file, a broken file: no cache
+            self._failed(exc, request)
+            return None
         if row is None:
             return None
         status, headers, body, stored = row
@@ -81,19 +89,26 @@ class HttpCache(BaseMiddleware):
             return response
         if response.status >= 400 and not self._errors:
             return response
-        self._db.execute(
-            "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                self._key(request),
-                request.url,
-                response.status,
-                json.dumps(list(response.headers.items())),
-                response.body,
-                time.time(),
-            ),
-        )
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    self._key(request),
+                    request.url,
+                    response.status,
+                    json.dumps(list(response.headers.items())),
+                    response.body,
+                    time.time(),
+                ),
+            )
+        except sqlite3.Error as exc:
+            self._failed(exc, request)
+            return response
         self.stored += 1
         return response
+
+    def _failed(self, exc: sqlite3.Error, request: Request) -> None:
+        get_logger().warning("http_cache_error", url=request.url, error=str(exc), path=str(self.path))
 
 
 def _headers(text: str) -> CIMultiDictProxy[str]:

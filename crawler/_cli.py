@@ -160,10 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         output = args.output or args.overwrite_output
-        if output == "-":
-            if args.state or args.frontier:
-                raise ValueError("-o - (standard output) cannot be resumed: use a file with --state or --frontier")
-        elif output:
+        if output and output != "-":
             check_writable(output, "output file")
         if args.stats:
             check_writable(args.stats, "--stats file")
@@ -180,14 +177,17 @@ def main(argv: list[str] | None = None) -> int:
                 overrides[name] = getattr(args, name)
         if args.cache:
             overrides.setdefault("http_cache", args.cache)
-        if overrides.get("state") and overrides.get("frontier"):
+        effective = {**layered, **dict(spider.settings), **overrides}
+        if effective.get("state") and effective.get("frontier"):
             raise ValueError("--state and --frontier cannot be combined: a shared frontier keeps the crawl's state")
         exporters = _exporters(args)
         live = args.progress and sys.stderr.isatty()
         if live and "progress_interval" not in overrides:
-            overrides["progress_interval"] = 0  # the live view shows it; no progress events between log lines
+            effective["progress_interval"] = 0  # the live view shows it; no progress events between log lines
+        if output == "-" and (effective.get("state") or effective.get("frontier")):
+            raise ValueError("-o - (standard output) cannot be resumed: use a file with --state or --frontier")
         # defaults < crawler.toml < CRAWLER_* < the spider's settings < -s (see _settings_sources)
-        crawler = Crawler(spider, {**layered, **dict(spider.settings), **overrides}, exporters=exporters)
+        crawler = Crawler(spider, effective, exporters=exporters)
         loop_factory = _loop_factory(args.loop)
     except (SpiderLoadError, SettingsError, ValueError, TypeError) as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
@@ -311,12 +311,19 @@ def load_spider_class(path: str, name: str | None = None) -> type[Spider]:
     return spiders[0]
 
 
-def _project_and_environment() -> dict[str, Any]:
-    """The settings of the project file and of CRAWLER_* variables, the environment's on top."""
+#: Settings of a whole crawl, which the one-page tools (fetch, parse, shell) take from no file
+#: or variable: a CRAWLER_STATE meant for `run` must not be marked finished by a `fetch`.
+_CRAWL_ONLY = frozenset({"state", "frontier", "crawl_id", "max_pages", "max_items", "max_depth", "http_cache"})
+
+
+def _project_and_environment(*, one_page: bool = False) -> dict[str, Any]:
+    """The settings of the project file and of CRAWLER_* variables, the environment's on top
+    (``one_page``: without the settings of a whole crawl)."""
     from ._settings_sources import environment_settings, project_settings
 
     project, _ = project_settings()
-    return {**project, **environment_settings()}
+    layered = {**project, **environment_settings()}
+    return {k: v for k, v in layered.items() if k not in _CRAWL_ONLY} if one_page else layered
 
 
 def _write_report(path: str | None, crawler: Crawler, timeline: Timeline | None) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import sys
 from typing import Any
 
@@ -24,7 +25,7 @@ def shell_command(args: argparse.Namespace) -> int:
     from ._shell import shell
 
     try:
-        settings = Settings().merge(_project_and_environment())
+        settings = Settings().merge(_project_and_environment(one_page=True))
         spider = None
         if args.spider_file:
             spider = load_spider_class(args.spider_file)()
@@ -43,7 +44,7 @@ def fetch_command(args: argparse.Namespace) -> int:
     from ._oneliner import fetch
 
     try:
-        settings = Settings().merge(_project_and_environment())
+        settings = Settings().merge(_project_and_environment(one_page=True))
         if args.spider_file:
             settings = settings.merge(load_spider_class(args.spider_file).settings)
         settings = settings.merge(dict(Settings.parse_assignment(s) for s in args.settings))
@@ -55,12 +56,17 @@ def fetch_command(args: argparse.Namespace) -> int:
     except RequestFailed as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if args.headers:
-        lines = [f"HTTP {response.status} {response.url}", *(f"{k}: {v}" for k, v in response.headers.items())]
-        sys.stdout.write("\n".join(lines) + "\n")
-    else:
-        sys.stdout.buffer.write(response.body)
-    sys.stdout.flush()
+    try:
+        if args.headers:
+            lines = [f"HTTP {response.status} {response.url}", *(f"{k}: {v}" for k, v in response.headers.items())]
+            sys.stdout.write("\n".join(lines) + "\n")
+        else:
+            sys.stdout.buffer.write(response.body)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return 0
 
 
@@ -75,7 +81,7 @@ def parse_command(args: argparse.Namespace) -> int:
         callback = getattr(spider, args.callback, None)
         if not callable(callback):
             raise ValueError(f"{spider_cls.__name__} has no callback {args.callback!r}")
-        settings = Settings().merge(_project_and_environment()).merge(spider.settings)
+        settings = Settings().merge(_project_and_environment(one_page=True)).merge(spider.settings)
         settings = settings.merge(dict(Settings.parse_assignment(s) for s in args.settings))
     except (SpiderLoadError, SettingsError, ValueError, TypeError) as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)

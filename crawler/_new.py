@@ -11,9 +11,11 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ._url import BadURL, canonicalize, join
+
 __all__ = ["new_spider"]
 
-SPIDER = '''"""A spider for {host}.
+SPIDER = '''"""A spider for {host_text}.
 
 Run it:   python -m crawler run {file} -o items.jsonl
 Test it:  python -m pytest {test}
@@ -23,9 +25,9 @@ from crawler import Response, Spider
 
 
 class {cls}(Spider):
-    name = "{name}"
-    start_urls = ["{url}"]
-    allowed_domains = ["{host}"]  # links to other hosts are not followed
+    name = {name!r}
+    start_urls = [{url!r}]
+    allowed_domains = [{host!r}]  # links to other hosts are not followed
 
     async def parse(self, response: Response):
         yield {{
@@ -55,12 +57,12 @@ def run_parse(response: Response) -> list:
 
 
 def test_parse_yields_the_page_and_follows_its_links():
-    outputs = run_parse(Response.from_html("{url}", PAGE))
+    outputs = run_parse(Response.from_html({url!r}, PAGE))
 
     items = [output for output in outputs if not isinstance(output, Request)]
     requests = [output for output in outputs if isinstance(output, Request)]
-    assert items == [{{"url": "{url}", "title": "A page"}}]
-    assert [request.url for request in requests] == ["{base}/next", "https://elsewhere.example/"]
+    assert items == [{{"url": {url!r}, "title": "A page"}}]
+    assert [request.url for request in requests] == [{next_url!r}, "https://elsewhere.example/"]
 '''
 
 
@@ -72,15 +74,19 @@ def new_spider(name: str, url: str, directory: Path) -> tuple[Path, Path]:
     parts = urlsplit(url if "://" in url else f"https://{url}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{url!r} is not an http(s) URL")
-    url = parts.geturl()
-    base = f"{parts.scheme}://{parts.netloc}"
+    try:
+        url, host = canonicalize(parts.geturl())
+    except BadURL as exc:
+        raise ValueError(f"{url!r} is not a URL a crawl can fetch: {exc}") from None
+    next_url = canonicalize(join(url, "/next"))[0]
     cls = "".join(word.capitalize() for word in module.split("_")) + "Spider"
     spider, test = directory / f"{module}.py", directory / f"test_{module}.py"
     for path in (spider, test):
         if path.exists():
             raise FileExistsError(f"{path} exists: not overwriting it")
-    fields = {"cls": cls, "name": module, "url": url, "host": parts.hostname, "base": base, "module": module,
-              "file": spider.name, "test": test.name}
+    fields = {"cls": cls, "name": module, "url": url, "host": host, "next_url": next_url,
+              "module": module, "file": spider.name, "test": test.name,
+              "host_text": host}  # canonical: letters, digits, dots, dashes (or an IP literal)
     spider.write_text(SPIDER.format(**fields), encoding="utf-8")
     test.write_text(TEST.format(**fields), encoding="utf-8")
     return spider, test

@@ -90,7 +90,8 @@ class _One(Spider):
         self.failure: Failure | None = None
 
     async def start(self) -> AsyncIterator[Request]:
-        yield Request(self.url, dont_filter=True, errback=self.failed, meta={"handle_httpstatus_all": True})
+        # Every 4xx/5xx answer is the caller's to see; redirects are followed (a 3xx is not kept).
+        yield Request(self.url, dont_filter=True, errback=self.failed, meta={"handle_statuses": list(range(400, 600))})
 
     async def parse(self, response: Response) -> None:
         self.response = response

@@ -71,6 +71,12 @@ class CrawlSpider(Spider):
 
     rules: ClassVar[Sequence[LinkRule]] = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for rule in cls.rules:  # a typo fails here, not once per page mid-crawl
+            if rule.callback is not None and not callable(getattr(cls, rule.callback, None)):
+                raise TypeError(f"{cls.__name__}.rules names callback {rule.callback!r}, which is not a method of it")
+
     async def parse(self, response: Response) -> list[Request]:
         return self.follow_rules(response)
 

@@ -212,6 +212,9 @@ class SharedCrawl:
                 if size > int(position):
                     with open(path, "r+b") as file:
                         file.truncate(int(position))
+                        if path.suffix == ".json":  # a JSON array's position is before its "\n]"
+                            file.seek(0, 2)
+                            file.write(b"\n]")
                     dropped = size - int(position)
                     self._log.warning("output_repaired", output=str(path), worker=owner, dropped_bytes=dropped)
             except OSError:

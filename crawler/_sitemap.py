@@ -40,9 +40,15 @@ class SitemapSpider(Spider):
     #: Regexes of the sitemaps to fetch from an index (``""``: all of them).
     sitemap_follow: ClassVar[Sequence[str]] = ("",)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for _, name in cls.sitemap_rules:  # a typo fails here, not once per sitemap mid-crawl
+            if not callable(getattr(cls, name, None)):
+                raise TypeError(f"{cls.__name__}.sitemap_rules names {name!r}, which is not a method of it")
+
     async def start(self) -> AsyncIterator[Request]:
         for url in self.sitemap_urls:
-            yield Request(url, callback=self.parse_sitemap)
+            yield Request(url, callback=self.parse_sitemap, meta=_sitemap_meta())
 
     async def parse_sitemap(self, response: Response) -> AsyncIterator[Request]:
         """Follow a robots.txt's sitemaps, an index's sitemaps, or a sitemap's pages."""
@@ -50,6 +56,7 @@ class SitemapSpider(Spider):
             text = response.body.decode("utf-8", "replace")
             urls = [m.group(1).strip() for m in re.finditer(r"(?im)^\s*sitemap\s*:\s*(\S+)", text)]
             for request in response.follow_all(urls=urls, callback=self.parse_sitemap):
+                request.meta = _sitemap_meta()
                 yield request
             return
         root = _root(response)
@@ -66,6 +73,7 @@ class SitemapSpider(Spider):
             follow = [re.compile(pattern) for pattern in self.sitemap_follow]
             wanted = [url for url in locations if any(p.search(url) for p in follow)]
             for request in response.follow_all(urls=wanted, callback=self.parse_sitemap):
+                request.meta = _sitemap_meta()
                 yield request
             return
         rules = [(re.compile(pattern), getattr(self, name)) for pattern, name in self.sitemap_rules]
@@ -78,6 +86,11 @@ class SitemapSpider(Spider):
         for callback, urls in by_callback.items():
             for request in response.follow_all(urls=urls, callback=callback):
                 yield request
+
+
+def _sitemap_meta() -> dict[str, Any]:
+    """A sitemap may be as large as the protocol allows, past the usual body cap."""
+    return {"max_response_bytes": MAX_SITEMAP_BYTES}
 
 
 def _root(response: Response) -> Any:

@@ -104,35 +104,50 @@ class JsonArrayExporter(_FileExporter):
             self._empty = text.strip() in ("[]", "[\n]")
 
     def _repair(self) -> None:
-        """Make the file an array ending with ``\n]``: as written here, or torn by a crash."""
+        """Make the file an array ending with ``\n]``: as written here, or torn by a crash
+        (items up to the last whole one kept). Rewritten through a temporary file, so a crash
+        during the repair loses nothing."""
         text = self.path.read_text(encoding="utf-8")
+        if text.endswith("\n]") or text == "[\n]":
+            return  # as written here (the common case: no rewrite of a big file)
         try:
             items = json.loads(text)
         except ValueError:
             items = []
-            for line in text.splitlines()[1:]:  # "[" first, then an item a line
+            for line in text.split("\n")[1:]:  # "[" first, then an item a line (\n only: see json.dumps)
                 try:
                     items.append(json.loads(line.rstrip().rstrip(",").rstrip("]").rstrip()))
                 except ValueError:
                     break  # the torn one: what follows it is lost with it
+            if not items and text.strip() not in ("", "["):
+                raise ValueError(
+                    f"{self.path} is not a JSON array this exporter can append to: not touching it"
+                ) from None
         if not isinstance(items, list):
             raise ValueError(f"{self.path} holds JSON that is not an array: not appending to it")
         body = ",\n".join(json.dumps(item, ensure_ascii=False, default=str) for item in items)
-        self.path.write_text("[\n" + body + ("\n]" if items else "]"), encoding="utf-8")
-        if not items:
-            self.path.write_text("[\n]", encoding="utf-8")
+        repaired = self.path.with_name(self.path.name + ".repair")
+        repaired.write_text("[\n" + body + "\n]" if items else "[\n]", encoding="utf-8")
+        os.replace(repaired, self.path)
 
     def position(self) -> int:
-        return self._file.tell() if self._file is not None else self._position
+        """Where the last whole item ends (its closing ``\n]`` comes after): a file cut here
+        and closed again with ``\n]`` holds every item up to this one."""
+        return self._end if self._file is not None else self._position
+
+    async def close(self, spider: Spider) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            self._position = self._end
+            file.close()
 
     async def process_item(self, item: Any, spider: Spider) -> Any:
         assert self._file is not None, "exporter used before open()"
-        text = json.dumps(item_to_dict(item), ensure_ascii=False, default=str)
+        chunk = ("" if self._empty else ",") + "\n" + json.dumps(item_to_dict(item), ensure_ascii=False, default=str)
         self._file.seek(self._end)
-        self._file.write(("" if self._empty else ",") + "\n" + text)
-        self._end = self._file.tell()
-        self._file.write("\n]")
+        self._file.write(chunk + "\n]")  # one write: the item and the array's end
         self._file.flush()
+        self._end += len(chunk.encode("utf-8"))
         self._empty = False
         return item
 

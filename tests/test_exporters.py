@@ -439,3 +439,33 @@ def test_json_array_is_valid_after_kill_9(tmp_path):
     items = json.loads(out.read_text())  # a whole array, with no closing step run
     assert len(items) >= 5
     assert len({item["url"] for item in items}) == len(items)
+
+
+async def test_json_array_keeps_items_with_line_separators_through_a_resume(tmp_path):
+    from crawler_plugins.exporters import JsonArrayExporter
+
+    path = tmp_path / "items.json"
+    exporter = JsonArrayExporter(path)
+    await exporter.open(_Spider())
+    await exporter.process_item({"t": "x\u2028y"}, _Spider())  # json.dumps leaves U+2028 as it is
+    await exporter.process_item({"t": "é"}, _Spider())
+    checkpoint = exporter.position()
+    await exporter.process_item({"t": "after the checkpoint"}, _Spider())
+    await exporter.close(_Spider())
+
+    resumed = JsonArrayExporter(path)
+    resumed.resume_at(checkpoint)  # a resumed crawl cuts back to its checkpoint
+    await resumed.open(_Spider())
+    await resumed.process_item({"t": "resumed"}, _Spider())
+    await resumed.close(_Spider())
+    assert json.loads(path.read_text()) == [{"t": "x\u2028y"}, {"t": "é"}, {"t": "resumed"}]
+
+
+async def test_json_array_refuses_a_file_it_cannot_read_instead_of_wiping_it(tmp_path):
+    from crawler_plugins.exporters import JsonArrayExporter
+
+    path = tmp_path / "items.json"
+    path.write_text('[{"a": 1}, {"a": 2}, {"a": 3')  # someone else's compact array, torn
+    with pytest.raises(ValueError, match="not touching it"):
+        await JsonArrayExporter(path).open(_Spider())
+    assert path.read_text() == '[{"a": 1}, {"a": 2}, {"a": 3'

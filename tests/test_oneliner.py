@@ -24,6 +24,8 @@ def site(tmp_path_factory):
     for i in range(8):
         (root / f"p{i}.html").write_text(f"<html><title>page {i}</title><body>{i}</body></html>")
     (root / "robots.txt").write_text("User-agent: *\nDisallow: /private\n")
+    (root / "docs").mkdir()
+    (root / "docs" / "index.html").write_text("<html><title>docs</title></html>")
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(root)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -218,3 +220,23 @@ def test_shell_fetches_the_page_and_answers_at_its_prompt(site):
     assert "NOW page 6 True" in out
     assert "VIEW <html><title>page 6</title><body>6</body></html>" in out
     assert "crawler shell: 200" in done.stdout + done.stderr
+
+
+def test_fetch_follows_redirects(site):
+    response = crawler.fetch(f"{site}/docs")  # http.server: 301 to /docs/ (a directory)
+    assert response.status == 200
+    assert response.url == f"{site}/docs/"
+    assert response.css("title::text").get() == "docs"
+
+
+def test_new_writes_a_url_into_the_source_as_data_never_as_code(tmp_path):
+    evil = 'https://x.example/a"];import os;os.system("echo pwned");x=["'
+    made = subprocess.run(
+        [sys.executable, "-m", "crawler", "new", "evil", evil, "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    source = (tmp_path / "evil.py").read_text()
+    namespace: dict = {}
+    exec(compile(source, "evil.py", "exec"), namespace)  # would print "pwned" if the URL were code
+    assert namespace["EvilSpider"].start_urls[0].startswith("https://x.example/a%22];import")

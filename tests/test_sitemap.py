@@ -79,3 +79,12 @@ async def test_a_sitemap_that_is_not_xml_is_logged_and_the_crawl_goes_on(server,
 
     assert stats.close_reason == "finished"
     assert any(r.getMessage() == "sitemap_unreadable" for r in caplog.records)
+
+
+def test_a_rule_naming_a_missing_callback_fails_at_once():
+    import pytest
+
+    with pytest.raises(TypeError, match="parse_prodcut"):
+
+        class Typo(SitemapSpider):
+            sitemap_rules = [("/product/", "parse_prodcut")]
