@@ -106,6 +106,20 @@ def _blocking(coro: Coroutine[Any, Any, _T]) -> _T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    # A loop runs in this thread (a notebook): run ours beside it, in a thread, and wait.
+    # A loop runs in this thread (a notebook): run ours beside it, in a thread, and wait. An
+    # interrupt while waiting (a notebook's stop button) cancels the crawl there, which closes
+    # as a cancelled crawl does (items kept, files closed), and is then raised here.
+    started: dict[str, Any] = {}
+
+    async def main() -> _T:
+        started["loop"], started["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        return await coro
+
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="crawler") as pool:
-        return pool.submit(asyncio.run, coro).result()
+        future = pool.submit(asyncio.run, main())
+        try:
+            return future.result()
+        except BaseException:
+            if "task" in started and not future.done():
+                started["loop"].call_soon_threadsafe(started["task"].cancel)
+            raise

@@ -240,3 +240,45 @@ def test_new_writes_a_url_into_the_source_as_data_never_as_code(tmp_path):
     namespace: dict = {}
     exec(compile(source, "evil.py", "exec"), namespace)  # would print "pwned" if the URL were code
     assert namespace["EvilSpider"].start_urls[0].startswith("https://x.example/a%22];import")
+
+
+def test_an_interrupt_stops_a_crawl_started_inside_a_running_loop(site, tmp_path):
+    import signal
+    import time
+
+    script = tmp_path / "notebook.py"
+    parsed = tmp_path / "parsed.txt"
+    script.write_text(
+        "import asyncio, sys\n"
+        "import crawler\n\n"
+        "class Slow(crawler.Spider):\n"
+        f"    start_urls = [{site + '/index.html'!r}]\n"
+        "    settings = {'rate_limit': 0, 'domain_concurrency': 1}\n\n"
+        "    async def parse(self, response):\n"
+        f"        with open({str(parsed)!r}, 'a') as log:\n"
+        "            log.write(response.url + '\\n')\n"
+        "        await asyncio.sleep(0.5)\n"
+        "        for request in response.follow_all(css='a'):\n"
+        "            yield request\n\n"
+        "async def cell():  # a notebook cell: a loop runs while crawl() blocks\n"
+        "    print('started', flush=True)\n"
+        "    try:\n"
+        "        crawler.crawl(Slow)\n"
+        "    except KeyboardInterrupt:\n"
+        "        print('interrupted', flush=True)\n\n"
+        "loop = asyncio.new_event_loop()  # as a kernel runs it: Ctrl-C is a KeyboardInterrupt\n"
+        "loop.run_until_complete(cell())\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 30
+        while not parsed.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "interrupted" in out, err
+    assert len(parsed.read_text().splitlines()) < 9  # the crawl (index + 8 pages, 0.5 s each) was cut short
