@@ -188,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("-o - (standard output) cannot be resumed: use a file with --state or --frontier")
         # defaults < crawler.toml < CRAWLER_* < the spider's settings < -s (see _settings_sources)
         crawler = Crawler(spider, effective, exporters=exporters)
+        if output == "-":
+            from crawler_plugins.exporters import StdoutExporter
+
+            for exporter in exporters:
+                if isinstance(exporter, StdoutExporter):  # the reader went away (| head): stop the crawl
+                    exporter.on_closed = crawler.stop
         loop_factory = _loop_factory(args.loop)
     except (SpiderLoadError, SettingsError, ValueError, TypeError) as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)

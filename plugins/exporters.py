@@ -12,6 +12,7 @@ import io
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -193,6 +194,8 @@ class StdoutExporter(Pipeline):
 
     def __init__(self) -> None:
         self.closed = False  # the reader went away (``| head``): later items are not written
+        #: Called once when the reader went away: the command line stops the crawl then.
+        self.on_closed: Callable[[], Awaitable[None]] | None = None
 
     async def process_item(self, item: Any, spider: Spider) -> Any:
         if self.closed:
@@ -206,6 +209,8 @@ class StdoutExporter(Pipeline):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             os.close(devnull)
+            if self.on_closed is not None:
+                await self.on_closed()
         return item
 
 

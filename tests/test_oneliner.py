@@ -282,3 +282,25 @@ def test_an_interrupt_stops_a_crawl_started_inside_a_running_loop(site, tmp_path
             proc.kill()
     assert "interrupted" in out, err
     assert len(parsed.read_text().splitlines()) < 9  # the crawl (index + 8 pages, 0.5 s each) was cut short
+
+
+def test_output_dash_stops_the_crawl_when_the_reader_goes_away(tmp_path):
+    from test_cli import SLOW_SHOP, write_spider
+
+    spider = write_spider(tmp_path, SLOW_SHOP)  # 400 products, 0.2 s each
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crawler", "run", str(spider), "-o", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())  # `| head -1`: one line, then the pipe closes
+        proc.stdout.close()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert first["title"].startswith("Product")
+    assert proc.returncode == 0, err
+    assert "crawl stopped" in err  # stopped by the closed pipe, long before its 400 pages
+    assert "Traceback" not in err and "BrokenPipe" not in err
