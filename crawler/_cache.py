@@ -87,7 +87,9 @@ class HttpCache(BaseMiddleware):
         if id(request) in self._served:
             self._served.discard(id(request))
             return response
-        if response.status >= 400 and not self._errors:
+        # Errors are fetched again next time, unless asked; but a robots.txt's 4xx is an answer
+        # (no rules), kept like any other, so a re-run asks a site without one nothing either.
+        if response.status >= 400 and not self._errors and not (request.internal and response.status < 500):
             return response
         try:
             self._db.execute(

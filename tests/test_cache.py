@@ -65,3 +65,12 @@ async def test_entries_expire(server, tmp_path):
     time.sleep(0.3)
     await crawl(server, http_cache=str(tmp_path), http_cache_expiry=0.2)
     assert len(server.hits) == 2 * hits  # everything asked again
+
+
+async def test_a_site_without_robots_txt_is_not_asked_for_it_again(server, tmp_path):
+    server.route("/", links("/a"))
+    server.route("/a", "<html><title>A</title></html>")  # and no /robots.txt: a 404
+    await crawl(server, http_cache=str(tmp_path))
+    assert [hit.path for hit in server.hits] == ["/robots.txt", "/", "/a"]
+    await crawl(server, http_cache=str(tmp_path))
+    assert len(server.hits) == 3
