@@ -20,17 +20,31 @@ from ._settings import Settings
 __all__ = ["fetch_command", "parse_command", "shell_command"]
 
 
+def _one_page_settings(args: argparse.Namespace, spider_settings: Any = None) -> Settings:
+    """The layers for a one-page tool: the project file and CRAWLER_* (no crawl-wide setting),
+    the spider's settings, then ``-s``."""
+    settings = Settings().merge(_project_and_environment(one_page=True)).merge(spider_settings)
+    return settings.merge(dict(Settings.parse_assignment(s) for s in args.settings))
+
+
+def _fetched(url: str, settings: Settings) -> Any:
+    """The page, or None with the reason said on stderr."""
+    from ._oneliner import fetch
+
+    try:
+        return fetch(url, settings)
+    except RequestFailed as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return None
+
+
 def shell_command(args: argparse.Namespace) -> int:
     """``python -m crawler shell [URL] [--spider FILE]``."""
     from ._shell import shell
 
     try:
-        settings = Settings().merge(_project_and_environment(one_page=True))
-        spider = None
-        if args.spider_file:
-            spider = load_spider_class(args.spider_file)()
-            settings = settings.merge(spider.settings)
-        settings = settings.merge(dict(Settings.parse_assignment(s) for s in args.settings))
+        spider = load_spider_class(args.spider_file)() if args.spider_file else None
+        settings = _one_page_settings(args, spider.settings if spider is not None else None)
     except (SpiderLoadError, SettingsError, ValueError, TypeError) as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -41,20 +55,13 @@ def shell_command(args: argparse.Namespace) -> int:
 def fetch_command(args: argparse.Namespace) -> int:
     """``python -m crawler fetch URL``: the body on stdout (or the headers), errors on stderr;
     exit 0 with a response of any status, 1 without one, 2 for a usage error."""
-    from ._oneliner import fetch
-
     try:
-        settings = Settings().merge(_project_and_environment(one_page=True))
-        if args.spider_file:
-            settings = settings.merge(load_spider_class(args.spider_file).settings)
-        settings = settings.merge(dict(Settings.parse_assignment(s) for s in args.settings))
+        settings = _one_page_settings(args, load_spider_class(args.spider_file).settings if args.spider_file else None)
     except (SpiderLoadError, SettingsError, ValueError) as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        response = fetch(args.url, settings)
-    except RequestFailed as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
+    response = _fetched(args.url, settings)
+    if response is None:
         return EXIT_FAILED
     try:
         if args.headers:
@@ -73,7 +80,7 @@ def fetch_command(args: argparse.Namespace) -> int:
 def parse_command(args: argparse.Namespace) -> int:
     """``python -m crawler parse URL --spider FILE [-c CALLBACK]``: like ``scrapy parse``, the
     items (JSON, a line each) and the requests (method, URL, callback) the callback yields."""
-    from ._oneliner import _blocking, fetch
+    from ._oneliner import _blocking
 
     try:
         spider_cls = load_spider_class(args.spider_file, args.spider)
@@ -81,15 +88,12 @@ def parse_command(args: argparse.Namespace) -> int:
         callback = getattr(spider, args.callback, None)
         if not callable(callback):
             raise ValueError(f"{spider_cls.__name__} has no callback {args.callback!r}")
-        settings = Settings().merge(_project_and_environment(one_page=True)).merge(spider.settings)
-        settings = settings.merge(dict(Settings.parse_assignment(s) for s in args.settings))
+        settings = _one_page_settings(args, spider.settings)
     except (SpiderLoadError, SettingsError, ValueError, TypeError) as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        response = fetch(args.url, settings)
-    except RequestFailed as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
+    response = _fetched(args.url, settings)
+    if response is None:
         return EXIT_FAILED
     try:
         outputs = _blocking(_collect(callback(response)))

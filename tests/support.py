@@ -198,9 +198,7 @@ class RedisServer:
         exe = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not os.path.exists(exe):
             raise RuntimeError("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         listen = ["--port", str(self.port)]
         if self.tls:
             cert, key = self.tls
@@ -247,6 +245,28 @@ class RedisServer:
             self._proc = None
 
 
+def free_port() -> int:
+    """A port nothing listens on now, on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, stop: Callable[[], None]) -> None:
+    """Wait until ``proc`` accepts connections on ``port``; if it exits or takes over 10 s,
+    ``stop`` it (never leave a server behind) and raise."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                stop()
+                raise RuntimeError(f"{name} did not start on port {port}") from None
+            time.sleep(0.05)
+
+
 class TinyProxy:
     """A real HTTP proxy (Debian's ``tinyproxy``) on 127.0.0.1 and a free port.
 
@@ -269,9 +289,7 @@ class TinyProxy:
         exe = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
         if not os.path.exists(exe):
             raise RuntimeError("tinyproxy is not installed (Debian package tinyproxy-bin; .ci/run installs it)")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         config = os.path.join(self.workdir, "tinyproxy.conf")
         lines = [
             f"Port {self.port}",
@@ -288,16 +306,7 @@ class TinyProxy:
         with open(config, "w") as file:
             file.write("\n".join(lines) + "\n")
         self._proc = subprocess.Popen([exe, "-d", "-c", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if time.monotonic() > deadline or self._proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"tinyproxy did not start on port {self.port}") from None
-                time.sleep(0.05)
+        wait_for_port(self.port, self._proc, "tinyproxy", self.stop)
 
     def stop(self) -> None:
         if self._proc is not None:
@@ -332,9 +341,7 @@ class MicroSocks:
         exe = shutil.which("microsocks") or "/usr/bin/microsocks"
         if not os.path.exists(exe):
             raise RuntimeError("microsocks is not installed (Debian package microsocks; .ci/run installs it)")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         auth = ["-u", self.auth[0], "-P", self.auth[1]] if self.auth else []
         with open(self._log, "wb") as log:
             self._proc = subprocess.Popen(
@@ -342,16 +349,7 @@ class MicroSocks:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if time.monotonic() > deadline or self._proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"microsocks did not start on port {self.port}") from None
-                time.sleep(0.05)
+        wait_for_port(self.port, self._proc, "microsocks", self.stop)
 
     def stop(self) -> None:
         if self._proc is not None:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
-from support import DOWNLOADERS, FAST, RecordingSpider, links
+from support import DOWNLOADERS, FAST, RecordingSpider, free_port, links, wait_for_port
 
 from crawler import Crawler, Response
 
@@ -57,9 +55,7 @@ class TlsNginx:
         (site / "index.html").write_text(links(*PAGES))
         for path in PAGES:
             (site / path.lstrip("/")).write_text(f"<html><title>{path}</title></html>")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         temp = "".join(f"  {kind}_temp_path {work}/{kind};\n" for kind in kinds)
         (work / "nginx.conf").write_text(f"""\
@@ -86,16 +82,7 @@ http {{
             [exe, "-c", str(work / "nginx.conf"), "-p", str(work), "-e", str(work / "error.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if time.monotonic() > deadline or self._proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"nginx did not start: {(work / 'error.log').read_text()}") from None
-                time.sleep(0.05)
+        wait_for_port(self.port, self._proc, "nginx", self.stop)
 
     def requests(self) -> list[tuple[str, str, str]]:
         """(protocol, connection, path) of each request, once nginx has written its log."""

@@ -6,10 +6,9 @@ a request that went through it carries its ``Via`` header at the test server.
 from __future__ import annotations
 
 import logging
-import socket
 
 import pytest
-from support import DOWNLOADERS, FAST, MicroSocks, RecordingSpider, TinyProxy, html
+from support import DOWNLOADERS, FAST, MicroSocks, RecordingSpider, TinyProxy, free_port, html
 
 from crawler import Crawler, Request, Response, Settings, SettingsError, Spider
 from crawler._proxies import REST_AFTER, ProxyRotation
@@ -37,12 +36,6 @@ def tinyproxy_with_password(tmp_path):
 
 def proxied(server) -> list[str]:
     return [hit.path for hit in server.hits if "tinyproxy" in hit.headers.get("Via", "")]
-
-
-def dead_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])  # closed again: nothing listens there
 
 
 @pytest.mark.parametrize("downloader", DOWNLOADERS)
@@ -95,7 +88,7 @@ async def test_a_proxy_that_needs_a_password_gets_it_from_the_url(server, tinypr
 async def test_a_proxy_password_never_reaches_a_log_line_or_an_error(server, caplog):
     server.route("/", html("home"))
     spider = RecordingSpider([server.url("/")])
-    url = f"http://crawler:hunter2-secret@127.0.0.1:{dead_port()}"
+    url = f"http://crawler:hunter2-secret@127.0.0.1:{free_port()}"
     caplog.set_level(logging.DEBUG, logger="crawler")
 
     stats = await Crawler(spider, {**FAST, "retries": 1, "proxy": url}).run()
@@ -113,7 +106,7 @@ async def test_a_failing_proxy_is_rested_and_its_domains_move_to_the_next(server
     # Two proxies, one of them dead: requests first sent through the dead one fail, are
     # retried, and once it has failed REST_AFTER times in a row it rests and every domain
     # goes through the live one.
-    dead = f"http://127.0.0.1:{dead_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     paths = [f"/p{i}" for i in range(12)]
     server.route_pages(paths)
     urls = [server.url(path, host=host) for path in paths for host in ("127.0.0.1", "127.0.0.2")]
