@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import inspect
 import json
@@ -132,6 +133,28 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+#: The cyclic collector's first threshold for a crawl run from the command line (Python's is 700).
+GC_YOUNG_THRESHOLD = 5000
+
+
+def tune_garbage_collector() -> None:
+    """Tune Python's cyclic garbage collector for a crawl; only the command line does this,
+    as it owns its process (an embedded Crawler leaves the host program's collector alone).
+
+    A crawl allocates container objects by the million (requests, selectors, headers,
+    items) and keeps few of them: with the default thresholds the young generation is
+    collected every 700 net allocations and the oldest every few seconds, rescanning every
+    object the imports made. Measured on the 20,000-page bench crawl: about 1,800
+    collections costing 0.5 s, 4-5% of the crawl's CPU. Frozen start-up objects (never
+    scanned again) and a young threshold of 5,000 bring that to about 100 collections and
+    0.03 s, with the same peak RSS: short-lived objects are freed by reference counting
+    long before a collection, which only cycles need.
+    """
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 a crawl that handed at least one page to a callback; 1 the crawl failed
     or crawled no page (one line says why); 2 a usage error, found before the crawl starts;
@@ -200,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     _configure_logging(args.log_level, args.log_format)
     timeline = _timeline(crawler) if args.report else None
+    tune_garbage_collector()
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             interrupted = runner.run(_run(crawler, live=live, timeline=timeline, metrics_port=args.metrics_port))
