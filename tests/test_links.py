@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from support import FAST, TestServer, html
 
 from crawler import Crawler, Response, Spider, fingerprint
@@ -77,33 +78,71 @@ def test_hrefs_that_resolve_per_page_are_never_remembered():
 
 
 class NavSpider(Spider):
-    """Ten pages that all link to each other and to the same menu of three."""
+    """Ten pages that all link to each other and to the same menu of three, in either idiom."""
 
     name = "nav"
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, idiom: str = "follow_all") -> None:
         super().__init__()
         self.start_urls = [f"{base}/p/0.html"]
+        self.idiom = idiom
 
     async def parse(self, response: Response):
         yield {"url": response.url}
-        for request in response.follow_all(css="a"):
-            yield request
+        if self.idiom == "follow_all":
+            for request in response.follow_all(css="a"):
+                yield request
+        else:
+            for href in response.css("a::attr(href)").getall():
+                yield response.follow(href)
 
 
-async def test_a_menu_on_every_page_is_fetched_once_and_every_other_copy_counted(server: TestServer):
-    menu = ["/menu/a.html", "/menu/b.html", "../menu/c.html"]
+@pytest.mark.parametrize("idiom", ["follow_all", "follow"])
+async def test_a_menu_on_every_page_is_fetched_once_and_every_other_copy_counted(server: TestServer, idiom: str):
+    menu = ["/menu/a.html", "/menu/b.html", "../menu/c.html", "http://elsewhere.example/", "mailto:x"]
     for i in range(10):
         links = [f"{j}.html" for j in range(10)] + menu
         server.route(f"/p/{i}.html", html("".join(f'<a href="{h}">x</a>' for h in links)))
     for name in "abc":
         server.route(f"/menu/{name}.html", html("menu"))
+    spider = NavSpider(server.url(""), idiom)
+    spider.allowed_domains = ["127.0.0.1"]
 
-    stats = await Crawler(NavSpider(server.url("")), FAST).run()
+    stats = await Crawler(spider, FAST).run()
 
     fetched = [hit.path for hit in server.hits]
     assert sorted(fetched) == sorted([f"/p/{i}.html" for i in range(10)] + [f"/menu/{n}.html" for n in "abc"])
     assert stats.items == 13
     # 13 links on each of 10 pages: 12 are followed (0.html is the start page), the rest
-    # are duplicates, whether resolved or remembered.
-    assert stats.filtered == {"duplicate": 10 * 13 - 12}
+    # are duplicates, whether resolved, remembered or judged before.
+    assert stats.filtered == {"duplicate": 10 * 13 - 12, "offsite": 10, "bad_url": 10}
+
+
+class DirectorySpider(Spider):
+    """Pages in two directories, each linking to "x.html": a different page in each."""
+
+    name = "directories"
+
+    def __init__(self, base: str) -> None:
+        super().__init__()
+        self.start_urls = [f"{base}/a/1.html", f"{base}/b/1.html"]
+
+    async def parse(self, response: Response):
+        yield {"url": response.url}
+        for href in response.css("a::attr(href)").getall():
+            yield response.follow(href)
+
+
+async def test_follow_resolves_a_remembered_href_against_each_directory_and_base(server: TestServer):
+    for directory in "abc":
+        for page in ("1", "2", "x"):
+            server.route(f"/{directory}/{page}.html", html('<a href="x.html">x</a><a href="2.html">2</a>'))
+    # In directory a, a page whose <base> sends its relative links to c/.
+    server.route("/a/2.html", html('<base href="/c/"><a href="x.html">x</a>'))
+
+    stats = await Crawler(DirectorySpider(server.url("")), FAST).run()
+
+    fetched = sorted(hit.path for hit in server.hits)
+    assert fetched == ["/a/1.html", "/a/2.html", "/a/x.html", "/b/1.html", "/b/2.html", "/b/x.html",
+                       "/c/2.html", "/c/x.html"]
+    assert stats.items == 8
