@@ -66,10 +66,18 @@ class CallbackRunner:
             else:
                 result = callback(argument)
             # A Request is routed without an await (no coroutine per link: a spider that yields
-            # one follow() per link yields dozens a page); items may wait in pipelines.
+            # one follow() per link yields dozens a page); items may wait in pipelines. A plain
+            # link (a new Request, as follow() makes) goes straight to the frontier from here.
             if inspect.isasyncgen(result):
+                add = self._frontier().add
+                depth = request.depth + 1
                 async for output in result:
-                    if isinstance(output, Request):
+                    if type(output) is Request and output.attempt == 1 and not (output.redirects or output.chain):
+                        output.depth = depth
+                        reason = add(output)
+                        if reason is not None and filtered is not None and reason != "robots_unavailable":
+                            filtered[reason] = filtered.get(reason, 0) + 1
+                    elif isinstance(output, Request):
                         self._follow(output, request, filtered)
                     else:
                         await self._output(output, request, filtered, sink)
