@@ -298,6 +298,27 @@ def test_custom_settings_is_a_usage_error_naming_settings(tmp_path):
     assert_usage_error(result, "custom_settings", "`settings = {'concurrency': 4, 'rate_limit': 4.0}`")
 
 
+def test_a_crawl_from_the_command_line_runs_with_the_garbage_collector_tuned(tmp_path):
+    # The CLI owns its process: start-up objects frozen, young threshold raised (see
+    # tune_garbage_collector; the bench measures what it is worth). The spider reports both.
+    code = """
+    import gc
+
+    class ShopSpider(ShopMixin, Spider):
+        name = "shop"
+        settings = {"rate_limit": 0, "retries": 0}
+
+        async def parse(self, response):
+            yield {"threshold": gc.get_threshold()[0], "frozen": gc.get_freeze_count()}
+    """
+    spider = write_spider(tmp_path, code)
+    result = run_cli("run", spider, "-O", "items.jsonl", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (item,) = read_jsonl(tmp_path / "items.jsonl")
+    assert item["threshold"] == 5000
+    assert item["frozen"] > 10_000  # every module the crawl imported
+
+
 # -- spider arguments, settings, choosing a spider --------------------------------------------
 
 

@@ -268,7 +268,7 @@ async def test_a_user_supplied_session_is_used_and_left_open(server):
             assert resp.status == 200
 
 
-async def test_library_configures_no_logging_and_prints_nothing(server, capsys):
+async def test_library_configures_no_logging_prints_nothing_and_leaves_the_collector_alone(server, capsys):
     server.route("/", links("/ok", "/missing", "/boom"))
     server.route("/ok", html("ok"))
     server.route("/boom", html("boom"))
@@ -288,6 +288,7 @@ async def test_library_configures_no_logging_and_prints_nothing(server, capsys):
     root_handlers = list(root.handlers)
     root_level = root.level
     structlog_configured = structlog.is_configured()
+    collector = (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled())
 
     stats = await Crawler(S()).run()
 
@@ -298,4 +299,6 @@ async def test_library_configures_no_logging_and_prints_nothing(server, capsys):
     assert root.handlers == root_handlers
     assert root.level == root_level
     assert structlog.is_configured() == structlog_configured
+    # The garbage collector is the host program's: only the command line tunes it.
+    assert (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()) == collector
     assert capsys.readouterr() == ("", "")
