@@ -12,7 +12,7 @@ import socket
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
-from support import DOWNLOADERS, FAST, RecordingSpider, html
+from support import DOWNLOADERS, FAST, RecordingSpider, TestServer, html
 
 from crawler import Crawler, Request, Response, Settings, SettingsError, Spider
 from crawler._addresses import AddressGuard, is_local_host, is_public_address
@@ -162,7 +162,9 @@ async def test_a_redirect_from_a_public_page_into_the_private_network_is_refused
     assert [hit.path for hit in server.hits] == ["/start"]  # /secret never reached
 
 
-async def test_a_link_from_a_public_page_into_the_private_network_is_refused(server):
+def public_site_linking_to_private(server: TestServer) -> Spider:
+    """A public host (public.example, served from 127.0.0.1) whose home page links to itself
+    and to 127.0.0.1's /admin; the spider that crawls it from its home page."""
     port = server.port
 
     class S(Spider):
@@ -176,9 +178,14 @@ async def test_a_link_from_a_public_page_into_the_private_network_is_refused(ser
     server.route("/", html("home"))
     server.route("/about", html("about"))
     server.route("/admin", html("admin"))
+    return S()
+
+
+async def test_a_link_from_a_public_page_into_the_private_network_is_refused(server):
+    spider = public_site_linking_to_private(server)
     downloader = TrustingDownloader({"public.example": "127.0.0.1"}, ["public.example"])
 
-    stats = await Crawler(S(), {**FAST, "retries": 0}, downloader=downloader).run()
+    stats = await Crawler(spider, {**FAST, "retries": 0}, downloader=downloader).run()
 
     assert stats.pages == 2
     assert stats.failures == {"blocked_address": 1}
@@ -225,23 +232,11 @@ async def test_every_downloader_refuses_a_private_address_and_a_redirect_into_on
 async def test_a_robots_txt_fetch_for_a_linked_private_origin_never_turns_auto_off(server):
     # The robots.txt of a linked origin is fetched before its page; it is no start request,
     # and must not be mistaken for one (which would switch the guard off for the crawl).
-    port = server.port
-
-    class S(Spider):
-        start_urls = [f"http://public.example:{port}/"]
-
-        async def parse(self, response: Response):
-            yield {"url": response.url}
-            yield Request(f"http://127.0.0.1:{port}/admin")
-            yield Request(f"http://public.example:{port}/about")
-
-    server.route("/", html("home"))
-    server.route("/about", html("about"))
-    server.route("/admin", html("admin"))
+    spider = public_site_linking_to_private(server)
     server.route("/robots.txt", "User-agent: *\nAllow: /\n", content_type="text/plain")
     downloader = TrustingDownloader({"public.example": "127.0.0.1"}, ["public.example"])
 
-    stats = await Crawler(S(), {**FAST, "retries": 0, "obey_robots": True}, downloader=downloader).run()
+    stats = await Crawler(spider, {**FAST, "retries": 0, "obey_robots": True}, downloader=downloader).run()
 
     assert stats.pages == 2
     assert stats.failures == {"blocked_address": 1}
