@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 
 from ._seen import FingerprintSet
 from ._stats import StatsCollector
-from ._url import BadURL, _path_start, canonicalize, fingerprint, join
+from ._url import _OTHER_SCHEME, BadURL, _path_start, canonicalize, fingerprint, join
 
 __all__ = ["LinkScreen", "PageLinks"]
 
@@ -176,8 +176,8 @@ class PageLinks:
         self.host = host
 
     def resolve(self, href: str) -> str:
-        if not self.origin:
-            return ""
+        if not self.origin or href.startswith(("http://", "https://")):
+            return ""  # (an absolute URL: the general path, at once; most links of a broad crawl)
         if "#" in href:
             href = href.partition("#")[0]
         directory = self.directory
@@ -200,6 +200,10 @@ class PageLinks:
         if url:
             return url, self.host
         joined = join(self.base, href)
+        # mailto:, javascript: ... (two on every page of many sites) are what canonicalize
+        # refuses first: refused here without raising and catching BadURL.
+        if not joined.startswith(("http://", "https://")) and _OTHER_SCHEME.match(joined):
+            return joined, ""
         try:
             return canonicalize(joined)
         except BadURL:

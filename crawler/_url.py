@@ -202,13 +202,12 @@ def join(base: str, href: str) -> str:
     if href.startswith(("http://", "https://")):  # absolute: the base does not matter
         return href if "/." not in href else _slow_join(base, written)
     colon = href.find(":")
-    if colon >= 0:
-        scheme_end = min((i for i in (href.find("/"), href.find("?")) if i >= 0), default=len(href))
-        if colon < scheme_end and _SCHEME.fullmatch(href, 0, colon):  # has a scheme of its own
-            scheme = href[:colon].lower()
-            if scheme not in ("http", "https"):
-                return href  # mailto:, javascript:, data: ... stay as they are (urljoin agrees)
-            return _slow_join(base, written)  # "HTTP://...", "http:x": the general resolver
+    # A scheme of its own (no "/" or "?" can come before its colon):
+    if colon >= 0 and _SCHEME.fullmatch(href, 0, colon):
+        scheme = href[:colon].lower()
+        if scheme not in ("http", "https"):
+            return href  # mailto:, javascript:, data: ... stay as they are (urljoin agrees)
+        return _slow_join(base, written)  # "HTTP://...", "http:x": the general resolver
     root = _path_start(base)
     if root < 0:
         return _slow_join(base, written)

@@ -337,6 +337,28 @@ def test_clean_link_shortcut_agrees_with_join_and_canonicalize(base, href):
 
 
 @PROPS
+@given(BASES, st.one_of(HREFS, st.text(max_size=20), st.builds("{}:{}".format, SCHEMES, st.text(max_size=8))))
+@example("http://example.com/dir/page", "javascript:void(0)")
+@example("http://example.com/dir/page", "mailto:x@y#z")
+@example("http://example.com/dir/page", " mailto:x")
+@example("http://example.com/dir/page", "HTTP:x")
+@example("http://example.com/dir/page", "tel:+1 555 ")
+@example("http://example.com/dir/page", "javascript:a\\b")
+def test_follow_resolves_every_href_as_join_and_canonicalize_do(base, href):
+    # What Response.follow() puts in a Request: the canonical URL and host, or for a link
+    # that is no crawlable URL the resolved text and no host (the frontier's bad_url).
+    from crawler._links import PageLinks
+    from crawler._url import join
+
+    joined = join(base, href)
+    try:
+        expected = canonicalize(joined)
+    except BadURL:
+        expected = (joined, "")
+    assert PageLinks(base).resolve_canonical(href) == expected
+
+
+@PROPS
 @given(BODIES, CONTENT_TYPES)
 @example(b"<meta charset='latin-1'>caf\xc3\xa9", "text/html")
 @example(b"<meta http-equiv='Content-Type' content='text/html; charset=utf-8'>\xc3\xa9", "text/html")
