@@ -111,11 +111,8 @@ class Frontier:
                 stats.filtered(request, "bad_url", detail=exc.reason, by_caller=True)
                 return "bad_url"
             request.url = url
-        key = self._keys.get(host)
-        if key is None:
-            key = self._keys[host] = self._domain_key(host)
-        request.domain = key
         if request.internal:  # robots.txt and its redirects: none of the crawl's filters apply
+            request.domain = self._key_of(host)
             self._push(request)
             return None
         if self._allowed and self._offsite(host):
@@ -129,6 +126,7 @@ class Frontier:
         ):
             reason = "duplicate"
         else:
+            request.domain = self._key_of(host)
             try:
                 # Accepted even when the crawl has closed: a durable store keeps it for the
                 # run that resumes the crawl (nothing else would find that link again).
@@ -163,7 +161,7 @@ class Frontier:
             self._store.finish(request)
             return
         request.url = url
-        request.domain = self._keys.get(host) or self._keys.setdefault(host, self._domain_key(host))
+        request.domain = self._key_of(host)
         if self._allowed and self._offsite(host):
             reason = "offsite"
         elif (max_depth := self._settings.max_depth) is not None and request.depth > max_depth:
@@ -180,6 +178,13 @@ class Frontier:
     def finish(self, request: Request, *, page: bool = False, items: int = 0) -> None:
         """``request``'s chain has ended (its one outcome is recorded): the store may forget it."""
         self._store.finish(request, page=page, items=items)
+
+    def _key_of(self, host: str) -> str:
+        """The domain key ``host``'s requests are paced and queued under (cached)."""
+        key = self._keys.get(host)
+        if key is None:
+            key = self._keys[host] = self._domain_key(host)
+        return key
 
     def _offsite(self, host: str) -> bool:
         offsite = self._offsite_hosts.get(host)
