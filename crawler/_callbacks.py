@@ -75,12 +75,12 @@ class CallbackRunner:
                     if type(output) is Request and output.attempt == 1 and not (output.redirects or output.chain):
                         output.depth = depth
                         reason = add(output)
-                        if reason is not None and filtered is not None and reason != "robots_unavailable":
-                            filtered[reason] = filtered.get(reason, 0) + 1
+                        if reason is not None and filtered is not None:
+                            _count(filtered, reason)
                     elif isinstance(output, Request):
                         self._follow(output, request, filtered)
                     else:
-                        await self._output(output, request, filtered, sink)
+                        await self._output(output, request, sink)
                 return
             if inspect.isawaitable(result):
                 result = await result
@@ -90,7 +90,7 @@ class CallbackRunner:
                 if isinstance(output, Request):
                     self._follow(output, request, filtered)
                 else:
-                    await self._output(output, request, filtered, sink)
+                    await self._output(output, request, sink)
         except Exception as exc:
             self._stats.callback_errors += 1
             self._log.error(
@@ -109,16 +109,12 @@ class CallbackRunner:
         if output.attempt != 1 or output.redirects or output.chain:  # e.g. response.request.replace(url=...)
             new_chain(output)
         reason = self._frontier().add(output)
-        # robots_unavailable is a failure, logged on its own as request_failed.
-        if reason is not None and filtered is not None and reason != "robots_unavailable":
-            filtered[reason] = filtered.get(reason, 0) + 1
+        if reason is not None and filtered is not None:
+            _count(filtered, reason)
 
-    async def _output(
-        self, output: Any, request: Request, filtered: dict[str, int] | None, sink: list[Any] | None
-    ) -> None:
-        if isinstance(output, Request):
-            self._follow(output, request, filtered)
-        elif is_item(output):
+    async def _output(self, output: Any, request: Request, sink: list[Any] | None) -> None:
+        """An item (through the item flow) or something a callback must not yield."""
+        if is_item(output):
             await self._items.process(output, sink)
         elif output is not None:
             self._stats.callback_errors += 1
@@ -127,6 +123,13 @@ class CallbackRunner:
                 url=request.url,
                 reason=f"neither an item nor a Request: {type(output).__name__}",
             )
+
+
+def _count(filtered: dict[str, int], reason: str) -> None:
+    """A link the frontier filtered, for the page's one ``links_filtered`` event (at DEBUG).
+    robots_unavailable is a failure, logged on its own as request_failed."""
+    if reason != "robots_unavailable":
+        filtered[reason] = filtered.get(reason, 0) + 1
 
 
 def new_chain(request: Request) -> None:

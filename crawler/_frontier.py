@@ -142,10 +142,7 @@ class Frontier:
                 return self._robots.check(request, by_caller=True)
             self._push(request)
             return None
-        if request.depth and not request.redirects:  # a page's link: counted, no event of its own
-            stats.filtered_by[reason] += 1
-        else:
-            stats.filtered(request, reason, by_caller=True)
+        stats.filtered(request, reason, by_caller=True)
         return reason
 
     def restore(self, request: Request) -> None:
