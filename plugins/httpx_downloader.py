@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import h2.errors
+import h2.events
 import httpcore
 import httpx
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -211,8 +212,9 @@ class HttpxDownloader:
 async def _drop_connection(resp: httpx.Response) -> None:
     """End an HTTP/2 stream stopped before its end. httpcore sends no RST_STREAM for it and
     keeps the 16 MiB window it granted the stream: the DATA still coming would use up the
-    connection's window and stall every other stream on it. So the stream is reset (through
-    httpcore's internals, checked for); failing that, the connection is closed (its other
+    connection's window and stall every other stream on it. So the stream is reset and the
+    window its unread DATA holds is given back (through httpcore's internals, checked for);
+    failing that, the connection is closed (its other
     requests then fail, and are retried, on a new one)."""
     stream: Any = getattr(getattr(getattr(resp, "stream", None), "_httpcore_stream", None), "_stream", None)
     connection: Any = getattr(stream, "_connection", None)
@@ -221,6 +223,15 @@ async def _drop_connection(resp: httpx.Response) -> None:
     if state is not None and stream_id is not None and hasattr(connection, "_write_outgoing_data"):
         try:
             state.reset_stream(stream_id, error_code=h2.errors.ErrorCodes.CANCEL)
+            # DATA already received for the stream and queued unread (megabytes, when the
+            # server is fast): httpcore gives a chunk's window back only as a reader takes
+            # it, so without this every stopped body would shrink the connection's window
+            # for good, until it stalls.
+            queued = getattr(connection, "_events", {}).get(stream_id, ())
+            data = [event for event in queued if isinstance(event, h2.events.DataReceived)]
+            unread = sum(event.flow_controlled_length or 0 for event in data)
+            if unread:
+                state.acknowledge_received_data(unread, stream_id)
             await connection._write_outgoing_data(stream._request)
             return
         except Exception:  # the connection is dropped below instead
