@@ -125,7 +125,11 @@ async def run(n: int) -> dict[str, float]:
     with timed("follow_all_seen", results, n):  # the same pages again: every link already seen
         for r in rs:
             r.follow_all(css="a")
-    for stage, parse in (("spider_follow_all", _parse_follow_all), ("spider_follow", _parse_follow)):
+    for stage, parse in (
+        ("spider_follow_all", _parse_follow_all),
+        ("spider_follow", _parse_follow),
+        ("spider_urljoin", _parse_urljoin),
+    ):
         frontier = Frontier(
             Settings(obey_robots=False, rate_limit=None), StatsCollector(), allowed_domains=["127.0.0.1"]
         )
@@ -157,6 +161,12 @@ async def _parse_follow_all(response: Response):
 async def _parse_follow(response: Response):
     for href in response.css("a::attr(href)").getall():
         yield response.follow(href)
+
+
+async def _parse_urljoin(response: Response):
+    # Scrapy spiders written before follow(): a Request per link, its URL from urljoin()
+    for href in response.css("a::attr(href)").getall():
+        yield Request(response.urljoin(href), callback=_parse_urljoin)
 
 
 def main() -> int:

@@ -68,12 +68,15 @@ class CallbackRunner:
             # A Request is routed without an await (no coroutine per link: a spider that yields
             # one follow() per link yields dozens a page); items may wait in pipelines. A plain
             # link (a new Request, as follow() makes) goes straight to the frontier from here.
+            page = argument if isinstance(argument, Response) else None
             if inspect.isasyncgen(result):
                 add = self._frontier().add
                 depth = request.depth + 1
                 async for output in result:
                     if type(output) is Request and output.attempt == 1 and not (output.redirects or output.chain):
                         output.depth = depth
+                        if output._canonical is None and page is not None:
+                            _adopt_joined(page, output)
                         reason = add(output)
                         if reason is not None and filtered is not None:
                             _count(filtered, reason)
@@ -88,6 +91,8 @@ class CallbackRunner:
                 return
             for output in result:
                 if isinstance(output, Request):
+                    if output._canonical is None and page is not None:
+                        _adopt_joined(page, output)
                     self._follow(output, request, filtered)
                 else:
                     await self._output(output, request, sink)
@@ -123,6 +128,15 @@ class CallbackRunner:
                 url=request.url,
                 reason=f"neither an item nor a Request: {type(output).__name__}",
             )
+
+
+def _adopt_joined(page: Response, request: Request) -> None:
+    """A request for the URL ``page.urljoin()`` has just made (that very string) gets its
+    canonical URL and host, as one from ``follow()`` has them: the frontier does not
+    canonicalise it again."""
+    joined = page._joined
+    if joined is not None and joined[0] is request.url:
+        request.url, request._canonical = joined[1][0], joined[1]
 
 
 def _count(filtered: dict[str, int], reason: str) -> None:

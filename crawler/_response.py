@@ -30,6 +30,10 @@ Headers: TypeAlias = CIMultiDictProxy[str]
 _MARKUP_TYPES = ("text/html", "application/xhtml", "text/xml", "application/xml", "+xml")
 
 
+# A fragment the URL Standard keeps as it is written (its fragment percent-encode set and
+# the tabs and newlines it removes are not in it).
+_PLAIN_FRAGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/?#-]*")
+
 class Response:
     """An HTTP response handed to a spider callback.
 
@@ -43,6 +47,7 @@ class Response:
         "_base",
         "_content_type",
         "_encoding",
+        "_joined",
         "_resolver",
         "_screen",
         "_selector",
@@ -77,6 +82,9 @@ class Response:
         self._selector: Selector | None = None
         self._base: str | None = None  # base_url, found once
         self._resolver: PageLinks | None = None  # follow()'s resolver for this page, made once
+        #: urljoin()'s last result when it is a crawlable URL: (that string, (the canonical
+        #: URL, its host)), for the Request made from it (see CallbackRunner).
+        self._joined: tuple[str, tuple[str, str]] | None = None
         #: Set by the crawl (the frontier's LinkScreen): a page's hrefs -> canonical URLs worth a Request.
         self._screen: Callable[[str, Iterable[str]], list[str]] | None = None
 
@@ -217,12 +225,28 @@ class Response:
     def urljoin(self, url: str) -> str:
         """``url`` resolved against this page (its ``<base href>`` if any) as a browser
         resolves it (the URL Standard), fragment kept; never raises: a link that does not
-        resolve comes back as it is (the frontier records it as bad_url)."""
+        resolve comes back as it is (the frontier records it as bad_url).
+
+        A link is resolved as ``follow()`` resolves it (a plain path with string work): the
+        canonical URL the crawl will fetch, plus the link's fragment. The response remembers
+        that string, so a Request made from it at once (``Request(response.urljoin(href))``,
+        the form of Scrapy spiders written before ``follow()``) is not canonicalised again.
+        """
+        head, mark, fragment = url.partition("#")
+        if (not head or head[-1] > " ") and (not mark or _PLAIN_FRAGMENT.fullmatch(fragment)):
+            resolver = self._resolver
+            if resolver is None:
+                resolver = self._resolver = PageLinks(self.base_url)
+            canonical = resolver.resolve_canonical(head)
+            if canonical[1]:  # a crawlable URL: the standard's serialisation, as ada would give it
+                joined = canonical[0] + mark + fragment if mark else canonical[0]
+                self._joined = (joined, canonical)
+                return joined
         try:
-            joined: str = ada_url.join_url(self.base_url, url)
+            resolved: str = ada_url.join_url(self.base_url, url)
         except ValueError:  # e.g. an unclosed IPv6 bracket, or a lone surrogate
             return url
-        return joined
+        return resolved
 
     def follow(self, href: str | Selector, callback: Callable[..., Any] | None = None, **kwargs: Any) -> Request:
         """A Request for ``href`` (a string, or an ``<a>``/``<link>`` selector) resolved against this page.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support import FAST, TestServer, html
 
-from crawler import Crawler, Response, Spider, fingerprint
+from crawler import Crawler, Request, Response, Spider, fingerprint
 from crawler._links import LinkScreen
 from crawler._seen import FingerprintSet
 from crawler._stats import StatsCollector
@@ -78,7 +78,7 @@ def test_hrefs_that_resolve_per_page_are_never_remembered():
 
 
 class NavSpider(Spider):
-    """Ten pages that all link to each other and to the same menu of three, in either idiom."""
+    """Ten pages that all link to each other and to the same menu of three, in each idiom."""
 
     name = "nav"
 
@@ -92,14 +92,18 @@ class NavSpider(Spider):
         if self.idiom == "follow_all":
             for request in response.follow_all(css="a"):
                 yield request
-        else:
+        elif self.idiom == "follow":
             for href in response.css("a::attr(href)").getall():
                 yield response.follow(href)
+        else:  # Scrapy spiders written before follow()
+            for href in response.css("a::attr(href)").getall():
+                yield Request(response.urljoin(href), callback=self.parse)
 
 
-@pytest.mark.parametrize("idiom", ["follow_all", "follow"])
+@pytest.mark.parametrize("idiom", ["follow_all", "follow", "urljoin"])
 async def test_a_menu_on_every_page_is_fetched_once_and_every_other_copy_counted(server: TestServer, idiom: str):
-    menu = ["/menu/a.html", "/menu/b.html", "../menu/c.html", "http://elsewhere.example/", "mailto:x"]
+    menu = ["/menu/a.html", "/menu/b.html", "../menu/c.html", "http://elsewhere.example/", "mailto:x", "#top",
+            "/menu/b.html#x", "../menu/c.html#"]
     for i in range(10):
         links = [f"{j}.html" for j in range(10)] + menu
         server.route(f"/p/{i}.html", html("".join(f'<a href="{h}">x</a>' for h in links)))
@@ -113,9 +117,10 @@ async def test_a_menu_on_every_page_is_fetched_once_and_every_other_copy_counted
     fetched = [hit.path for hit in server.hits]
     assert sorted(fetched) == sorted([f"/p/{i}.html" for i in range(10)] + [f"/menu/{n}.html" for n in "abc"])
     assert stats.items == 13
-    # 13 links on each of 10 pages: 12 are followed (0.html is the start page), the rest
-    # are duplicates, whether resolved, remembered or judged before.
-    assert stats.filtered == {"duplicate": 10 * 13 - 12, "offsite": 10, "bad_url": 10}
+    # 18 links on each of 10 pages: 12 are followed (0.html is the start page), the rest
+    # are duplicates (a page itself, "#top", and the menu with a fragment among them),
+    # whether resolved, remembered or judged before.
+    assert stats.filtered == {"duplicate": 10 * 18 - 12 - 20, "offsite": 10, "bad_url": 10}
 
 
 class DirectorySpider(Spider):

@@ -359,6 +359,31 @@ def test_follow_resolves_every_href_as_join_and_canonicalize_do(base, href):
 
 
 @PROPS
+@given(BASES, st.one_of(HREFS, st.text(max_size=20), st.builds("{}#{}".format, HREFS, st.text(max_size=8))))
+@example("http://example.com/dir/page", "p/1.html#top")
+@example("http://example.com/dir/page", "#")
+@example("http://example.com/dir/page", "p/1.html #x")
+@example("http://example.com/dir/page", "p/1.html#a b")
+@example("http://example.com/dir/page", "p/1.html#\t")
+@example("https://example.com:8443/a/b/c?q=1", "#x")
+@example("http://example.com/dir/page", "http://[::1")
+def test_urljoin_resolves_every_href_as_the_url_standard_does(base, href):
+    # Response.urljoin's own resolution of plain links (the canonical URL plus the fragment)
+    # gives exactly what the standard's parser gives.
+    import ada_url
+
+    try:
+        expected = ada_url.join_url(base, href)
+    except ValueError:
+        expected = href
+    page = Response.from_html(base, b"<p>")
+    assert page.urljoin(href) == expected
+    joined = page._joined
+    if joined is not None and joined[0] == expected:  # what a Request made from it will fetch
+        assert joined[1] == canonicalize(expected)
+
+
+@PROPS
 @given(BODIES, CONTENT_TYPES)
 @example(b"<meta charset='latin-1'>caf\xc3\xa9", "text/html")
 @example(b"<meta http-equiv='Content-Type' content='text/html; charset=utf-8'>\xc3\xa9", "text/html")
