@@ -222,6 +222,15 @@ class Response:
                     break
         return join(self.url, base) if base else self.url
 
+    @property
+    def _page_links(self) -> PageLinks:
+        """Resolves links against this page's base URL (made once: ``follow()``, ``urljoin()``
+        and link rules ask per link)."""
+        resolver = self._resolver
+        if resolver is None:
+            resolver = self._resolver = PageLinks(self.base_url)
+        return resolver
+
     def urljoin(self, url: str) -> str:
         """``url`` resolved against this page (its ``<base href>`` if any) as a browser
         resolves it (the URL Standard), fragment kept; never raises: a link that does not
@@ -234,10 +243,7 @@ class Response:
         """
         head, mark, fragment = url.partition("#")
         if (not head or head[-1] > " ") and (not mark or _PLAIN_FRAGMENT.fullmatch(fragment)):
-            resolver = self._resolver
-            if resolver is None:
-                resolver = self._resolver = PageLinks(self.base_url)
-            canonical = resolver.resolve_canonical(head)
+            canonical = self._page_links.resolve_canonical(head)
             if canonical[1]:  # a crawlable URL: the standard's serialisation, as ada would give it
                 joined = canonical[0] + mark + fragment if mark else canonical[0]
                 self._joined = (joined, canonical)
@@ -258,10 +264,7 @@ class Response:
         does not canonicalise the URL again.
         """
         link = href if type(href) is str else _href_of(href)
-        resolver = self._resolver
-        if resolver is None:
-            resolver = self._resolver = PageLinks(self.base_url)
-        url, host = resolver.resolve_canonical(link)
+        url, host = self._page_links.resolve_canonical(link)
         request = Request._link(url, callback, 0, "") if not kwargs else Request(url, callback=callback, **kwargs)
         request._canonical = (url, host)
         return request

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 from ._request import Request
 from ._response import Response
 from ._spider import Spider
-from ._url import join
 
 __all__ = ["CrawlSpider", "LinkRule"]
 
@@ -29,7 +28,8 @@ __all__ = ["CrawlSpider", "LinkRule"]
 class LinkRule:
     """Which links of a page to take, and what to do with the pages they lead to."""
 
-    #: Regexes searched in the absolute URL: a link must match one (none given: every link).
+    #: Regexes searched in the URL the link leads to (absolute, canonical, no fragment): a
+    #: link must match one (none given: every link).
     allow: str | Sequence[str] = ()
     #: Regexes: a link matching one is not taken, whatever ``allow`` says.
     deny: str | Sequence[str] = ()
@@ -54,6 +54,10 @@ class LinkRule:
     @functools.cached_property
     def _deny(self) -> list[re.Pattern[str]]:
         return [re.compile(p) for p in ([self.deny] if isinstance(self.deny, str) else self.deny)]
+
+    @functools.cached_property
+    def _takes_all(self) -> bool:
+        return not self._allow and not self._deny and self.scope is None
 
     def takes(self, url: str) -> bool:
         if self._allow and not any(p.search(url) for p in self._allow):
@@ -100,19 +104,28 @@ class CrawlSpider(Spider):
         taken: set[str] = set()
         requests: list[Request] = []
         host = urlsplit(response.url).hostname or ""
+        resolve = response._page_links.resolve_canonical  # as follow() resolves: the URL fetched
+        last = len(self.rules) - 1
         for index, rule in enumerate(self.rules):
             hrefs = _hrefs(response, rule.restrict_css)
-            urls = []
-            for href in hrefs:
-                url = join(response.base_url, href)
-                if url in taken or not rule.takes(url) or not _in_scope(url, host, rule.scope):
-                    continue
-                taken.add(url)
-                urls.append(url)
-            if urls:
-                for request in response.follow_all(urls=urls, callback=self._by_rule):
-                    request.meta = {"link_rule": index}  # its own dict: the engine may write to a request's meta
-                    requests.append(request)
+            if rule._takes_all and not taken and index == last:
+                # Every link, and no other rule took one (a spider with one catch-all rule):
+                # follow_all screens the hrefs as written, so a link the crawl already has
+                # costs no resolution at all. (After other rules' links, each would be
+                # counted again if it is filtered.)
+                found = response.follow_all(urls=hrefs, callback=self._by_rule)
+            else:
+                urls = []
+                for href in hrefs:
+                    url = resolve(href)[0]
+                    if url in taken or not rule.takes(url) or not _in_scope(url, host, rule.scope):
+                        continue
+                    taken.add(url)
+                    urls.append(url)
+                found = response.follow_all(urls=urls, callback=self._by_rule) if urls else []
+            for request in found:
+                request.meta = {"link_rule": index}  # its own dict: the engine may write to a request's meta
+                requests.append(request)
         return requests
 
 

@@ -64,3 +64,55 @@ async def test_a_rule_with_a_callback_and_follow_does_both(server):
 def test_a_rule_with_an_unknown_scope_is_refused():
     with pytest.raises(ValueError, match="scope"):
         LinkRule(scope="site")
+
+
+async def test_a_catch_all_rule_after_a_specific_one_takes_only_what_that_one_left(server):
+    shop(server)
+
+    class Shop(CrawlSpider):
+        start_urls = [server.url("/")]
+        allowed_domains = ["127.0.0.1"]
+        rules = [
+            LinkRule(allow=r"/product/", callback="parse_product"),
+            LinkRule(follow=True),  # every other link, as follow_all takes them
+        ]
+
+        async def parse_product(self, response: Response):
+            yield {"product": response.css("h1::text").get()}
+
+    collect = Collect()
+    stats = await Crawler(Shop(), FAST, pipelines=[collect]).run()
+
+    # Every product is parsed once, by the first rule, even where the catch-all also sees it.
+    products = sorted(item["product"] for item in collect.items)
+    assert products == sorted([f"/product/{c}{i}" for c in (1, 2) for i in range(3)] + ["/product/99"])
+    paths = [hit.path for hit in server.hits]
+    assert sorted(paths) == sorted(set(paths))  # nothing fetched twice
+    assert set(paths) == {"/", "/category/1", "/category/2", "/logout", "/about", "/product/99"} | {
+        f"/product/{c}{i}" for c in (1, 2) for i in range(3)
+    }
+    assert stats.filtered["offsite"] == 2  # /product/77 on the other host, from both categories
+
+
+async def test_one_catch_all_rule_takes_every_link_once_and_counts_the_rest(server):
+    shop(server)
+
+    class Shop(CrawlSpider):
+        start_urls = [server.url("/")]
+        allowed_domains = ["127.0.0.1"]
+        rules = [LinkRule(callback="parse_page", follow=True)]
+
+        async def parse_page(self, response: Response):
+            yield {"page": response.url.split(str(server.port), 1)[1]}
+
+    collect = Collect()
+    stats = await Crawler(Shop(), FAST, pipelines=[collect]).run()
+
+    reached = {"/category/1", "/category/2", "/logout", "/about", "/product/99"} | {
+        f"/product/{c}{i}" for c in (1, 2) for i in range(3)
+    }
+    assert sorted(item["page"] for item in collect.items) == sorted(reached)  # the start page has no rule
+    paths = [hit.path for hit in server.hits]
+    assert sorted(paths) == sorted(reached | {"/"})
+    # 28 links on the pages fetched: 11 followed, 2 to the other host, the other 15 seen before.
+    assert stats.filtered == {"duplicate": 15, "offsite": 2}
