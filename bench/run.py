@@ -23,6 +23,9 @@ What it does, from the repository root (``python bench/run.py``):
    The crawler runs twice per round: with the ``follow_all`` spider above and with
    ``crawler_follow_spider.py``, the same crawl written in Scrapy's tutorial idiom (one
    ``response.follow(href)`` per link), so a fast path only one idiom is on shows as a gap.
+   ``--idioms`` adds two more: ``crawler_urljoin_spider.py`` (``Request(response.urljoin(href))``
+   per link, as Scrapy spiders were written before ``follow()``) and ``crawler_rules_spider.py``
+   (a ``CrawlSpider`` with one rule that takes every link).
        python bench/spiders/raw_aiohttp.py URL 64 out.jsonl
 
    (plus ``--stats FILE`` for the crawler, kept in the JSON for diagnosis only). INFO logging
@@ -111,7 +114,14 @@ EXIT_INTERRUPTED = 130
 ALIAS_COUNT = 50  # 127.0.0.2 ... 127.0.0.51
 ALIAS_FIRST = 2
 #: Ours, run alternately: the crawler in memory, the crawler with a state file, the floor.
-OURS = ("crawler", "crawler_follow", "crawler_state", "floor")
+# Our crawl, one spider per idiom users write (the same items and requests from each).
+SPIDER_OF = {
+    "crawler": "crawler_spider.py",  # follow_all
+    "crawler_follow": "crawler_follow_spider.py",  # response.follow(href) per link
+    "crawler_urljoin": "crawler_urljoin_spider.py",  # Request(response.urljoin(href)) per link (--idioms)
+    "crawler_rules": "crawler_rules_spider.py",  # CrawlSpider, one catch-all LinkRule (--idioms)
+}
+OURS = (*SPIDER_OF, "crawler_state", "floor")
 
 
 def _load_site_module() -> ModuleType:
@@ -399,8 +409,8 @@ class Contender:
         if self.key == "crawler_state":  # the same crawl, resumable: a fresh state file per run
             plain = Contender("crawler", "", py, None, True).command(url, out, stats, concurrency)
             return [*plain, "--state", str(out.with_suffix(".state.db"))]
-        if self.key in ("crawler", "crawler_follow"):
-            spider = "crawler_follow_spider.py" if self.key == "crawler_follow" else "crawler_spider.py"
+        if self.key in SPIDER_OF:
+            spider = SPIDER_OF[self.key]
             return [
                 py,
                 "-m",
@@ -533,7 +543,7 @@ class Bench:
         elif child.exit_code != 0:
             record["problems"].insert(0, f"exit code {child.exit_code}")
         record["ok"] = not record["problems"]
-        if who.base in ("crawler", "crawler_follow", "crawler_state"):
+        if who.base in OURS and who.base != "floor":
             record["self_reported"] = _self_reported(stats)  # diagnosis only, never a figure
         if who.base == "crawler_state":
             record["state_disk"] = _state_disk(out.with_suffix(".state.db"))
@@ -847,6 +857,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=["aiohttp"],
         help="both idioms with each of these downloaders too, e.g. aiohttp,httpx,pyreqwest (aiohttp)",
     )
+    ap.add_argument(
+        "--idioms",
+        action="store_true",
+        help="also the crawl written with Request(response.urljoin(href)) and as a CrawlSpider with one rule",
+    )
     ap.add_argument("--uvloop", action="store_true", help="each downloader on uvloop too (crawler run --loop uvloop)")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -975,6 +990,14 @@ def _main(args: argparse.Namespace, nginx_bin: str, children: Children, work: Pa
             note="" if floor_version else f"no aiohttp in {args.python}",
         ),
     ]
+    if args.idioms:
+        contenders[2:2] = [
+            Contender(key, label, args.python, ours_version, ours_version is not None)
+            for key, label in (
+                ("crawler_urljoin", "crawler, Request(urljoin()) per link"),
+                ("crawler_rules", "crawler, CrawlSpider rule"),
+            )
+        ]
     contenders[2:2] = variants(args, ours_version)  # after both idioms on aiohttp, before --state and the floor
     for who in contenders:
         if not who.available:

@@ -14,14 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_bench_smoke_run_produces_every_item():
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke"],
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--idioms"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "crawler" in result.stdout and "floor" in result.stdout
+    for label in ("follow() per link", "Request(urljoin()) per link", "CrawlSpider rule", "floor"):
+        assert label in result.stdout
 
 
 def test_broad_bench_smoke_run_produces_every_item():
