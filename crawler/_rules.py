@@ -103,7 +103,6 @@ class CrawlSpider(Spider):
         """The requests the rules take from ``response``'s links."""
         taken: set[str] = set()
         requests: list[Request] = []
-        host = urlsplit(response.url).hostname or ""
         resolve = response._page_links.resolve_canonical  # as follow() resolves: the URL fetched
         last = len(self.rules) - 1
         for index, rule in enumerate(self.rules):
@@ -115,6 +114,7 @@ class CrawlSpider(Spider):
                 # counted again if it is filtered.)
                 found = response.follow_all(urls=hrefs, callback=self._by_rule)
             else:
+                host = (urlsplit(response.url).hostname or "") if rule.scope else ""
                 urls = []
                 for href in hrefs:
                     url = resolve(href)[0]
@@ -130,8 +130,8 @@ class CrawlSpider(Spider):
 
 
 def _hrefs(response: Response, regions: str | None) -> list[str]:
-    if regions is None:
-        return list(response.css("a::attr(href), area::attr(href)").getall())
+    if regions is None:  # the strings read from lxml at once, as follow_all reads them
+        return response._hrefs("a::attr(href), area::attr(href)", None)
     return list(response.css(regions).css("a::attr(href), area::attr(href)").getall())
 
 
