@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support import FAST, TestServer, html
 
-from crawler import Crawler, Request, Response, Spider, fingerprint
+from crawler import Crawler, CrawlSpider, LinkRule, Request, Response, Spider, fingerprint
 from crawler._links import LinkScreen
 from crawler._seen import FingerprintSet
 from crawler._stats import StatsCollector
@@ -151,3 +151,70 @@ async def test_follow_resolves_a_remembered_href_against_each_directory_and_base
     assert fetched == ["/a/1.html", "/a/2.html", "/a/x.html", "/b/1.html", "/b/2.html", "/b/x.html",
                        "/c/2.html", "/c/x.html"]
     assert stats.items == 8
+
+
+class IdiomSpider(Spider):
+    """Follows every link of a page, written in one of the idioms users write."""
+
+    name = "idioms"
+
+    def __init__(self, start: str, idiom: str) -> None:
+        super().__init__()
+        self.start_urls = [start]
+        self.allowed_domains = ["127.0.0.1"]
+        self.idiom = idiom
+
+    async def parse(self, response: Response):
+        if self.idiom == "follow_all":
+            for request in response.follow_all(css="a"):
+                yield request
+        elif self.idiom == "follow":
+            for href in response.css("a::attr(href)").getall():
+                yield response.follow(href)
+        else:
+            for href in response.css("a::attr(href)").getall():
+                yield Request(response.urljoin(href), callback=self.parse)
+
+
+class RulesSpider(CrawlSpider):
+    name = "idioms-rules"
+    allowed_domains = ["127.0.0.1"]
+    rules = [LinkRule(callback="parse_page", follow=True)]
+
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start_urls = [start]
+
+    async def parse_page(self, response: Response):
+        return []
+
+
+async def test_every_idiom_fetches_the_same_urls_for_links_as_real_pages_write_them(server: TestServer):
+    port = server.port
+    hrefs = [
+        " /a.html ", "\n/b.html\n", "c.html#frag", "./d.html", "/f.html?x=1&y=2", "/g.html?q=a b",
+        f"HTTP://127.0.0.1:{port}/h.html", f"//127.0.0.1:{port}/i.html", "/j%41.html", "k.html\t",
+        "/l/./m.html", "/n/../o.html", "/ünï.html", "?page=2", "", "#top", "dir/", "p.html#a b",
+        "javascript:void(0)", "mailto:x@example.com", "tel:+1", "http://[::1", "http://elsewhere.example/x",
+        f"http://127.0.0.1:{port}/q.html#x",
+    ]
+    server.route("/", html("".join(f'<a href="{h}">x</a>' for h in hrefs)))
+    # A page with a <base href>, and relative links that go up and across from it.
+    server.route("/dir/", html('<base href="/base/x/"><a href="../r.html">r</a><a href="s.html?t=1#u">s</a>'))
+
+    fetched = {}
+    for idiom in ("follow_all", "follow", "urljoin", "rules"):
+        server.hits.clear()
+        spider = RulesSpider(server.url("/")) if idiom == "rules" else IdiomSpider(server.url("/"), idiom)
+        await Crawler(spider, FAST).run()
+        fetched[idiom] = sorted(hit.path for hit in server.hits)
+
+    assert fetched["follow"] == fetched["follow_all"]
+    assert fetched["urljoin"] == fetched["follow_all"]
+    assert fetched["rules"] == fetched["follow_all"]
+    assert len(fetched["follow_all"]) == len(set(fetched["follow_all"]))  # each URL once
+    expected = {"/", "/a.html", "/b.html", "/c.html", "/d.html", "/f.html?x=1&y=2", "/h.html", "/i.html",
+                "/k.html", "/l/m.html", "/o.html", "/?page=2", "/dir/", "/p.html", "/q.html", "/base/r.html",
+                "/base/x/s.html?t=1"}
+    assert expected <= set(fetched["follow_all"])
+    assert len(fetched["follow_all"]) == len(expected) + 3  # /g.html?q=a%20b, /j%41.html and /%C3%BCn%C3%AF.html
