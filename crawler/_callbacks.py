@@ -81,7 +81,7 @@ class CallbackRunner:
                         if reason is not None and filtered is not None:
                             _count(filtered, reason)
                     elif isinstance(output, Request):
-                        self._follow(output, request, filtered)
+                        self._follow(output, request, filtered, page)
                     else:
                         await self._output(output, request, sink)
                 return
@@ -91,9 +91,7 @@ class CallbackRunner:
                 return
             for output in result:
                 if isinstance(output, Request):
-                    if output._canonical is None and page is not None:
-                        _adopt_joined(page, output)
-                    self._follow(output, request, filtered)
+                    self._follow(output, request, filtered, page)
                 else:
                     await self._output(output, request, sink)
         except Exception as exc:
@@ -109,8 +107,12 @@ class CallbackRunner:
             if filtered:
                 self._log.debug("links_filtered", url=request.url, filtered=filtered)
 
-    def _follow(self, output: Request, request: Request, filtered: dict[str, int] | None) -> None:
+    def _follow(
+        self, output: Request, request: Request, filtered: dict[str, int] | None, page: Response | None
+    ) -> None:
         output.depth = request.depth + 1
+        if output._canonical is None and page is not None:
+            _adopt_joined(page, output)
         if output.attempt != 1 or output.redirects or output.chain:  # e.g. response.request.replace(url=...)
             new_chain(output)
         reason = self._frontier().add(output)
@@ -133,7 +135,9 @@ class CallbackRunner:
 def _adopt_joined(page: Response, request: Request) -> None:
     """A request for the URL ``page.urljoin()`` has just made (that very string) gets its
     canonical URL and host, as one from ``follow()`` has them: the frontier does not
-    canonicalise it again."""
+    canonicalise it again. Only the last one is remembered: a spider that yields each
+    Request as it makes it (a generator) is covered, and a string compared by identity
+    costs nothing (remembering them all cost the generator form 5 %)."""
     joined = page._joined
     if joined is not None and joined[0] is request.url:
         request.url, request._canonical = joined[1][0], joined[1]

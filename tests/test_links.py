@@ -176,6 +176,24 @@ class IdiomSpider(Spider):
                 yield Request(response.urljoin(href), callback=self.parse)
 
 
+class ListSpider(Spider):
+    """The urljoin idiom in a plain method that returns a list, with a Request subclass (the
+    frontier canonicalises all but the last one)."""
+
+    name = "idioms-list"
+    allowed_domains = ["127.0.0.1"]
+
+    class Link(Request):
+        __slots__ = ()
+
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start_urls = [start]
+
+    def parse(self, response: Response) -> list[Request]:
+        return [self.Link(response.urljoin(href)) for href in response.css("a::attr(href)").getall()]
+
+
 class RulesSpider(CrawlSpider):
     name = "idioms-rules"
     allowed_domains = ["127.0.0.1"]
@@ -203,15 +221,19 @@ async def test_every_idiom_fetches_the_same_urls_for_links_as_real_pages_write_t
     server.route("/dir/", html('<base href="/base/x/"><a href="../r.html">r</a><a href="s.html?t=1#u">s</a>'))
 
     fetched = {}
-    for idiom in ("follow_all", "follow", "urljoin", "rules"):
+    for idiom in ("follow_all", "follow", "urljoin", "rules", "list"):
         server.hits.clear()
-        spider = RulesSpider(server.url("/")) if idiom == "rules" else IdiomSpider(server.url("/"), idiom)
+        if idiom in ("rules", "list"):
+            spider: Spider = (RulesSpider if idiom == "rules" else ListSpider)(server.url("/"))
+        else:
+            spider = IdiomSpider(server.url("/"), idiom)
         await Crawler(spider, FAST).run()
         fetched[idiom] = sorted(hit.path for hit in server.hits)
 
     assert fetched["follow"] == fetched["follow_all"]
     assert fetched["urljoin"] == fetched["follow_all"]
     assert fetched["rules"] == fetched["follow_all"]
+    assert fetched["list"] == fetched["follow_all"]
     assert len(fetched["follow_all"]) == len(set(fetched["follow_all"]))  # each URL once
     expected = {"/", "/a.html", "/b.html", "/c.html", "/d.html", "/f.html?x=1&y=2", "/h.html", "/i.html",
                 "/k.html", "/l/m.html", "/o.html", "/?page=2", "/dir/", "/p.html", "/q.html", "/base/r.html",
