@@ -990,15 +990,16 @@ def _main(args: argparse.Namespace, nginx_bin: str, children: Children, work: Pa
             note="" if floor_version else f"no aiohttp in {args.python}",
         ),
     ]
+    more = variants(args, ours_version)
     if args.idioms:
-        contenders[2:2] = [
+        more += [
             Contender(key, label, args.python, ours_version, ours_version is not None)
             for key, label in (
                 ("crawler_urljoin", "crawler, Request(urljoin()) per link"),
                 ("crawler_rules", "crawler, CrawlSpider rule"),
             )
         ]
-    contenders[2:2] = variants(args, ours_version)  # after both idioms on aiohttp, before --state and the floor
+    contenders[2:2] = more  # after both idioms on aiohttp, before --state and the floor
     for who in contenders:
         if not who.available:
             print(f"bench: {who.label}: {who.note}", file=sys.stderr)

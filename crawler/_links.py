@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 
 from ._seen import FingerprintSet
 from ._stats import StatsCollector
-from ._url import _OTHER_SCHEME, BadURL, _path_start, canonicalize, fingerprint, join
+from ._url import _MAX_URL_LENGTH, _OTHER_SCHEME, BadURL, _path_start, canonicalize, fingerprint, join
 
 __all__ = ["LinkScreen", "PageLinks"]
 
@@ -188,10 +188,12 @@ class PageLinks:
         if not _CLEAN_PATH.fullmatch(href) or "/." in href or href.startswith(("//", ".")):
             return ""
         if href[0] == "/":
-            return "" if up else self.origin + href  # "..//a" is left to the general path
-        if ":" in href.partition("/")[0]:  # "a:b" would read as a scheme
+            url = "" if up else self.origin + href  # "..//a" is left to the general path
+        elif ":" in href.partition("/")[0]:  # "a:b" would read as a scheme
             return ""
-        return self.origin + directory + href
+        else:
+            url = self.origin + directory + href
+        return url if len(url) <= _MAX_URL_LENGTH else ""  # (too long: canonicalize says so)
 
     def resolve_canonical(self, href: str) -> tuple[str, str]:
         """``(canonical URL, host)`` for any href; ``(resolved text, "")`` when it is not a

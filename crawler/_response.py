@@ -18,7 +18,7 @@ from w3lib.encoding import html_to_unicode
 from ._links import PageLinks
 from ._request import Request
 from ._selector import PageSelector
-from ._url import join
+from ._url import _MAX_URL_LENGTH, join
 
 __all__ = ["Headers", "Response"]
 
@@ -33,6 +33,15 @@ _MARKUP_TYPES = ("text/html", "application/xhtml", "text/xml", "application/xml"
 # A fragment the URL Standard keeps as it is written (its fragment percent-encode set and
 # the tabs and newlines it removes are not in it).
 _PLAIN_FRAGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/?#-]*")
+
+
+def _encodable(text: str) -> bool:
+    """No lone surrogate in ``text`` (the URL parser refuses one)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 class Response:
     """An HTTP response handed to a spider callback.
@@ -242,11 +251,18 @@ class Response:
         the form of Scrapy spiders written before ``follow()``) is not canonicalised again.
         """
         head, mark, fragment = url.partition("#")
-        if (not head or head[-1] > " ") and (not mark or _PLAIN_FRAGMENT.fullmatch(fragment)):
-            canonical = self._page_links.resolve_canonical(head)
+        links = self._page_links
+        if (
+            links.origin  # a canonical base (one ada may refuse, or a surrogate in it, goes to ada)
+            and (not head or head[-1] > " ")
+            and (not mark or _PLAIN_FRAGMENT.fullmatch(fragment))
+            and (url.isascii() or _encodable(url))  # ada refuses a lone surrogate: url comes back
+        ):
+            canonical = links.resolve_canonical(head)
             if canonical[1]:  # a crawlable URL: the standard's serialisation, as ada would give it
                 joined = canonical[0] + mark + fragment if mark else canonical[0]
-                self._joined = (joined, canonical)
+                if len(joined) <= _MAX_URL_LENGTH:  # (longer: bad_url, when the frontier sees it)
+                    self._joined = (joined, canonical)
                 return joined
         try:
             resolved: str = ada_url.join_url(self.base_url, url)

@@ -117,8 +117,8 @@ class CrawlSpider(Spider):
                 host = (urlsplit(response.url).hostname or "") if rule.scope else ""
                 urls = []
                 for href in hrefs:
-                    url = resolve(href)[0]
-                    if url in taken or not rule.takes(url) or not _in_scope(url, host, rule.scope):
+                    url, link_host = resolve(href)
+                    if url in taken or not rule.takes(url) or not _in_scope(link_host, host, rule.scope):
                         continue
                     taken.add(url)
                     urls.append(url)
@@ -142,10 +142,11 @@ def _domain_of() -> Any:
     return registrable_domain_key()
 
 
-def _in_scope(url: str, host: str, scope: str | None) -> bool:
+def _in_scope(target: str, host: str, scope: str | None) -> bool:
+    """A link to host ``target`` ("" for one that is no crawlable URL) is in the rule's scope
+    of the page's ``host``."""
     if scope is None:
         return True
-    target = urlsplit(url).hostname or ""
     if scope == "host":
         return target == host
     key = _domain_of()

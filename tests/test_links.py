@@ -214,27 +214,31 @@ async def test_every_idiom_fetches_the_same_urls_for_links_as_real_pages_write_t
         f"HTTP://127.0.0.1:{port}/h.html", f"//127.0.0.1:{port}/i.html", "/j%41.html", "k.html\t",
         "/l/./m.html", "/n/../o.html", "/ünï.html", "?page=2", "", "#top", "dir/", "p.html#a b",
         "javascript:void(0)", "mailto:x@example.com", "tel:+1", "http://[::1", "http://elsewhere.example/x",
-        f"http://127.0.0.1:{port}/q.html#x",
+        f"http://127.0.0.1:{port}/q.html#x", "y" * 9000 + ".html",  # longer than any URL the crawl fetches
     ]
     server.route("/", html("".join(f'<a href="{h}">x</a>' for h in hrefs)))
     # A page with a <base href>, and relative links that go up and across from it.
     server.route("/dir/", html('<base href="/base/x/"><a href="../r.html">r</a><a href="s.html?t=1#u">s</a>'))
 
-    fetched = {}
+    fetched, bad = {}, {}
     for idiom in ("follow_all", "follow", "urljoin", "rules", "list"):
         server.hits.clear()
         if idiom in ("rules", "list"):
             spider: Spider = (RulesSpider if idiom == "rules" else ListSpider)(server.url("/"))
         else:
             spider = IdiomSpider(server.url("/"), idiom)
-        await Crawler(spider, FAST).run()
+        stats = await Crawler(spider, FAST).run()
         fetched[idiom] = sorted(hit.path for hit in server.hits)
+        bad[idiom] = stats.filtered["bad_url"]
 
     assert fetched["follow"] == fetched["follow_all"]
     assert fetched["urljoin"] == fetched["follow_all"]
     assert fetched["rules"] == fetched["follow_all"]
     assert fetched["list"] == fetched["follow_all"]
     assert len(fetched["follow_all"]) == len(set(fetched["follow_all"]))  # each URL once
+    # javascript:, mailto:, tel:, the unclosed IPv6 bracket and the 9,000-character link, on
+    # "/" and on "/?page=2" (the same page)
+    assert bad == dict.fromkeys(fetched, 10)
     expected = {"/", "/a.html", "/b.html", "/c.html", "/d.html", "/f.html?x=1&y=2", "/h.html", "/i.html",
                 "/k.html", "/l/m.html", "/o.html", "/?page=2", "/dir/", "/p.html", "/q.html", "/base/r.html",
                 "/base/x/s.html?t=1"}

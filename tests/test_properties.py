@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import string
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -367,6 +368,8 @@ def test_follow_resolves_every_href_as_join_and_canonicalize_do(base, href):
 @example("http://example.com/dir/page", "p/1.html#\t")
 @example("https://example.com:8443/a/b/c?q=1", "#x")
 @example("http://example.com/dir/page", "http://[::1")
+@example("http://example.com/dir/page", "a\udc80")
+@example("http://example.com/dir/page", "a\udc80#x")
 def test_urljoin_resolves_every_href_as_the_url_standard_does(base, href):
     # Response.urljoin's own resolution of plain links (the canonical URL plus the fragment)
     # gives exactly what the standard's parser gives.
@@ -381,6 +384,26 @@ def test_urljoin_resolves_every_href_as_the_url_standard_does(base, href):
     joined = page._joined
     if joined is not None and joined[0] == expected:  # what a Request made from it will fetch
         assert joined[1] == canonicalize(expected)
+
+
+@pytest.mark.parametrize(
+    ("page", "base", "href"),
+    [
+        ("http://h/p", "http://h:99999/", "HTTP://Example.com/A"),  # a <base href> the parser refuses
+        ("http://h/p", "http://h:99999/", "http:x"),
+        ("http://h/p/", "/b/", "c.html#d"),
+    ],
+)
+def test_urljoin_on_odd_bases_gives_what_the_url_standard_gives(page, base, href):
+    import ada_url
+
+    body = f'<base href="{base}"><p>' if base else "<p>"
+    response = Response.from_html(page, body.encode("utf-8", "surrogatepass"))
+    try:
+        expected = ada_url.join_url(response.base_url, href)
+    except ValueError:
+        expected = href
+    assert response.urljoin(href) == expected
 
 
 @PROPS

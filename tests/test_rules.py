@@ -116,3 +116,20 @@ async def test_one_catch_all_rule_takes_every_link_once_and_counts_the_rest(serv
     assert sorted(paths) == sorted(reached | {"/"})
     # 28 links on the pages fetched: 11 followed, 2 to the other host, the other 15 seen before.
     assert stats.filtered == {"duplicate": 15, "offsite": 2}
+
+
+async def test_a_malformed_link_does_not_cost_a_scoped_rule_the_page(server):
+    server.route("/", html('<a href="http://[::1/product/2">bad</a><a href="/product/1">p</a><a href="mailto:x">m</a>'))
+    server.route("/product/1", html("<h1>one</h1>"))
+
+    class Shop(CrawlSpider):
+        start_urls = [server.url("/")]
+        rules = [LinkRule(allow=r"/product/", callback="parse_product", scope="host")]
+
+        async def parse_product(self, response: Response):
+            yield {"product": response.css("h1::text").get()}
+
+    collect = Collect()
+    stats = await Crawler(Shop(), FAST, pipelines=[collect]).run()
+    assert [item["product"] for item in collect.items] == ["one"]
+    assert stats.callback_errors == 0
