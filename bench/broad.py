@@ -204,7 +204,7 @@ def politeness(log: Path, rate: float) -> dict[str, Any]:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", type=int, default=4000)
     ap.add_argument("--pages-per-host", type=int, default=8)
@@ -216,7 +216,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=RESULTS)
     ap.add_argument("--site-root", type=Path, default=bench.benchsite.DEFAULT_ROOT)
     ap.add_argument("--smoke", action="store_true", help="20 hosts of 2 pages, one run each, items checked only")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.smoke:  # (a pytest smoke test: the harness still works; no figures, no JSON)
         args.hosts, args.pages_per_host, args.runs, args.single_pages = 20, 2, 1, 200
         args.port = bench.free_port()

@@ -57,7 +57,11 @@ Modes:
 * ``--smoke``: 200 pages, one run each, item counts checked (not timed figures, not the
   digest); finishes in a few seconds, exit 0 or 1 (for a pytest smoke test);
 * ``--politeness``: the politeness scenario alone; ``--no-politeness`` skips it;
-* ``--peers``: adds one Scrapy and one Crawlee run (``--peer-runs N``).
+* ``--peers``: adds one Scrapy and one Crawlee run (``--peer-runs N``);
+* ``--idioms``: adds the crawl written two more ways (see 3.);
+* ``--broad``: the broad-crawl scenario instead, ``bench/broad.py`` (its own generated site
+  over 4,000 loopback hosts, a manifest, nginx's access log for politeness; its docstring
+  says how), with ``--runs`` or ``--smoke``.
 
 ``--pages N`` and ``--runs N`` override the mode's values. ``--python PY`` is the interpreter
 for the crawler and the floor (default: this one); ``--scrapy-python PY`` and
@@ -858,6 +862,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="both idioms with each of these downloaders too, e.g. aiohttp,httpx,pyreqwest (aiohttp)",
     )
     ap.add_argument(
+        "--broad",
+        action="store_true",
+        help="the broad-crawl scenario instead (bench/broad.py: 4,000 hosts beside the single-host crawl; "
+        "with --runs, --smoke)",
+    )
+    ap.add_argument(
         "--idioms",
         action="store_true",
         help="also the crawl written with Request(response.urljoin(href)) and as a CrawlSpider with one rule",
@@ -904,6 +914,10 @@ def variants(args: argparse.Namespace, version: str | None) -> list[Contender]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.broad:
+        import broad  # bench/broad.py, beside this file
+
+        return broad.main(["--smoke"] if args.smoke else ["--runs", str(args.runs or 2)])
     nginx_bin = find_nginx(args.nginx)
     if not nginx_bin:
         print(f"bench: nginx not found. {NGINX_HINT}", file=sys.stderr)

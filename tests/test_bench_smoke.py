@@ -26,9 +26,10 @@ def test_bench_smoke_run_produces_every_item():
 
 
 def test_broad_bench_smoke_run_produces_every_item():
-    # bench/broad.py on 20 loopback hosts (127.1.0.x) of 2 pages, beside a 200-page single-host crawl.
+    # bench/broad.py (through run.py --broad) on 20 loopback hosts (127.1.0.x) of 2 pages,
+    # beside a 200-page single-host crawl.
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "broad.py"), "--smoke"],
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--broad", "--smoke"],
         cwd=ROOT,
         capture_output=True,
         text=True,
