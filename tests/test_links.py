@@ -77,14 +77,15 @@ def test_hrefs_that_resolve_per_page_are_never_remembered():
         assert links("http://example.com/shop/item2.html", [href]) == ["http://example.com/shop/item2.html?q=1"], href
 
 
-class NavSpider(Spider):
-    """Ten pages that all link to each other and to the same menu of three, in each idiom."""
+class IdiomSpider(Spider):
+    """Yields each page's URL and follows every link on it, in one of the idioms users write."""
 
-    name = "nav"
+    name = "idioms"
 
-    def __init__(self, base: str, idiom: str = "follow_all") -> None:
+    def __init__(self, start: str, idiom: str = "follow_all") -> None:
         super().__init__()
-        self.start_urls = [f"{base}/p/0.html"]
+        self.start_urls = [start]
+        self.allowed_domains = ["127.0.0.1"]
         self.idiom = idiom
 
     async def parse(self, response: Response):
@@ -109,8 +110,7 @@ async def test_a_menu_on_every_page_is_fetched_once_and_every_other_copy_counted
         server.route(f"/p/{i}.html", html("".join(f'<a href="{h}">x</a>' for h in links)))
     for name in "abc":
         server.route(f"/menu/{name}.html", html("menu"))
-    spider = NavSpider(server.url(""), idiom)
-    spider.allowed_domains = ["127.0.0.1"]
+    spider = IdiomSpider(server.url("/p/0.html"), idiom)  # ten pages linking to each other and a menu
 
     stats = await Crawler(spider, FAST).run()
 
@@ -151,29 +151,6 @@ async def test_follow_resolves_a_remembered_href_against_each_directory_and_base
     assert fetched == ["/a/1.html", "/a/2.html", "/a/x.html", "/b/1.html", "/b/2.html", "/b/x.html",
                        "/c/2.html", "/c/x.html"]
     assert stats.items == 8
-
-
-class IdiomSpider(Spider):
-    """Follows every link of a page, written in one of the idioms users write."""
-
-    name = "idioms"
-
-    def __init__(self, start: str, idiom: str) -> None:
-        super().__init__()
-        self.start_urls = [start]
-        self.allowed_domains = ["127.0.0.1"]
-        self.idiom = idiom
-
-    async def parse(self, response: Response):
-        if self.idiom == "follow_all":
-            for request in response.follow_all(css="a"):
-                yield request
-        elif self.idiom == "follow":
-            for href in response.css("a::attr(href)").getall():
-                yield response.follow(href)
-        else:
-            for href in response.css("a::attr(href)").getall():
-                yield Request(response.urljoin(href), callback=self.parse)
 
 
 class ListSpider(Spider):
