@@ -43,6 +43,7 @@ def _encodable(text: str) -> bool:
         return False
     return True
 
+
 class Response:
     """An HTTP response handed to a spider callback.
 
