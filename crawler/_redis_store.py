@@ -18,7 +18,9 @@ requests in the same atomic step:
   ends, and the outputs' sizes are committed with the chain's acknowledgement; after a
   refusal or a kill an output is cut back to its committed size (see ``_shared``).
 * **Dedupe**: every fingerprint is added in the script with its request (``SADD`` into
-  intsets, ~9 bytes per URL); a worker's own memory only caches what it knows to be seen.
+  intsets, ~9 bytes per URL); a worker's own memory only caches what it knows to be seen:
+  its own finds, and the other workers' (each sync returns what they added since the last
+  one, so a URL that every worker finds is mostly sent once, not once per worker).
 
 Nothing read from Redis is unpickled or evaluated: requests are JSON (``_codec``).
 """
@@ -108,6 +110,7 @@ class RedisStore:
         self._last_fp = 0
         self._accepted: tuple[Request, int, str | None] | None = None  # being added: fingerprint, text
         self._seq = 0  # numbers this worker's syncs: a repeated one is answered, not applied again
+        self._log_cursor = 0  # the last entry of the seen log this worker has read
         self._refunds: set[int] = set()  # chains that end without a page: max_pages gets it back
         #: How many requests this worker could send now (the engine's free dispatch slots).
         self.capacity: Callable[[], int] = lambda: settings.concurrency - self._in_flight
@@ -297,7 +300,10 @@ class RedisStore:
                 if op[0] in ("E", "C"):
                     self._held.discard(int(op[1]))
             self._last_sync = time.monotonic()
-            claimed, refused, more, soonest, fresh, cont, leased, start, budget, items_total, pages_total = reply
+            claimed, refused, more, soonest, fresh, cont, leased, start, budget, items_total, pages_total = reply[:11]
+            self._log_cursor, news = reply[11:]
+            if news:
+                self._learn(news)
             duplicates += more
             start = start.decode()
             decode = self._codec.decode
@@ -339,8 +345,20 @@ class RedisStore:
         settings = self._settings
         return await self.call(
             "sync", want, self._lease_ms, int(settings.autothrottle), settings.min_rate, _dumps(ops), self._seq,
-            raw=True,
+            self._log_cursor, raw=True,
         )
+
+    def _learn(self, news: bytes) -> None:
+        """Other workers' new fingerprints (the seen log, see ``lua/sync.lua``): their
+        requests are queued in Redis, so this worker need not send them again."""
+        own = self.worker.encode() + b"\t"
+        add = self.seen.add
+        for entry in news.split(b"\n"):
+            if entry.startswith(own):
+                continue
+            for text in entry[entry.index(b"\t") + 1 :].split(b","):
+                fp = int(text)
+                add(fp + _SIGN if fp < 0 else fp)
 
     def pending(self) -> int:
         """Operations waiting for the next sync."""

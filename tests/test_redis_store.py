@@ -12,6 +12,8 @@ import asyncio
 from test_shared_frontier import _queued, _worker
 
 from crawler import Request
+from crawler._shared import redis_client
+from crawler._url import fingerprint
 
 
 async def _take(store, loop, *, limit: int = 100) -> list[str]:
@@ -174,3 +176,77 @@ async def test_see_dedupes_across_workers(frontier):
     finally:
         await first.close(repair=False)
         await second.close(repair=False)
+
+
+def _found(store, url: str, now: float) -> bool:
+    """A link a worker found, as the frontier adds it: False when the worker knows it is seen."""
+    request = _request(url)
+    if not store.see(fingerprint(url)):
+        return False
+    store.accept(request)
+    store.push(request, now)
+    return True
+
+
+async def test_a_worker_learns_what_the_others_queued_and_does_not_send_it_again(frontier):
+    # Workers find the same links (a site's navigation is on every page): each sync returns
+    # the fingerprints the other workers added since the last one (the seen log), so such a
+    # URL reaches Redis once, not once per worker.
+    loop = asyncio.get_running_loop()
+    first, second = await _worker(frontier), await _worker(frontier)
+    try:
+        urls = [f"http://h/{i}" for i in range(300)]
+        assert all(_found(first.store, url, loop.time()) for url in urls)
+        await first.store.sync(0)
+        await second.store.sync(0)
+        assert [url for url in urls if _found(second.store, url, loop.time())] == [], "known from the log"
+        assert second.store.pending() == 0, "nothing to send"
+        assert _found(second.store, "http://h/new", loop.time()), "a URL no worker queued is still new"
+        assert _found(first.store, "http://h/mine", loop.time())
+        await second.store.sync(0)
+        await first.store.sync(0)
+        assert not _found(first.store, "http://h/new", loop.time()), "and the other way round"
+        assert (await first.status())["queued"] == 302
+    finally:
+        await first.close(repair=False)
+        await second.close(repair=False)
+
+
+async def test_a_worker_far_behind_the_seen_log_still_dedupes_in_redis(frontier):
+    # The log keeps the last few hundred syncs; a worker that synced long ago learns only the
+    # recent ones and sends the rest: Redis finds them seen (counted as duplicates), and
+    # nothing is queued twice.
+    loop = asyncio.get_running_loop()
+    first, second = await _worker(frontier), await _worker(frontier)
+    try:
+        await second.store.sync(0)
+        urls = [f"http://h/{i}" for i in range(400)]
+        for url in urls:  # one sync each: 400 entries, more than the log keeps
+            _found(first.store, url, loop.time())
+            await first.store.sync(0)
+        await second.store.sync(0)
+        sent = [url for url in urls if _found(second.store, url, loop.time())]
+        assert sent and len(sent) < 200, "the oldest entries were trimmed; the recent ones are known"
+        assert sent == urls[: len(sent)]
+        found: list[int] = []
+        second.store.on_duplicates = found.append
+        await second.store.sync(0)
+        assert found == [len(sent)]
+        assert (await first.status())["queued"] == 400
+    finally:
+        await first.close(repair=False)
+        await second.close(repair=False)
+
+
+async def test_a_lone_worker_keeps_no_seen_log(frontier):
+    loop = asyncio.get_running_loop()
+    worker = await _worker(frontier, crawl_id="alone")
+    client = redis_client(frontier)
+    try:
+        for i in range(20):
+            _found(worker.store, f"http://h/{i}", loop.time())
+        await worker.store.sync(0)
+        assert await client.exists("crawler:{alone}:seenlog") == 0, "nobody would read it"
+    finally:
+        await client.aclose()
+        await worker.close(repair=False)

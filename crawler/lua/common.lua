@@ -16,6 +16,7 @@
 --   wd:<worker>  hash: domain -> slots the worker holds (each takes at most its share of a domain)
 --   workers      zset: worker -> heartbeat expiry ms   n: hash of counters (fresh, cont, chain)
 --   seen:<b>     sets of signed 64-bit fingerprints (intsets), linear hashing over b; seenmeta
+--   seenlog      list: "worker\tfp,fp,..." per sync, the last 256 or so (see sync.lua)
 --   budget       pages left to hand out (max_pages)    start: "done" or the feeding worker
 --   outputs      hash: output id -> "worker\tcommitted position"   totals: hash of counters
 local P = ARGV[1]

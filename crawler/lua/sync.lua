@@ -1,6 +1,6 @@
 -- One round trip of a worker with the shared frontier: apply its batch of operations (in
 -- the order it made them), then claim up to WANT requests of domains that may send now.
--- ARGV: prefix, worker, want, lease_ms, autothrottle (0/1), min_rate, ops, seq.
+-- ARGV: prefix, worker, want, lease_ms, autothrottle (0/1), min_rate, ops, seq, cursor.
 -- ops is a JSON array of arrays (one packed argument costs the worker far less than
 -- thousands; fingerprints and chains are strings, since Lua numbers are doubles):
 --   A fp low domain force priority conc rate json    a new request (deduped on fp)
@@ -19,6 +19,13 @@
 -- applied, its chains still held are requeued, and the worker cuts its outputs back to their
 -- last committed size. seq makes a call idempotent: a worker that lost the reply and sends
 -- the same batch again gets the first reply back, and nothing is applied twice.
+--
+-- The seen log: the fingerprints each call found new are appended to a short shared list
+-- (when more than one worker is alive), and each call returns what other workers appended
+-- since the caller's cursor. Workers find most links of a site on many pages, so without it
+-- each URL would come to Redis once per worker; with it, a worker knows what the others
+-- queued a sync later, and the same add costs neither side anything. It is only a hint: a
+-- worker that falls behind the list's end just sends a few more duplicates.
 local WANT = tonumber(ARGV[3])
 local LEASE_MS = tonumber(ARGV[4])
 local AUTOTHROTTLE = ARGV[5] == '1'
@@ -29,7 +36,12 @@ local K_REPLIES, K_SLOTS = P .. 'replies', P .. 'slots'
 local previous = redis.call('HGET', K_REPLIES, WORKER)
 if previous then
   local nl = string.find(previous, '\n', 1, true)
-  if string.sub(previous, 1, nl - 1) == SEQ then return cjson.decode(string.sub(previous, nl + 1)) end
+  if string.sub(previous, 1, nl - 1) == SEQ then
+    local again = cjson.decode(string.sub(previous, nl + 1))
+    again[#again + 1] = tonumber(ARGV[9]) -- (the seen log is a hint: nothing new this time)
+    again[#again + 1] = ''
+    return again
+  end
 end
 local OPS = cjson.decode(ARGV[7])
 
@@ -75,8 +87,11 @@ local function split_one()
   if split == 2 ^ level then level = level + 1; split = 0 end
 end
 
+local LOG_ENTRIES, LOG_FPS = 256, 1000 -- the seen log's length, and fingerprints per entry
+local logged = {} -- fingerprints this call found new (for the seen log)
 local function see(fp, low)
   if redis.call('SADD', P .. 'seen:' .. bucket_of(low), fp) == 0 then return false end
+  if #logged < LOG_FPS then logged[#logged + 1] = fp end
   seen_count = seen_count + 1
   seen_changed = true
   if seen_count > 200 * (2 ^ level + split) then split_one() end
@@ -530,4 +545,21 @@ local totals = redis.call('HMGET', P .. 'totals', 'items', 'pages')
 reply[#reply + 1] = tonumber(totals[1] or '0')
 reply[#reply + 1] = tonumber(totals[2] or '0')
 redis.call('HSET', K_REPLIES, WORKER, SEQ .. '\n' .. cjson.encode(reply))
+
+-- The seen log: entries "worker<TAB>fp,fp,..." numbered from 1 (n.seenlog is the last one's).
+local K_LOG = P .. 'seenlog'
+local cursor = tonumber(ARGV[9])
+local last = tonumber(redis.call('HGET', K_N, 'seenlog') or '0')
+local news = ''
+if last > cursor then
+  local first = last - redis.call('LLEN', K_LOG) + 1
+  news = table.concat(redis.call('LRANGE', K_LOG, math.max(cursor + 1, first) - first, -1), '\n')
+end
+if #logged > 0 and live > 1 then
+  last = redis.call('HINCRBY', K_N, 'seenlog', 1)
+  redis.call('RPUSH', K_LOG, WORKER .. '\t' .. table.concat(logged, ','))
+  if last % 32 == 0 then redis.call('LTRIM', K_LOG, -LOG_ENTRIES, -1) end
+end
+reply[#reply + 1] = last
+reply[#reply + 1] = news
 return reply
