@@ -7,14 +7,18 @@ From the repository root (``python bench/shared.py``; nginx and redis-server fro
 
    * ``memory``: one process, the in-memory frontier (the baseline);
    * ``redis-1``: the same command with ``--frontier redis://...`` (one worker);
-   * ``redis-2``: that command started twice at once (two workers of one crawl).
+   * ``redis-2``: that command started twice at once (two workers of one crawl), with 64
+     connections to the host per worker, as the one process has: ``domain_concurrency`` is
+     the whole crawl's, so it is 128 here (the README's advice for one big site: at least
+     the workers' ``concurrency`` together);
+   * ``redis-2-split``: two workers sharing the one process's 64 connections to the host
+     (``domain_concurrency=64``: 32 each).
 
    Every command is the one a user types, with ``-s concurrency=64 -s domain_concurrency=64
-   -s rate_limit=0 -s obey_robots=false`` (``domain_concurrency`` is the whole crawl's, so two
-   workers share 64 connections to the one host). Wall time from the first spawn to the last
-   exit, CPU of the workers, of redis-server and of nginx, and Redis commands per page (``INFO
-   stats``). Every run must produce exactly the site's items across its outputs (count, one
-   per page, price digest), each crawl under a fresh ``--crawl-id``.
+   -s rate_limit=0 -s obey_robots=false`` (128 for ``redis-2``). Wall time from the first
+   spawn to the last exit, CPU of the workers, of redis-server and of nginx, and Redis
+   commands per page (``INFO stats``). Every run must produce exactly the site's items across
+   its outputs (count, one per page, price digest), each crawl under a fresh ``--crawl-id``.
 2. **Politeness with two workers.** Both workers on the 50 host aliases at ``rate_limit=10``:
    the target is 500 requests/s in total, measured from nginx's own timestamps over the
    middle of the crawl (within 5 %), and no host above its rate: at most 10.2 requests/s over
@@ -47,7 +51,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench
 
 RESULTS = bench.BENCH / "results" / "shared.json"
-KINDS = ("memory", "redis-1", "redis-2")
+#: kind -> (workers, on Redis, the crawl's domain_concurrency); every worker has concurrency 64
+KINDS = {
+    "memory": (1, False, 64),
+    "redis-1": (1, True, 64),
+    "redis-2": (2, True, 128),
+    "redis-2-split": (2, True, 64),
+}
 
 
 class Redis:
@@ -83,9 +93,11 @@ class Redis:
         self.proc.wait(timeout=10)
 
 
-def crawl_command(python: str, url: str, out: Path, frontier: str | None, crawl_id: str) -> list[str]:
+def crawl_command(
+    python: str, url: str, out: Path, frontier: str | None, crawl_id: str, domain_concurrency: int = 64
+) -> list[str]:
     cmd = [python, "-m", "crawler", "run", "bench/spiders/crawler_spider.py", "-O", str(out),
-           "-s", "concurrency=64", "-s", "domain_concurrency=64", "-s", "rate_limit=0",
+           "-s", "concurrency=64", "-s", f"domain_concurrency={domain_concurrency}", "-s", "rate_limit=0",
            "-s", "obey_robots=false", "-a", f"base={url}", "--log-level", "WARNING"]
     if frontier:
         cmd += ["--frontier", frontier, "--crawl-id", crawl_id]
@@ -117,14 +129,13 @@ def scaling(args: argparse.Namespace, nginx: Any, redis: Redis, manifest: dict, 
     url = f"http://127.0.0.1:{nginx.port}/index.html"
     pages = manifest["pages"]
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
-    print(f"\nscaling: {pages:,} pages, concurrency 64 per worker, domain_concurrency 64 for the crawl")
+    print(f"\nscaling: {pages:,} pages, concurrency 64 per worker")
     for k in range(1, args.runs + 1):
-        for kind in KINDS:
+        for kind, (workers, on_redis, host_connections) in KINDS.items():
             tag = f"{kind}-{k}"
-            workers = 2 if kind == "redis-2" else 1
-            frontier = None if kind == "memory" else redis.url
+            frontier = redis.url if on_redis else None
             outs = [work / f"{tag}-{n}.jsonl" for n in range(workers)]
-            cmds = [crawl_command(args.python, url, out, frontier, tag) for out in outs]
+            cmds = [crawl_command(args.python, url, out, frontier, tag, host_connections) for out in outs]
             before = redis.info("stats")
             redis_cpu, nginx_cpu = redis.cpu_s(), nginx.cpu_s()
             result = run_workers(cmds, work, tag, timeout=60 + pages / 50)
@@ -147,7 +158,7 @@ def scaling(args: argparse.Namespace, nginx: Any, redis: Redis, manifest: dict, 
             runs[kind].append(result)
             verdict = "ok" if result["ok"] else f"FAILED {result['problems'][:2]} exit {result['exit_codes']}"
             print(
-                f"  {tag:<10} {result['wall_s']:6.2f} s {result['pages_per_s']:8,.0f} pages/s"
+                f"  {tag:<15} {result['wall_s']:6.2f} s {result['pages_per_s']:8,.0f} pages/s"
                 f"  CPU {result['cpu_s']:6.2f} s  redis CPU {result['redis_cpu_s']:5.2f} s"
                 f"  nginx CPU {result['nginx_cpu_s']:5.2f} s  redis cmds/page {result['redis_commands_per_page']:.2f}"
                 f"  items per worker {result.get('per_worker_items', '-')}  {verdict}",
@@ -159,7 +170,7 @@ def scaling(args: argparse.Namespace, nginx: Any, redis: Redis, manifest: dict, 
         kind: {"median_pages_per_s": m, "ratio_to_memory": round(m / base, 3)} for kind, m in medians.items()
     }
     for kind, line in summary.items():
-        print(f"  {kind:<8} median {line['median_pages_per_s']:8,.0f} pages/s = {line['ratio_to_memory']:.2f}x memory")
+        print(f"  {kind:<13} median {line['median_pages_per_s']:8,.0f} pages/s = {line['ratio_to_memory']:.2f}x memory")
     return {"runs": runs, "summary": summary, "ok": all(r["ok"] for rs in runs.values() for r in rs)}
 
 
