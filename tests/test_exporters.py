@@ -469,3 +469,27 @@ async def test_json_array_refuses_a_file_it_cannot_read_instead_of_wiping_it(tmp
     with pytest.raises(ValueError, match="not touching it"):
         await JsonArrayExporter(path).open(_Spider())
     assert path.read_text() == '[{"a": 1}, {"a": 2}, {"a": 3'
+
+
+@pytest.mark.parametrize("kind", ["JsonLinesExporter", "CsvExporter"])
+async def test_position_is_where_the_last_item_ends_in_bytes(tmp_path, kind):
+    # A shared or resumed crawl commits this position and cuts the file back to it after a
+    # crash: it must be the file's size in bytes after each item, non-ASCII text included.
+    import crawler_plugins.exporters as exporters
+
+    path = tmp_path / "items.out"
+    exporter = getattr(exporters, kind)(path)
+    await exporter.open(_Spider())
+    assert exporter.position() == 0
+    for text in ("plain", "é and ü", "日本語", "emoji 🕷", "a,b\n\"quoted\""):
+        await exporter.process_item({"t": text}, _Spider())
+        assert exporter.position() == path.stat().st_size
+    await exporter.close(_Spider())
+    assert exporter.position() == path.stat().st_size
+
+    again = getattr(exporters, kind)(path)  # appending: it starts at the file's end
+    await again.open(_Spider())
+    assert again.position() == path.stat().st_size
+    await again.process_item({"t": "más"}, _Spider())
+    assert again.position() == path.stat().st_size
+    await again.close(_Spider())
