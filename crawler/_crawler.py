@@ -19,8 +19,8 @@ import aiohttp
 
 from ._addresses import AddressGuard
 from ._cache import HttpCache
-from ._callbacks import CallbackRunner, new_chain
-from ._downloader import Downloader, Fetcher, Network, load_downloader
+from ._callbacks import CallbackRunner
+from ._downloader import Downloader, Fetcher, Network, downloader_for, make_downloader
 from ._exceptions import CrawlStateError, IgnoreRequest, SpiderLoadError
 from ._failure import Failure
 from ._frontier import Frontier, registrable_domain_key
@@ -33,10 +33,11 @@ from ._progress import CrawlProgress, ProgressMeter, log_progress
 from ._request import Request
 from ._resume import Resume
 from ._retry import RetryMiddleware
-from ._settings import Settings, _redact
+from ._settings import Settings
 from ._shared import SharedCrawl
 from ._spider import Spider, check_declaration
 from ._sqlite_store import StoredCrawl
+from ._start import StartFeeder
 from ._stats import CrawlStats, DomainStats, StatsCollector
 from ._url import allowed_hosts
 from ._verdict import Attempt
@@ -86,7 +87,7 @@ class Crawler:
             raise SpiderLoadError("; ".join(self._allowed_notes) + ": allowed_domains names no usable host")
         if session is not None and downloader is not None:
             raise TypeError("pass session= or downloader=, not both (session= is aiohttp's shortcut)")
-        self._downloader_given = downloader if downloader is not None else _downloader_for(self.settings, session)
+        self._downloader_given = downloader if downloader is not None else downloader_for(self.settings, session)
         self._guard = AddressGuard.from_settings(self.settings)
         if self._guard.auto:  # a crawl of a local site needs no setting (see _addresses)
             for url in _start_urls(spider):
@@ -116,7 +117,7 @@ class Crawler:
         self._cache: HttpCache | None = None  # with http_cache: the development cache
         self._resume: Resume | None = None  # with a state file: the crawl is resumable
         self._shared: SharedCrawl | None = None  # with a shared frontier: this is one worker of the crawl
-        self._feeding = False  # this worker runs the spider's start()
+        self._feeder: StartFeeder | None = None  # runs the spider's start() (once the crawl runs)
         self._busy = 0  # dispatch slots taken (requests handed out whose processing has not ended)
         self._open_pages = 0  # pages handed to callbacks whose chain has not ended (with a state file)
         #: True when ``run()`` found its state file holding a finished crawl and fetched nothing.
@@ -200,15 +201,8 @@ class Crawler:
             pages_done=self._stats.pages,
             shared=self._shared is not None,
         )
-        given = self._downloader_given
-        if isinstance(given, Downloader) and not isinstance(given, type):
-            client: object = given
-        else:
-            client = given() if callable(given) else given  # a class, or a factory
-        if not isinstance(client, Downloader):
-            raise TypeError(f"{client!r} is not a downloader: it needs async open, fetch and aclose")
         network = Network.from_settings(self.settings, self._guard, on_rested=self._stats.proxy_rested)
-        self._downloader = Fetcher(client, self.settings, network)
+        self._downloader = Fetcher(make_downloader(self._downloader_given), self.settings, network)
         if self.settings.http_cache is not None:
             self._cache = HttpCache(
                 self.settings.http_cache,
@@ -226,7 +220,7 @@ class Crawler:
         self._attempt = Attempt(chain, self._downloader, self._stats, frontier.observe, self.settings, self._log)
         self._log.info(
             "crawl_resumed" if stored is not None and not stored.new else "crawl_started",
-            settings=_loggable(self.settings.explicit()) or None,
+            settings=self.settings.loggable() or None,
             queued=len(stored.requests) if stored is not None and not stored.new else None,
         )
         for note in self._allowed_notes:
@@ -251,16 +245,20 @@ class Crawler:
                 frontier.close("max_items")
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
+                feeder = self._feeder = StartFeeder(
+                    self.spider, frontier, tasks, self._stats, self._guard, self._log,
+                    resume=self._resume, shared=self._shared,
+                )
                 for request in stored.requests if stored is not None else ():
                     if request.depth == 0 and not request.redirects and self._guard.auto:  # a start request
                         self._guard.saw_start(urlsplit(request.url).hostname or "")
                     frontier.restore(request)
                 if self._shared is not None:
                     if feed != "no":
-                        self._feed_start(takeover=feed == "takeover")
+                        feeder.feed(takeover=feed == "takeover")
                 elif self._resume is None or not self._resume.start_done:
                     frontier.resumed = stored is not None and not stored.new
-                    self._feed_start(takeover=False)
+                    feeder.feed(takeover=False)
                 await self._dispatch(tasks)
             reason = frontier.close_reason or "finished"
         except asyncio.CancelledError:
@@ -314,7 +312,7 @@ class Crawler:
                 "queued": store.remote["fresh"] + store.remote["cont"],
                 "leased": store.remote["leased"],
             }
-            store.on_orphaned_start = self._take_over_start
+            store.on_orphaned_start = lambda: self._feeder.take_over() if self._feeder is not None else None
             store.on_bad_entry = self._bad_entry
             store.on_synced = self._shared_limits
             # Claims only for what can be sent at once (the dispatcher holds one slot meanwhile).
@@ -346,36 +344,6 @@ class Crawler:
         self._stats.failures["bad_stored_request"] += 1
         self._log.error("bad_stored_request", entry=entry[:200], reason=reason[:300])
 
-    def _take_over_start(self) -> None:
-        """The worker adding the start requests left or died before it was done: try to take over."""
-        if self._feeding or self._tasks is None or self._frontier is None or self._frontier.closed:
-            return
-        self._feeding = True  # until the claim says otherwise
-        self._frontier.hold()
-        self._tasks.create_task(self._claim_start())
-
-    async def _claim_start(self) -> None:
-        assert self._shared is not None and self._frontier is not None
-        try:
-            feed = await self._shared.join()
-        finally:
-            self._frontier.release()
-        if feed == "takeover":
-            self._feed_start(takeover=True)
-        else:
-            self._feeding = False
-
-    def _feed_start(self, *, takeover: bool) -> None:
-        frontier = self._frontier
-        assert frontier is not None and self._tasks is not None
-        if self._shared is not None:
-            frontier.resumed = self._shared.store.takeover = takeover
-            if takeover:
-                self._log.info("start_requests_taken_over")
-        self._feeding = True
-        frontier.hold()
-        self._tasks.create_task(self._feed_start_requests())
-
     def _the_frontier(self) -> Frontier:
         assert self._frontier is not None, "the crawl has not started"
         return self._frontier
@@ -402,38 +370,6 @@ class Crawler:
         await self.aclose()
 
     # -- the crawl -------------------------------------------------------------------------
-
-    async def _feed_start_requests(self) -> None:
-        frontier = self._frontier
-        assert frontier is not None
-        try:
-            async for request in self.spider.start():
-                if frontier.closed:
-                    break
-                if isinstance(request, Request):
-                    self._stats.start_requests += 1
-                    if self._guard.auto and self._guard.enabled:  # before robots.txt is fetched for it
-                        self._guard.saw_start(urlsplit(request.url).hostname or "")
-                    new_chain(request)
-                    frontier.add(request)
-                    if self._shared is not None and self._shared.store.pending() >= 10_000:
-                        await self._shared.store.sync(0)  # a long seed list reaches Redis as it goes
-                else:
-                    self._stats.callback_errors += 1
-                    self._log.error("bad_start_request", reason=f"not a Request: {request!r}"[:200])
-            else:
-                if self._resume is not None and not frontier.closed:
-                    self._resume.start_done = True  # a resumed run need not call start() again
-        except Exception as exc:
-            self._stats.callback_errors += 1
-            self._log.error("start_requests_error", reason=repr(exc), exc_info=exc)
-        finally:
-            # A shared crawl's start() is over unless this worker stopped in it (then another
-            # worker takes over); one that raised would raise again, so it is over too.
-            if self._shared is not None and not frontier.closed:
-                self._shared.store.start_done()
-            self._feeding = False
-            frontier.release()
 
     async def _dispatch(self, tasks: asyncio.TaskGroup) -> None:
         frontier = self._frontier
@@ -565,32 +501,18 @@ class Crawler:
             self._log.error("spider_closed_error", reason=repr(exc), exc_info=exc)
         self._items.end()
         stats = self._stats.snapshot()
-        self._log.info("crawl_finished", reason=reason, **_summary_fields(stats))
+        self._log.info(
+            "crawl_finished",
+            reason=reason,
+            pages=stats.pages,
+            items=stats.items,
+            failures=stats.failures or None,
+            elapsed_s=stats.elapsed_s,
+        )
         if reason in ("finished", "error"):  # a crawl stopped or cancelled before its first page is no surprise
             no_pages = stats.no_pages_reason()
             if no_pages is not None:
                 self._log.warning("no_pages_crawled", reason=no_pages)
-
-
-def _loggable(settings: dict[str, Any]) -> dict[str, Any]:
-    """Settings as logged: a shared frontier's password is never shown."""
-    if settings.get("frontier"):
-        settings["frontier"] = _redact(settings["frontier"])
-    if settings.get("proxy"):
-        settings["proxy"] = [_redact(url) for url in settings["proxy"]]
-    return settings
-
-
-def _downloader_for(
-    settings: Settings, session: aiohttp.ClientSession | None
-) -> Downloader | Callable[[], Downloader]:
-    """What makes this crawl's downloader: aiohttp around a host's ``session``, or the
-    downloader the setting names (a class: each crawl makes its own)."""
-    if session is not None:
-        from ._aiohttp import AiohttpDownloader
-
-        return AiohttpDownloader(session)
-    return load_downloader(settings.downloader)
 
 
 def _start_urls(spider: Spider) -> list[str]:
@@ -616,11 +538,3 @@ def _per_crawl(entries: Iterable[_T | type[_T]]) -> tuple[_T, ...]:
         made.append(entry)
     return tuple(made)
 
-
-def _summary_fields(stats: CrawlStats) -> dict[str, Any]:
-    return {
-        "pages": stats.pages,
-        "items": stats.items,
-        "failures": stats.failures or None,
-        "elapsed_s": stats.elapsed_s,
-    }

@@ -44,9 +44,21 @@ from ._request import Request
 from ._response import Response
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from ._settings import Settings
 
-__all__ = ["Downloader", "Fetcher", "Network", "ReadProgress", "body_limit", "load_downloader", "read_capped"]
+__all__ = [
+    "Downloader",
+    "Fetcher",
+    "Network",
+    "ReadProgress",
+    "body_limit",
+    "downloader_for",
+    "load_downloader",
+    "make_downloader",
+    "read_capped",
+]
 
 
 @runtime_checkable
@@ -189,6 +201,29 @@ def load_downloader(name: str) -> Callable[[], Downloader]:
 
 
 _EXTRAS = {"httpx": "http2", "pyreqwest": "fast"}  # the extra that installs a downloader's client
+
+
+def downloader_for(
+    settings: Settings, session: aiohttp.ClientSession | None
+) -> Downloader | Callable[[], Downloader]:
+    """What makes a crawl's downloader: aiohttp around a host's ``session``, or the
+    downloader the setting names (a class: each crawl makes its own)."""
+    if session is not None:
+        from ._aiohttp import AiohttpDownloader
+
+        return AiohttpDownloader(session)
+    return load_downloader(settings.downloader)
+
+
+def make_downloader(given: Downloader | Callable[[], Downloader]) -> Downloader:
+    """The downloader for one crawl: ``given`` itself, or what the class or factory makes."""
+    if isinstance(given, Downloader) and not isinstance(given, type):
+        client: object = given
+    else:
+        client = given() if callable(given) else given
+    if not isinstance(client, Downloader):
+        raise TypeError(f"{client!r} is not a downloader: it needs async open, fetch and aclose")
+    return client
 
 
 def _known() -> list[str]:

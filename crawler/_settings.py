@@ -127,11 +127,7 @@ class Settings:
     def __repr__(self) -> str:
         """Only the settings that differ from the defaults, with passwords redacted (a
         Settings may end up in a traceback or a log line)."""
-        shown = self.explicit()
-        if shown.get("frontier"):
-            shown["frontier"] = _redact(shown["frontier"])
-        if shown.get("proxy"):
-            shown["proxy"] = tuple(_redact(url) for url in shown["proxy"])
+        shown = self.loggable()
         return "Settings(" + ", ".join(f"{name}={value!r}" for name, value in shown.items()) + ")"
 
     def __post_init__(self) -> None:
@@ -166,6 +162,15 @@ class Settings:
             for f in dataclasses.fields(self)
             if getattr(self, f.name) != getattr(defaults, f.name)
         }
+
+    def loggable(self) -> dict[str, Any]:
+        """:meth:`explicit`, as logged: a password in a frontier or proxy URL is never shown."""
+        settings = self.explicit()
+        if settings.get("frontier"):
+            settings["frontier"] = _redact(settings["frontier"])
+        if settings.get("proxy"):
+            settings["proxy"] = [_redact(url) for url in settings["proxy"]]
+        return settings
 
     def for_domain(self, domain: str) -> tuple[float | None, int]:
         """``(rate_limit, domain_concurrency)`` for a domain, after ``domain_settings``."""
