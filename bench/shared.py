@@ -16,8 +16,9 @@ From the repository root (``python bench/shared.py``; nginx and redis-server fro
 
    Every command is the one a user types, with ``-s concurrency=64 -s domain_concurrency=64
    -s rate_limit=0 -s obey_robots=false`` (128 for ``redis-2``). Wall time from the first
-   spawn to the last exit, CPU of the workers, of redis-server and of nginx, and Redis
-   commands per page (``INFO stats``). Every run must produce exactly the site's items across
+   spawn to the last exit, CPU of the workers, of redis-server and of nginx, Redis commands
+   per page (``INFO stats``) and adds to the seen-set (``SADD`` calls: a URL sent again by a
+   second worker is one more). Every run must produce exactly the site's items across
    its outputs (count, one per page, price digest), each crawl under a fresh ``--crawl-id``.
 2. **Politeness with two workers.** Both workers on the 50 host aliases at ``rate_limit=10``:
    the target is 500 requests/s in total, measured from nginx's own timestamps over the
@@ -84,6 +85,11 @@ class Redis:
         ).stdout
         return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
 
+    def command_calls(self, command: str) -> int:
+        """Calls of ``command`` so far (``INFO commandstats``; from Lua scripts too)."""
+        stats = self.info("commandstats").get(f"cmdstat_{command}", "calls=0")
+        return int(stats.split(",")[0].split("=")[1])
+
     def cpu_s(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -137,9 +143,13 @@ def scaling(args: argparse.Namespace, nginx: Any, redis: Redis, manifest: dict, 
             outs = [work / f"{tag}-{n}.jsonl" for n in range(workers)]
             cmds = [crawl_command(args.python, url, out, frontier, tag, host_connections) for out in outs]
             before = redis.info("stats")
+            adds_before = redis.command_calls("sadd")
             redis_cpu, nginx_cpu = redis.cpu_s(), nginx.cpu_s()
             result = run_workers(cmds, work, tag, timeout=60 + pages / 50)
             after = redis.info("stats")
+            # Adds to the seen-set (intset SADDs, in the scripts): each URL once, plus one for
+            # each time a worker sent a URL another worker had already queued.
+            result["seen_adds"] = redis.command_calls("sadd") - adds_before
             result["redis_cpu_s"] = round(redis.cpu_s() - redis_cpu, 2)
             result["nginx_cpu_s"] = round((nginx.cpu_s() or 0) - (nginx_cpu or 0), 2)
             commands = int(after["total_commands_processed"]) - int(before["total_commands_processed"])
@@ -161,6 +171,7 @@ def scaling(args: argparse.Namespace, nginx: Any, redis: Redis, manifest: dict, 
                 f"  {tag:<15} {result['wall_s']:6.2f} s {result['pages_per_s']:8,.0f} pages/s"
                 f"  CPU {result['cpu_s']:6.2f} s  redis CPU {result['redis_cpu_s']:5.2f} s"
                 f"  nginx CPU {result['nginx_cpu_s']:5.2f} s  redis cmds/page {result['redis_commands_per_page']:.2f}"
+                f"  seen adds {result['seen_adds']:,}"
                 f"  items per worker {result.get('per_worker_items', '-')}  {verdict}",
                 flush=True,
             )

@@ -20,7 +20,8 @@ requests in the same atomic step:
 * **Dedupe**: every fingerprint is added in the script with its request (``SADD`` into
   intsets, ~9 bytes per URL); a worker's own memory only caches what it knows to be seen:
   its own finds, and the other workers' (each sync returns what they added since the last
-  one, so a URL that every worker finds is mostly sent once, not once per worker).
+  one, so a URL that every worker finds is mostly sent once, not once per worker), up to
+  10 million fingerprints (about 200 MB; past that it learns no more, and Redis dedupes).
 
 Nothing read from Redis is unpickled or evaluated: requests are JSON (``_codec``).
 """
@@ -55,6 +56,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _CHUNK = 5000  # operations per script call at most (a call is atomic: Redis serves no one else meanwhile)
 _PRIORITY = 1 << 20  # priorities are kept within +/- this (a score holds priority and order)
 _RETRIES = 5  # attempts at a Redis call before the crawl fails with FrontierUnavailable
+_LEARN_LIMIT = 10_000_000  # fingerprints in a worker's cache (~200 MB) past which it learns no more
 
 
 def load_scripts(client: Any) -> dict[str, Any]:
@@ -293,7 +295,11 @@ class RedisStore:
                 ops_sent = [op for op in ops_sent if op[0] != "A"]
                 while adds and len(adds) + len(ops_sent) > _CHUNK:
                     chunk, adds = adds[:_CHUNK], adds[_CHUNK:]
-                    duplicates += (await self._send(chunk, 0))[2]
+                    reply = await self._send(chunk, 0)
+                    duplicates += reply[2]
+                    self._log_cursor, news = reply[11:]
+                    if news:
+                        self._learn(news)
                 ops_sent = adds + ops_sent
             reply = await self._send(ops_sent, want)
             for op in ops_sent:  # chains whose end or continuation Redis now has: no more renewing
@@ -350,12 +356,13 @@ class RedisStore:
 
     def _learn(self, news: bytes) -> None:
         """Other workers' new fingerprints (the seen log, see ``lua/sync.lua``): their
-        requests are queued in Redis, so this worker need not send them again."""
-        own = self.worker.encode() + b"\t"
-        add = self.seen.add
+        requests are queued in Redis, so this worker need not send them again. Only while
+        the cache is under _LEARN_LIMIT: past it, a worker of a huge crawl keeps its memory
+        for its own finds and lets Redis dedupe the rest."""
+        add, seen = self.seen.add, self.seen
+        if len(seen) >= _LEARN_LIMIT:
+            return
         for entry in news.split(b"\n"):
-            if entry.startswith(own):
-                continue
             for text in entry[entry.index(b"\t") + 1 :].split(b","):
                 fp = int(text)
                 add(fp + _SIGN if fp < 0 else fp)

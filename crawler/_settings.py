@@ -169,7 +169,7 @@ class Settings:
         if settings.get("frontier"):
             settings["frontier"] = _redact(settings["frontier"])
         if settings.get("proxy"):
-            settings["proxy"] = [_redact(url) for url in settings["proxy"]]
+            settings["proxy"] = tuple(_redact(url) for url in settings["proxy"])
         return settings
 
     def for_domain(self, domain: str) -> tuple[float | None, int]:

@@ -195,7 +195,7 @@ async def test_a_worker_learns_what_the_others_queued_and_does_not_send_it_again
     loop = asyncio.get_running_loop()
     first, second = await _worker(frontier), await _worker(frontier)
     try:
-        urls = [f"http://h/{i}" for i in range(300)]
+        urls = [f"http://h/{i}" for i in range(200)]
         assert all(_found(first.store, url, loop.time()) for url in urls)
         await first.store.sync(0)
         await second.store.sync(0)
@@ -206,16 +206,23 @@ async def test_a_worker_learns_what_the_others_queued_and_does_not_send_it_again
         await second.store.sync(0)
         await first.store.sync(0)
         assert not _found(first.store, "http://h/new", loop.time()), "and the other way round"
-        assert (await first.status())["queued"] == 302
+        learned: list[bytes] = []
+        first.store._learn = learned.append
+        first.store._log_cursor = 0
+        await first.store.sync(0)
+        entries = [entry for news in learned for entry in news.split(b"\n")]
+        theirs = second.store.worker.encode() + b"\t"
+        assert entries and all(entry.startswith(theirs) for entry in entries), "never its own entries"
+        assert (await first.status())["queued"] == 202
     finally:
         await first.close(repair=False)
         await second.close(repair=False)
 
 
 async def test_a_worker_far_behind_the_seen_log_still_dedupes_in_redis(frontier):
-    # The log keeps the last few hundred syncs; a worker that synced long ago learns only the
-    # recent ones and sends the rest: Redis finds them seen (counted as duplicates), and
-    # nothing is queued twice.
+    # The log keeps the last hundred or so syncs, and one call returns the latest 64 of them
+    # (a call stays short): a worker that synced long ago learns only those and sends the
+    # rest, which Redis finds seen (counted as duplicates); nothing is queued twice.
     loop = asyncio.get_running_loop()
     first, second = await _worker(frontier), await _worker(frontier)
     try:
@@ -226,8 +233,7 @@ async def test_a_worker_far_behind_the_seen_log_still_dedupes_in_redis(frontier)
             await first.store.sync(0)
         await second.store.sync(0)
         sent = [url for url in urls if _found(second.store, url, loop.time())]
-        assert sent and len(sent) < 200, "the oldest entries were trimmed; the recent ones are known"
-        assert sent == urls[: len(sent)]
+        assert sent == urls[:-64], "the latest 64 syncs' URLs are known, the older ones not"
         found: list[int] = []
         second.store.on_duplicates = found.append
         await second.store.sync(0)
@@ -250,3 +256,30 @@ async def test_a_lone_worker_keeps_no_seen_log(frontier):
     finally:
         await client.aclose()
         await worker.close(repair=False)
+
+
+async def test_a_worker_with_a_full_cache_learns_no_more_and_redis_still_dedupes(frontier, monkeypatch):
+    # Each worker's cache would otherwise grow towards the whole crawl's seen-set.
+    import crawler._redis_store
+
+    monkeypatch.setattr(crawler._redis_store, "_LEARN_LIMIT", 5)
+    loop = asyncio.get_running_loop()
+    first, second = await _worker(frontier), await _worker(frontier)
+    try:
+        for i in range(5):
+            _found(second.store, f"http://h/own{i}", loop.time())
+        await second.store.sync(0)
+        urls = [f"http://h/{i}" for i in range(20)]
+        for url in urls:
+            _found(first.store, url, loop.time())
+        await first.store.sync(0)
+        await second.store.sync(0)
+        assert [url for url in urls if _found(second.store, url, loop.time())] == urls, "its cache is full"
+        found: list[int] = []
+        second.store.on_duplicates = found.append
+        await second.store.sync(0)
+        assert found == [20]
+        assert (await first.status())["queued"] == 25
+    finally:
+        await first.close(repair=False)
+        await second.close(repair=False)

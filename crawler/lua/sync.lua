@@ -87,7 +87,9 @@ local function split_one()
   if split == 2 ^ level then level = level + 1; split = 0 end
 end
 
-local LOG_ENTRIES, LOG_FPS = 256, 1000 -- the seen log's length, and fingerprints per entry
+-- the seen log: entries kept, fingerprints per entry, entries one call returns at most (a
+-- worker far behind gets the latest: a call stays short, and old entries matter least)
+local LOG_ENTRIES, LOG_FPS, LOG_READ = 128, 256, 64
 local logged = {} -- fingerprints this call found new (for the seen log)
 local function see(fp, low)
   if redis.call('SADD', P .. 'seen:' .. bucket_of(low), fp) == 0 then return false end
@@ -553,7 +555,11 @@ local last = tonumber(redis.call('HGET', K_N, 'seenlog') or '0')
 local news = ''
 if last > cursor then
   local first = last - redis.call('LLEN', K_LOG) + 1
-  news = table.concat(redis.call('LRANGE', K_LOG, math.max(cursor + 1, first) - first, -1), '\n')
+  local mine, theirs = WORKER .. '\t', {}
+  for _, entry in ipairs(redis.call('LRANGE', K_LOG, math.max(cursor + 1, first, last - LOG_READ + 1) - first, -1)) do
+    if string.sub(entry, 1, #mine) ~= mine then theirs[#theirs + 1] = entry end
+  end
+  news = table.concat(theirs, '\n')
 end
 if #logged > 0 and live > 1 then
   last = redis.call('HINCRBY', K_N, 'seenlog', 1)
