@@ -322,6 +322,7 @@ class Crawler:
         except BaseException:
             if self._shared is not None:
                 await self._shared.close(repair=False)
+                self._shared.release_outputs()
             self._shared = None
             self._mark_closed()
             raise
@@ -471,6 +472,8 @@ class Crawler:
         try:
             await self._close_all(reason, opened)
         finally:
+            if self._shared is not None:
+                self._shared.release_outputs()  # the outputs are closed: another process may take them
             self._mark_closed()
 
     async def _close_all(self, reason: str, opened: list[ItemPipeline]) -> None:
@@ -509,7 +512,10 @@ class Crawler:
             failures=stats.failures or None,
             elapsed_s=stats.elapsed_s,
         )
-        if reason in ("finished", "error"):  # a crawl stopped or cancelled before its first page is no surprise
+        # A crawl stopped or cancelled before its first page is no surprise; nor is a worker
+        # of a shared crawl whose pages the other workers fetched.
+        others_crawled = bool(self.crawl_totals and self.crawl_totals.get("pages"))
+        if reason in ("finished", "error") and not others_crawled:
             no_pages = stats.no_pages_reason()
             if no_pages is not None:
                 self._log.warning("no_pages_crawled", reason=no_pages)

@@ -6,9 +6,12 @@ if it leaves or dies before it is done), and keeps this worker's outputs exactly
 
 * an output is known to the crawl by host and path, with its *committed* size: the size
   when the last batch of ended chains was acknowledged;
+* a worker holds a lock on each of its outputs (``flock``) for as long as it runs, so no two
+  processes on a machine write one file: a second one is refused, even when the first is
+  only stalled (its leases expired: it cuts back its own file when it comes back), and a
+  file whose writer died (the kernel dropped its lock) can be taken over at once;
 * when a worker opens an output the crawl knows, the output is cut back to that size (a
-  killed worker's uncommitted items are redone by other workers); an output that a live
-  worker holds is refused;
+  killed worker's uncommitted items are redone by other workers);
 * when a batch is refused (this worker's leases had expired: it was presumed dead), its
   outputs are cut back at once;
 * when the crawl has finished, a worker cuts back the outputs on its host left by workers
@@ -33,6 +36,11 @@ from ._redis_store import RedisStore, load_scripts
 from ._settings import Settings, _redact
 from ._shared_robots import SharedRobots
 from ._spider import Spider
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: the workers' heartbeats decide alone
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["SharedCrawl", "crawl_prefix", "crawl_status", "redis_client"]
 
@@ -94,6 +102,7 @@ class SharedCrawl:
         self._log = get_logger(spider=spider.name)
         self._closed = False
         self._joined = False
+        self._locks: list[int] = []  # a descriptor per output, holding its lock
         #: The whole crawl's totals when this worker closed (all workers': pages, items, ...).
         self.totals: dict[str, int] | None = None
 
@@ -131,19 +140,36 @@ class SharedCrawl:
     async def _claim_outputs(self) -> None:
         if not self._exporters:
             return
-        known = await self._client.hgetall(crawl_prefix(self.crawl_id) + "outputs")
+        outputs = crawl_prefix(self.crawl_id) + "outputs"
+        known = await self._client.hgetall(outputs)
         for exporter in self._exporters:
-            record = known.get(self._output_id(exporter))
-            if record is None:
-                continue
-            owner, _, position = record.partition("\t")
-            if owner != self.worker and await self._alive(owner):
+            output = self._output_id(exporter)
+            record = known.get(output)
+            owner, _, position = (record or "").partition("\t")
+            locked = _lock(Path(exporter.key))
+            if locked is None and fcntl is not None:
+                raise SpiderLoadError(
+                    f"the output {exporter.key} is being written by another process on this machine: give this "
+                    "worker its own output file"
+                )
+            if locked is not None:
+                self._locks.append(locked)
+            elif record is not None and owner != self.worker and await self._alive(owner):
                 raise SpiderLoadError(
                     f"the output {exporter.key} is being written by the running worker {owner}: give this worker "
                     "its own output file"
                 )
+            if record is None:
+                continue
             exporter.resume_at(int(position))  # a dead worker's uncommitted items are redone elsewhere
-            self._committed[self._output_id(exporter)] = int(position)
+            self._committed[output] = int(position)
+            await self._client.hset(outputs, output, f"{self.worker}\t{position}")  # this worker's now
+
+    def release_outputs(self) -> None:
+        """Let go of the outputs' locks (once they are closed); safe twice."""
+        locks, self._locks = self._locks, []
+        for descriptor in locks:
+            os.close(descriptor)
 
     async def _alive(self, worker: str) -> bool:
         expiry = await self._client.zscore(crawl_prefix(self.crawl_id) + "workers", worker)
@@ -207,6 +233,11 @@ class SharedCrawl:
             if not output.startswith(prefix) or owner == self.worker or await self._alive(owner):
                 continue
             path = Path(output[len(prefix) :])
+            if not path.exists():
+                continue
+            locked = _lock(path)
+            if locked is None and fcntl is not None:
+                continue  # a process writes it: a worker that took it over, or its stalled owner (it cuts back itself)
             try:
                 size = path.stat().st_size
                 if size > int(position):
@@ -219,6 +250,9 @@ class SharedCrawl:
                     self._log.warning("output_repaired", output=str(path), worker=owner, dropped_bytes=dropped)
             except OSError:
                 continue
+            finally:
+                if locked is not None:
+                    os.close(locked)
 
     def robots(self) -> SharedRobots:
         """The middleware that fetches each origin's robots.txt once for the whole crawl."""
@@ -249,3 +283,17 @@ async def crawl_status(scripts: dict[str, Any], client: Any, crawl_id: str) -> d
         "paused": {text(paused[i]): int(paused[i + 1]) for i in range(0, len(paused), 2)},
     }
 
+
+def _lock(path: Path) -> int | None:
+    """A descriptor of ``path`` (created if missing) holding its exclusive lock, or None
+    when another process holds it (or, without ``fcntl``, always None)."""
+    if fcntl is None:  # pragma: no cover - not POSIX
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor

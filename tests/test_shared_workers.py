@@ -68,6 +68,7 @@ async def test_a_worker_joining_a_finished_crawl_exits_at_once(server, frontier,
     assert code == 0, stderr
     assert len(server.hits) == hits, "nothing fetched again"
     assert "0 pages" in stderr
+    assert "no_pages_crawled" not in stderr, "the other workers' pages are the crawl's"
 
 
 def test_status_of_an_unreachable_frontier_is_one_line(tmp_path):
@@ -75,3 +76,75 @@ def test_status_of_an_unreachable_frontier_is_one_line(tmp_path):
     assert result.returncode == 1
     assert "secret" not in result.stderr
     assert result.stderr.count("\n") == 1 and "127.0.0.1:1" in result.stderr
+
+
+async def _start(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crawler", "run", str(tmp_path / "spider.py"), *args,
+        cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _end(proc: asyncio.subprocess.Process) -> tuple[int, str]:
+    stderr = await asyncio.wait_for(proc.stderr.read(), timeout=90)  # type: ignore[union-attr]
+    return await asyncio.wait_for(proc.wait(), timeout=90), stderr.decode("utf-8", "replace")
+
+
+def _once(outputs: list[Path], server, paths: list[str]) -> None:
+    items = [item for out in outputs if out.exists() and out.stat().st_size for item in read_items(out, "jsonl")]
+    assert Counter(item["url"] for item in items) == Counter({server.url(p): 1 for p in paths}), "each item once"
+
+
+async def test_a_stalled_workers_output_is_not_taken_over_and_every_item_stays_once(server, frontier, tmp_path):
+    # A worker stopped (SIGSTOP) past its lease is presumed dead: others redo its requests.
+    # A new worker on the stalled one's file is refused: that process still holds the file,
+    # and when it comes back it cuts the file back to what it committed.
+    paths = shop(server)
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    common = ["-a", f"base={server.url('').rstrip('/')}", "--frontier", frontier, "-s", "lease_timeout=1",
+              "-s", "concurrency=3", "-s", "domain_concurrency=9", "--log-level", "WARNING"]
+    stalled_out, other_out = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    stalled = await _start(tmp_path, *common, "-o", str(stalled_out))
+    other = await _start(tmp_path, *common, "-o", str(other_out))
+    await asyncio.sleep(1.0)
+    stalled.send_signal(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(1.6)  # past its lease
+        code, stderr = await run_crawler(tmp_path, *common, "-o", str(stalled_out))
+        assert code == 2 and "being written by another process" in stderr, stderr
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+    for proc in (stalled, other):
+        code, stderr = await _end(proc)
+        assert code == 0, stderr
+    _once([stalled_out, other_out], server, paths)
+
+
+async def test_a_killed_workers_output_is_taken_over_at_once(server, frontier, tmp_path):
+    # SIGKILL frees the dead worker's file at once (the kernel drops its lock): a worker
+    # restarted on it is accepted without waiting for the dead one's leases to expire, and
+    # starts from what the dead one committed.
+    paths = shop(server)
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    common = ["-a", f"base={server.url('').rstrip('/')}", "--frontier", frontier, "-s", "lease_timeout=4",
+              "-s", "concurrency=3", "-s", "domain_concurrency=9", "--log-level", "WARNING"]
+    first_out, other_out = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    other = await _start(tmp_path, *common, "-o", str(other_out))
+    code, _ = await run_crawler(tmp_path, *common, "-o", str(first_out), kill_after=1.0)
+    assert code == -signal.SIGKILL
+    code, stderr = await run_crawler(tmp_path, *common, "-o", str(first_out))  # long before 4 s
+    assert code == 0, stderr
+    code, stderr = await _end(other)
+    assert code == 0, stderr
+    _once([first_out, other_out], server, paths)
+
+
+async def test_two_workers_started_at_once_on_one_output_one_is_refused(server, frontier, tmp_path):
+    paths = shop(server)
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    common = ["-a", f"base={server.url('').rstrip('/')}", "--frontier", frontier, "--log-level", "WARNING"]
+    out = tmp_path / "same.jsonl"
+    results = await asyncio.gather(*(run_crawler(tmp_path, *common, "-o", str(out)) for _ in range(2)))
+    assert sorted(code for code, _ in results) == [0, 2], results
+    assert any("being written by another process" in stderr for _, stderr in results)
+    _once([out], server, paths)
