@@ -102,7 +102,7 @@ class SharedCrawl:
         self._log = get_logger(spider=spider.name)
         self._closed = False
         self._joined = False
-        self._locks: list[int] = []  # a descriptor per output, holding its lock
+        self._locks: dict[Path, int] = {}  # a descriptor per output, holding its lock
         #: The whole crawl's totals when this worker closed (all workers': pages, items, ...).
         self.totals: dict[str, int] | None = None
 
@@ -153,7 +153,7 @@ class SharedCrawl:
                     "worker its own output file"
                 )
             if locked is not None:
-                self._locks.append(locked)
+                self._locks[Path(exporter.key)] = locked
             elif record is not None and owner != self.worker and await self._alive(owner):
                 raise SpiderLoadError(
                     f"the output {exporter.key} is being written by the running worker {owner}: give this worker "
@@ -167,9 +167,24 @@ class SharedCrawl:
 
     def release_outputs(self) -> None:
         """Let go of the outputs' locks (once they are closed); safe twice."""
-        locks, self._locks = self._locks, []
-        for descriptor in locks:
+        locks, self._locks = self._locks, {}
+        for descriptor in locks.values():
             os.close(descriptor)
+
+    def _check_locks(self) -> None:
+        """After the outputs were (re)opened: an exporter that rewrote its file through a new
+        one (a torn JSON array repaired) left the lock on the old file; lock the new one."""
+        for path, descriptor in list(self._locks.items()):
+            try:
+                if os.fstat(descriptor).st_ino == os.stat(path).st_ino:
+                    continue
+            except OSError:
+                continue
+            locked = _lock(path)
+            if locked is None:
+                raise SpiderLoadError(f"the output {path} was taken by another process while it was being repaired")
+            os.close(descriptor)
+            self._locks[path] = locked
 
     async def _alive(self, worker: str) -> bool:
         expiry = await self._client.zscore(crawl_prefix(self.crawl_id) + "workers", worker)
@@ -180,6 +195,7 @@ class SharedCrawl:
 
     def outputs_opened(self) -> None:
         """The outputs are open: their sizes now are what this worker starts from."""
+        self._check_locks()
         positions = self._positions()
         self._committed.update(positions)
         self.store.committed_positions(positions)
@@ -195,6 +211,7 @@ class SharedCrawl:
             await exporter.close(self._spider)
             exporter.resume_at(position)
             await exporter.open(self._spider)
+        self._check_locks()
 
     async def close(self, *, repair: bool = True) -> None:
         """Send what is pending, give back what this worker holds, and repair the outputs of
@@ -240,13 +257,14 @@ class SharedCrawl:
                 continue  # a process writes it: a worker that took it over, or its stalled owner (it cuts back itself)
             try:
                 size = path.stat().st_size
-                if size > int(position):
+                array = path.suffix == ".json"  # a JSON array's position is before its "\n]"
+                if size > int(position) + (2 if array else 0):
                     with open(path, "r+b") as file:
                         file.truncate(int(position))
-                        if path.suffix == ".json":  # a JSON array's position is before its "\n]"
+                        if array:
                             file.seek(0, 2)
                             file.write(b"\n]")
-                    dropped = size - int(position)
+                    dropped = size - int(position) - (2 if array else 0)
                     self._log.warning("output_repaired", output=str(path), worker=owner, dropped_bytes=dropped)
             except OSError:
                 continue

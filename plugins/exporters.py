@@ -87,6 +87,16 @@ class JsonArrayExporter(_FileExporter):
         self._end = 0  # where the closing "\n]" starts
         self._empty = True
 
+    def _cut_back(self) -> None:
+        """As for any file, then the array closed again in place (``\n]`` after the last item
+        kept): no rewrite, so the file stays the same file (a shared crawl holds a lock on it)."""
+        resume_at = self._resume_at
+        super()._cut_back()
+        if resume_at and self.path.exists():
+            with open(self.path, "r+b") as file:
+                if file.seek(0, os.SEEK_END) == resume_at:
+                    file.write(b"\n]")
+
     async def open(self, spider: Spider) -> None:
         self._cut_back()
         self.path.parent.mkdir(parents=True, exist_ok=True)

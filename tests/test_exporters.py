@@ -493,3 +493,26 @@ async def test_position_is_where_the_last_item_ends_in_bytes(tmp_path, kind):
     await again.process_item({"t": "más"}, _Spider())
     assert again.position() == path.stat().st_size
     await again.close(_Spider())
+
+
+async def test_json_array_cut_back_closes_the_array_in_place(tmp_path):
+    # A shared crawl locks its output file: cutting an array back must not swap the file.
+    from crawler_plugins.exporters import JsonArrayExporter
+
+    path = tmp_path / "items.json"
+    exporter = JsonArrayExporter(path)
+    await exporter.open(_Spider())
+    await exporter.process_item({"n": 1}, _Spider())
+    checkpoint = exporter.position()
+    await exporter.process_item({"n": 2}, _Spider())
+    await exporter.close(_Spider())
+    inode = path.stat().st_ino
+
+    resumed = JsonArrayExporter(path)
+    resumed.resume_at(checkpoint)
+    await resumed.open(_Spider())
+    assert path.stat().st_ino == inode, "the same file, not a rewritten one"
+    await resumed.process_item({"n": 3}, _Spider())
+    await resumed.close(_Spider())
+    assert json.loads(path.read_text()) == [{"n": 1}, {"n": 3}]
+    assert path.stat().st_ino == inode

@@ -9,6 +9,7 @@ import asyncio
 import itertools
 import json
 import logging
+import os
 import random
 import subprocess
 import zlib
@@ -16,7 +17,7 @@ from collections import Counter
 
 import pytest
 from aiohttp import web
-from crawler_plugins.exporters import JsonLinesExporter
+from crawler_plugins.exporters import JsonArrayExporter, JsonLinesExporter
 from support import Collect, RedisServer, links
 
 from crawler import Crawler, FrontierUnavailable, Request, Settings, Spider, fingerprint
@@ -571,3 +572,29 @@ async def test_each_worker_sees_its_share_and_the_whole_crawl(server, frontier):
     assert max(p.whole_crawl["pages"] for p in progress) == 40  # type: ignore[index]
     assert max(p.done for p in progress) == 1.0  # type: ignore[type-var]
     assert "crawl_pages" in progress[0].as_fields()
+
+
+async def test_an_output_rewritten_as_it_opens_is_locked_again(frontier, tmp_path):
+    # A torn JSON array is repaired through a new file when it opens: the lock taken on the
+    # old one moves to it, so no other process can take the output meanwhile.
+    from crawler._shared import _lock
+
+    path = tmp_path / "items.json"
+    path.write_text('[\n{"a": 1},\n{"a": 2', encoding="utf-8")  # torn by a crash
+    exporter = JsonArrayExporter(path)
+    worker = await _worker(frontier, [exporter])
+    try:
+        await worker._claim_outputs()
+        before = path.stat().st_ino
+        await exporter.open(_Slow())
+        assert path.stat().st_ino != before, "repaired through a new file"
+        worker.outputs_opened()
+        assert _lock(path) is None, "still this worker's"
+        await exporter.close(_Slow())
+        worker.release_outputs()
+        released = _lock(path)
+        assert released is not None
+        os.close(released)
+    finally:
+        await worker.close(repair=False)
+        worker.release_outputs()

@@ -148,3 +148,25 @@ async def test_two_workers_started_at_once_on_one_output_one_is_refused(server, 
     assert sorted(code for code, _ in results) == [0, 2], results
     assert any("being written by another process" in stderr for _, stderr in results)
     _once([out], server, paths)
+
+
+async def test_a_json_array_output_taken_over_stays_locked_and_whole(server, frontier, tmp_path):
+    # Taking over a dead worker's JSON array cuts it back and closes the array again in
+    # place: the file stays the one the new worker locked, so a third process is refused.
+    paths = shop(server)
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    common = ["-a", f"base={server.url('').rstrip('/')}", "--frontier", frontier, "-s", "lease_timeout=3",
+              "-s", "concurrency=3", "-s", "domain_concurrency=9", "--log-level", "WARNING"]
+    array, other_out = tmp_path / "items.json", tmp_path / "b.jsonl"
+    other = await _start(tmp_path, *common, "-o", str(other_out))
+    code, _ = await run_crawler(tmp_path, *common, "-O", str(array), kill_after=1.0)
+    assert code == -signal.SIGKILL
+    replacement = await _start(tmp_path, *common, "-o", str(array))
+    await asyncio.sleep(1.0)
+    code, stderr = await run_crawler(tmp_path, *common, "-o", str(array))
+    assert code == 2 and "being written by another process" in stderr, stderr
+    for proc in (replacement, other):
+        code, stderr = await _end(proc)
+        assert code == 0, stderr
+    items = json.loads(array.read_text(encoding="utf-8")) + read_items(other_out, "jsonl")
+    assert Counter(item["url"] for item in items) == Counter({server.url(p): 1 for p in paths})
