@@ -243,7 +243,8 @@ class SharedCrawl:
             seconds, micros = await self._client.time()
             if not await self._client.zcount(leases, "-inf", seconds * 1000 + micros // 1000):
                 break
-        known = await self._client.hgetall(crawl_prefix(self.crawl_id) + "outputs")
+        outputs = crawl_prefix(self.crawl_id) + "outputs"
+        known = await self._client.hgetall(outputs)
         prefix = f"{self._host}:"
         for output, record in known.items():
             owner, _, position = record.partition("\t")
@@ -253,8 +254,10 @@ class SharedCrawl:
             if not path.exists():
                 continue
             locked = _lock(path)
-            if locked is None and fcntl is not None:
-                continue  # a process writes it: a worker that took it over, or its stalled owner (it cuts back itself)
+            if locked is None and fcntl is not None and await self._client.hget(outputs, output) != record:
+                continue  # a worker took the file over meanwhile (it has cut it back itself)
+            # Else its owner is gone, or only stalled (its lock held, its heartbeat expired): then
+            # its chains are being redone, and if it comes back it cuts the file to this size too.
             try:
                 size = path.stat().st_size
                 array = path.suffix == ".json"  # a JSON array's position is before its "\n]"

@@ -598,3 +598,26 @@ async def test_an_output_rewritten_as_it_opens_is_locked_again(frontier, tmp_pat
     finally:
         await worker.close(repair=False)
         worker.release_outputs()
+
+
+async def test_a_stalled_workers_file_is_cut_back_by_a_worker_closing_on_its_machine(frontier, tmp_path):
+    # A worker stopped for good still holds its file's lock, but its heartbeat has expired and
+    # its chains were redone: a worker closing on the same machine cuts the file back to what
+    # it committed, as for a dead one (the stalled one would cut it to the same size).
+    import socket
+
+    from crawler._shared import _lock, crawl_prefix
+
+    path = (tmp_path / "stalled.jsonl").resolve()
+    path.write_text('{"a": 1}\n{"a": 2}\n', encoding="utf-8")  # the second item never committed
+    held = _lock(path)
+    assert held is not None
+    worker = await _worker(frontier)
+    try:
+        outputs = crawl_prefix(worker.crawl_id) + "outputs"
+        await worker._client.hset(outputs, f"{socket.gethostname()}:{path}", "stalled:1:abc\t9")
+        await worker._repair_dead_outputs()
+        assert path.read_text(encoding="utf-8") == '{"a": 1}\n'
+    finally:
+        os.close(held)
+        await worker.close(repair=False)
