@@ -146,14 +146,15 @@ class SharedCrawl:
             output = self._output_id(exporter)
             record = known.get(output)
             owner, _, position = (record or "").partition("\t")
-            locked = _lock(Path(exporter.key))
+            path = Path(exporter.key)
+            locked = _lock(path)
             if locked is None and fcntl is not None:
                 raise SpiderLoadError(
                     f"the output {exporter.key} is being written by another process on this machine: give this "
                     "worker its own output file"
                 )
             if locked is not None:
-                self._locks[Path(exporter.key)] = locked
+                self._locks[path] = locked
             elif record is not None and owner != self.worker and await self._alive(owner):
                 raise SpiderLoadError(
                     f"the output {exporter.key} is being written by the running worker {owner}: give this worker "

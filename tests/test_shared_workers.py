@@ -15,6 +15,13 @@ from pathlib import Path
 from test_resume import SPIDER, read_items, run_crawler, shop
 
 
+def _workers(server, frontier: str, *, lease_timeout: int) -> list[str]:
+    """The arguments of a worker of the shop crawl: 3 connections each, 9 for the crawl
+    (domain_concurrency holds for the whole crawl, concurrency for each worker)."""
+    return ["-a", f"base={server.url('').rstrip('/')}", "--frontier", frontier, "-s", f"lease_timeout={lease_timeout}",
+            "-s", "concurrency=3", "-s", "domain_concurrency=9", "--log-level", "WARNING"]
+
+
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "crawler", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
@@ -23,8 +30,7 @@ async def test_three_workers_one_killed_the_others_finish_with_every_item_once(s
     paths = shop(server)
     (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
     # domain_concurrency holds for the whole crawl, concurrency for each worker: room for all three.
-    common = ["-a", f"base={server.url('').rstrip('/')}", "--frontier", frontier, "-s", "lease_timeout=2",
-              "-s", "concurrency=3", "-s", "domain_concurrency=9", "--log-level", "WARNING"]
+    common = _workers(server, frontier, lease_timeout=2)
     outputs = [tmp_path / f"items-{n}.jsonl" for n in range(3)]
     killed, *others = await asyncio.gather(
         run_crawler(tmp_path, *common, "-o", str(outputs[0]), kill_after=1.0),
@@ -101,8 +107,7 @@ async def test_a_stalled_workers_output_is_not_taken_over_and_every_item_stays_o
     # and when it comes back it cuts the file back to what it committed.
     paths = shop(server)
     (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
-    common = ["-a", f"base={server.url('').rstrip('/')}", "--frontier", frontier, "-s", "lease_timeout=1",
-              "-s", "concurrency=3", "-s", "domain_concurrency=9", "--log-level", "WARNING"]
+    common = _workers(server, frontier, lease_timeout=1)
     stalled_out, other_out = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     stalled = await _start(tmp_path, *common, "-o", str(stalled_out))
     other = await _start(tmp_path, *common, "-o", str(other_out))
@@ -126,8 +131,7 @@ async def test_a_killed_workers_output_is_taken_over_at_once(server, frontier, t
     # starts from what the dead one committed.
     paths = shop(server)
     (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
-    common = ["-a", f"base={server.url('').rstrip('/')}", "--frontier", frontier, "-s", "lease_timeout=4",
-              "-s", "concurrency=3", "-s", "domain_concurrency=9", "--log-level", "WARNING"]
+    common = _workers(server, frontier, lease_timeout=4)
     first_out, other_out = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     other = await _start(tmp_path, *common, "-o", str(other_out))
     code, _ = await run_crawler(tmp_path, *common, "-o", str(first_out), kill_after=1.0)
@@ -155,8 +159,7 @@ async def test_a_json_array_output_taken_over_stays_locked_and_whole(server, fro
     # place: the file stays the one the new worker locked, so a third process is refused.
     paths = shop(server)
     (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
-    common = ["-a", f"base={server.url('').rstrip('/')}", "--frontier", frontier, "-s", "lease_timeout=3",
-              "-s", "concurrency=3", "-s", "domain_concurrency=9", "--log-level", "WARNING"]
+    common = _workers(server, frontier, lease_timeout=3)
     array, other_out = tmp_path / "items.json", tmp_path / "b.jsonl"
     other = await _start(tmp_path, *common, "-o", str(other_out))
     code, _ = await run_crawler(tmp_path, *common, "-O", str(array), kill_after=1.0)
