@@ -265,6 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def reader_gone() -> None:
+    """stdout's reader closed it (``| head``): it has what it wanted. stdout goes to
+    /dev/null, so that the interpreter's last flush reports no broken pipe either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def check_writable(path: str, what: str) -> None:
     """Raise ValueError, naming ``path`` and the reason, if a file cannot be written there.
 

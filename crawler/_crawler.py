@@ -306,6 +306,7 @@ class Crawler:
             self._shared = SharedCrawl(self.spider, self.settings, self._exporters, loop.time)
             store = self._shared.store
             store.on_duplicates = self._found_elsewhere
+            store.on_items_redone = self._items_redone
             self._meter.whole_crawl = lambda: {
                 "pages": store.pages_total,
                 "items": store.items_total,
@@ -334,6 +335,11 @@ class Crawler:
             return
         if self._stats.items + shared.store.items_elsewhere() >= max_items:
             frontier.close("max_items")
+
+    def _items_redone(self, count: int) -> None:
+        """A refused batch's items are cut from the outputs (other workers redo their pages):
+        this worker's count keeps only what its files keep."""
+        self._stats.items -= count
 
     def _found_elsewhere(self, count: int) -> None:
         """Requests this worker queued that the shared seen-set already had."""

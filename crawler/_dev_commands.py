@@ -7,11 +7,10 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import os
 import sys
 from typing import Any
 
-from ._cli import EXIT_FAILED, EXIT_USAGE, _project_and_environment, _spider_argument, load_spider_class
+from ._cli import EXIT_FAILED, EXIT_USAGE, _project_and_environment, _spider_argument, load_spider_class, reader_gone
 from ._exceptions import RequestFailed, SettingsError, SpiderLoadError
 from ._pipeline import item_to_dict
 from ._request import Request
@@ -70,10 +69,8 @@ def fetch_command(args: argparse.Namespace) -> int:
         else:
             sys.stdout.buffer.write(response.body)
         sys.stdout.flush()
-    except BrokenPipeError:  # `| head`: the reader has what it wanted
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+    except BrokenPipeError:
+        reader_gone()
     return 0
 
 

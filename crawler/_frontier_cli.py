@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import socket
 import sys
 from typing import Any
 
+from ._cli import reader_gone
 from ._exceptions import FrontierUnavailable
 from ._redis_store import load_scripts
 from ._settings import _frontier_url, _redact
@@ -50,14 +53,32 @@ async def _status(args: argparse.Namespace) -> int:
         states = [await crawl_status(scripts, client, crawl_id) for crawl_id in ids]
     finally:
         await client.aclose()
+    for state in states:  # (workers of this machine only: others' processes cannot be seen)
+        state["ended_here"] = [worker for worker in state["workers"] if _ended_here(worker)]
     if args.json:
-        print(json.dumps(states if not args.crawl_id else states[0], indent=2))
-        return 0
-    if not states:
-        print(f"no crawls in {_redact(args.frontier)}")
-    for state in states:
-        print(_describe(state))
+        text = json.dumps(states if not args.crawl_id else states[0], indent=2)
+    else:
+        text = "\n".join(_describe(state) for state in states) or f"no crawls in {_redact(args.frontier)}"
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        reader_gone()
     return 0
+
+
+def _ended_here(worker: str) -> bool:
+    """A worker of this machine whose process has ended (killed, say): it counts as alive in
+    the frontier until its heartbeat expires (``lease_timeout``), but it is not coming back."""
+    host, _, rest = worker.rpartition(":")[0].rpartition(":")  # "host:pid:tag"
+    if host != socket.gethostname() or not rest.isdigit():
+        return False
+    try:
+        os.kill(int(rest), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process: it runs
+        return False
+    return False
 
 
 def _describe(state: dict[str, Any]) -> str:
@@ -71,6 +92,11 @@ def _describe(state: dict[str, Any]) -> str:
         + (f", pages left {state['pages_left']}" if state["pages_left"] is not None else ""),
         "  start requests: " + ("all added" if start == "done" else f"being added by {start}" if start else "not done"),
         f"  workers alive: {len(state['workers'])}" + (f" ({', '.join(state['workers'])})" if state["workers"] else ""),
+        *(
+            [f"  of which ended on this machine (killed?), counted until their heartbeat expires: "
+             f"{', '.join(state['ended_here'])}"]
+            if state["ended_here"] else []
+        ),
         "  totals: " + (", ".join(f"{k} {v}" for k, v in sorted(state["totals"].items())) or "none yet"),
     ]
     if state["paused"]:

@@ -142,6 +142,8 @@ class RedisStore:
         self.on_orphaned_start: Callable[[], None] = lambda: None
         #: Called when a batch was refused (this worker's leases had expired).
         self.on_refused: Callable[[], Awaitable[None]] | None = None
+        #: Called with the number of items a refused batch took back (other workers redo them).
+        self.on_items_redone: Callable[[int], None] = lambda count: None
         self._heartbeat: asyncio.Task[None] | None = None
 
     # -- Redis calls -----------------------------------------------------------------------
@@ -339,7 +341,7 @@ class RedisStore:
             self._soonest = soonest / 1000 if soonest >= 0 else -1.0
             self.remote = {"fresh": fresh, "cont": cont, "leased": leased, "start": start, "budget": budget}
             if refused:
-                await self._recover()
+                await self._recover(ops_sent)
         if duplicates:
             self.on_duplicates(duplicates)
         if start == "orphaned":
@@ -371,12 +373,13 @@ class RedisStore:
         """Operations waiting for the next sync."""
         return self._outbox.count
 
-    async def _recover(self) -> None:
+    async def _recover(self, refused: list[tuple[str | int | float, ...]]) -> None:
         """A batch was refused: this worker's leases had expired (it was presumed dead, and
         other workers may be redoing its chains). Chains that ended since the last committed
         sync are redone too: the outputs are cut back to their committed sizes, and those
         chains (the refused batch's, requeued by the script, and the ones ended since) go back."""
         ended = [str(op[1]) for op in self._outbox.ops if op[0] == "E"]
+        self.on_items_redone(sum(int(op[3]) for op in (*refused, *self._outbox.ops) if op[0] == "E"))
         self._held.difference_update(int(chain) for chain in ended)
         self._outbox.ops = [op for op in self._outbox.ops if op[0] not in ("E", "O")]
         self._positions = None

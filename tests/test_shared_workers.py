@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -77,6 +79,17 @@ async def test_a_worker_joining_a_finished_crawl_exits_at_once(server, frontier,
     assert "no_pages_crawled" not in stderr, "the other workers' pages are the crawl's"
 
 
+def test_status_into_a_closed_pipe_reports_no_error(frontier, tmp_path):
+    read, write = os.pipe()
+    os.close(read)  # like `| head` that has read what it wanted
+    try:
+        result = subprocess.run([sys.executable, "-m", "crawler", "status", "--frontier", frontier], cwd=tmp_path,
+                                stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
 def test_status_of_an_unreachable_frontier_is_one_line(tmp_path):
     result = _cli("status", "--frontier", "redis://:secret@127.0.0.1:1/0", cwd=tmp_path)
     assert result.returncode == 1
@@ -119,10 +132,15 @@ async def test_a_stalled_workers_output_is_not_taken_over_and_every_item_stays_o
         assert code == 2 and "being written by another process" in stderr, stderr
     finally:
         stalled.send_signal(signal.SIGCONT)
+    summaries = []
     for proc in (stalled, other):
         code, stderr = await _end(proc)
         assert code == 0, stderr
+        summaries.append(stderr)
     _once([stalled_out, other_out], server, paths)
+    # The stalled worker's own count is what its file kept, not the items it cut back.
+    kept = len(read_items(stalled_out, "jsonl")) if stalled_out.stat().st_size else 0
+    assert re.search(rf"crawl finished: \d+ pages, {kept} items", summaries[0]), summaries[0]
 
 
 async def test_a_killed_workers_output_is_taken_over_at_once(server, frontier, tmp_path):
@@ -136,6 +154,9 @@ async def test_a_killed_workers_output_is_taken_over_at_once(server, frontier, t
     other = await _start(tmp_path, *common, "-o", str(other_out))
     code, _ = await run_crawler(tmp_path, *common, "-o", str(first_out), kill_after=1.0)
     assert code == -signal.SIGKILL
+    # Until its heartbeat expires the killed worker counts as alive; status says it has ended.
+    state = json.loads(_cli("status", "--frontier", frontier, "--crawl-id", "shop", "--json", cwd=tmp_path).stdout)
+    assert len(state["workers"]) == 2 and len(state["ended_here"]) == 1, state
     code, stderr = await run_crawler(tmp_path, *common, "-o", str(first_out))  # long before 4 s
     assert code == 0, stderr
     code, stderr = await _end(other)
