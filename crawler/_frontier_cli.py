@@ -105,6 +105,12 @@ def _describe(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _glob_escaped(text: str) -> str:
+    """``text`` matched literally by a SCAN pattern: a crawl named ``shop*`` must not clear
+    the crawl ``shop``."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 async def _clear(args: argparse.Namespace) -> int:
     client = redis_client(args.frontier)
     try:
@@ -119,7 +125,7 @@ async def _clear(args: argparse.Namespace) -> int:
             return 1
         deleted = 0
         batch: list[str] = []
-        async for key in client.scan_iter(match=crawl_prefix(args.crawl_id) + "*", count=1000):
+        async for key in client.scan_iter(match=_glob_escaped(crawl_prefix(args.crawl_id)) + "*", count=1000):
             batch.append(key)
             if len(batch) >= 500:
                 deleted += await client.unlink(*batch)

@@ -79,6 +79,17 @@ async def test_a_worker_joining_a_finished_crawl_exits_at_once(server, frontier,
     assert "no_pages_crawled" not in stderr, "the other workers' pages are the crawl's"
 
 
+def test_clear_deletes_only_the_crawl_named_even_with_glob_characters(frontier, redis_server, tmp_path):
+    for crawl_id in ("shop", "shop*", "sh?p", "[s]hop"):
+        redis_server.command("SET", f"crawler:{{{crawl_id}}}:spider", "shop")
+        redis_server.command("RPUSH", f"crawler:{{{crawl_id}}}:q:example.com", '{"url":"http://example.com/"}')
+    cleared = _cli("clear", "--frontier", frontier, "--crawl-id", "shop*", cwd=tmp_path)
+    assert cleared.returncode == 0 and "2 keys deleted" in cleared.stdout, cleared.stdout + cleared.stderr
+    left = sorted(redis_server.command("KEYS", "crawler:*"))
+    kept = ("shop", "sh?p", "[s]hop")
+    assert left == sorted(f"crawler:{{{c}}}:{k}" for c in kept for k in ("spider", "q:example.com"))
+
+
 def test_status_into_a_closed_pipe_reports_no_error(frontier, tmp_path):
     read, write = os.pipe()
     os.close(read)  # like `| head` that has read what it wanted
