@@ -64,9 +64,9 @@ KINDS = {
 class Redis:
     """redis-server on 127.0.0.1 and a free port, persistence off, for this bench only."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, exe: str | None = None) -> None:
         self.port = bench.free_port()
-        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        exe = exe or shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc = subprocess.Popen(
             [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
              "--dir", str(work)],
@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5,000 pages, 2 runs each")
     parser.add_argument("--queue", type=int, default=100_000, help="requests queued for the memory figure")
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--server", help="the server binary (default redis-server; valkey-server, say)")
     parser.add_argument("--no-scaling", action="store_true")
     parser.add_argument("--no-politeness", action="store_true")
     parser.add_argument("--json", type=Path, default=RESULTS)
@@ -302,8 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         (work / "nginx").mkdir()
         nginx = bench.Nginx(nginx_bin, site, bench.free_port(), aliases, work / "nginx", children)
         nginx.start()
-        redis = Redis(work)
-        report: dict[str, Any] = {"pages": manifest["pages"], "redis": redis.info("server").get("redis_version")}
+        redis = Redis(work, args.server)
+        server = redis.info("server")
+        report: dict[str, Any] = {"pages": manifest["pages"], "redis": server.get("redis_version")}
+        if "valkey_version" in server:
+            report["valkey"] = server["valkey_version"]
         report["memory"] = memory(args, redis)
         if not args.no_scaling:
             report["scaling"] = scaling(args, nginx, redis, manifest, work)

@@ -195,9 +195,10 @@ class RedisServer:
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        # CRAWLER_TEST_REDIS_SERVER runs the suite on another server of the protocol (valkey-server, say).
+        exe = os.environ.get("CRAWLER_TEST_REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
         if not os.path.exists(exe):
-            raise RuntimeError("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
+            raise RuntimeError(f"{exe} is not installed (Debian package redis-server; .ci/run installs it)")
         self.port = free_port()
         listen = ["--port", str(self.port)]
         if self.tls:
