@@ -120,6 +120,16 @@ async def _end(proc: asyncio.subprocess.Process) -> tuple[int, str]:
     return await asyncio.wait_for(proc.wait(), timeout=90), stderr.decode("utf-8", "replace")
 
 
+async def _writing(out: Path) -> None:
+    """Until the worker writing ``out`` has written an item (it has joined and holds the file:
+    a fixed sleep may end before a loaded machine has even started it)."""
+    for _ in range(600):
+        if out.exists() and out.stat().st_size:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"nothing written to {out} in 30 s")
+
+
 def _once(outputs: list[Path], server, paths: list[str]) -> None:
     items = [item for out in outputs if out.exists() and out.stat().st_size for item in read_items(out, "jsonl")]
     assert Counter(item["url"] for item in items) == Counter({server.url(p): 1 for p in paths}), "each item once"
@@ -135,7 +145,7 @@ async def test_a_stalled_workers_output_is_not_taken_over_and_every_item_stays_o
     stalled_out, other_out = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     stalled = await _start(tmp_path, *common, "-o", str(stalled_out))
     other = await _start(tmp_path, *common, "-o", str(other_out))
-    await asyncio.sleep(1.0)
+    await _writing(stalled_out)
     stalled.send_signal(signal.SIGSTOP)
     try:
         await asyncio.sleep(1.6)  # past its lease
@@ -163,16 +173,37 @@ async def test_a_killed_workers_output_is_taken_over_at_once(server, frontier, t
     common = _workers(server, frontier, lease_timeout=4)
     first_out, other_out = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     other = await _start(tmp_path, *common, "-o", str(other_out))
-    code, _ = await run_crawler(tmp_path, *common, "-o", str(first_out), kill_after=1.0)
-    assert code == -signal.SIGKILL
-    # Until its heartbeat expires the killed worker counts as alive; status says it has ended.
-    state = json.loads(_cli("status", "--frontier", frontier, "--crawl-id", "shop", "--json", cwd=tmp_path).stdout)
-    assert len(state["workers"]) == 2 and len(state["ended_here"]) == 1, state
+    first = await _start(tmp_path, *common, "-o", str(first_out))
+    await _writing(first_out)
+    first.kill()
+    assert await first.wait() == -signal.SIGKILL
     code, stderr = await run_crawler(tmp_path, *common, "-o", str(first_out))  # long before 4 s
     assert code == 0, stderr
     code, stderr = await _end(other)
     assert code == 0, stderr
     _once([first_out, other_out], server, paths)
+
+
+async def test_status_names_a_killed_worker_of_this_machine_as_ended(server, frontier, tmp_path):
+    # Until its heartbeat expires (lease_timeout) a killed worker counts as alive; on its own
+    # machine, status can tell that its process has ended.
+    shop(server)
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    common = _workers(server, frontier, lease_timeout=60)
+    doomed = await _start(tmp_path, *common, "-o", str(tmp_path / "a.jsonl"))
+    other = await _start(tmp_path, *common, "-o", str(tmp_path / "b.jsonl"))
+    try:
+        await _writing(tmp_path / "a.jsonl")
+        doomed.kill()
+        await doomed.wait()
+        state = json.loads(_cli("status", "--frontier", frontier, "--crawl-id", "shop", "--json", cwd=tmp_path).stdout)
+        ended = [worker for worker in state["workers"] if worker.split(":")[-2] == str(doomed.pid)]
+        assert ended and state["ended_here"] == ended, state
+        text = _cli("status", "--frontier", frontier, "--crawl-id", "shop", cwd=tmp_path).stdout
+        assert f"ended on this machine (killed?), counted until their heartbeat expires: {ended[0]}" in text
+    finally:
+        other.kill()
+        await other.wait()
 
 
 async def test_two_workers_started_at_once_on_one_output_one_is_refused(server, frontier, tmp_path):
