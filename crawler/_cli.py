@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._crawler import Crawler
-from ._exceptions import SettingsError, SpiderLoadError
+from ._exceptions import CrawlerError, SettingsError, SpiderLoadError
 from ._log import STDLIB_LOGGER, log_formatter
 from ._settings import Settings
 from ._spider import Spider
@@ -228,11 +228,13 @@ def main(argv: list[str] | None = None) -> int:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             interrupted = runner.run(_run(crawler, live=live, timeline=timeline, metrics_port=args.metrics_port))
     except Exception as exc:  # e.g. the spider's opened() raised: say so in one line, keep the stats
-        errors = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
-        if isinstance(errors[0], SpiderLoadError | _UsageError):  # e.g. a state file of another spider
-            print(f"crawler: error: {errors[0]}", file=sys.stderr)
+        error = _first_leaf(exc)
+        if isinstance(error, SpiderLoadError | _UsageError):  # e.g. a state file of another spider
+            print(f"crawler: error: {error}", file=sys.stderr)
             return EXIT_USAGE
-        print(f"crawler: error: crawl failed: {errors[0]!r}", file=sys.stderr)
+        # Our own errors say what happened in words; anything else by its type too.
+        print(f"crawler: error: crawl failed: {error if isinstance(error, CrawlerError) else repr(error)}",
+              file=sys.stderr)
         print(summary(crawler.statistics()), file=sys.stderr)
         _write_report(args.report, crawler, timeline)
         return EXIT_FAILED
@@ -480,6 +482,13 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
 
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first error inside (nested) exception groups: task groups wrap what failed."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
 class _UsageError(Exception):
     """A command-line choice found unusable once the loop runs (exit code 2)."""
 
@@ -487,7 +496,7 @@ class _UsageError(Exception):
 def summary(stats: CrawlStats) -> str:
     """A short human summary of a finished crawl."""
     lines = [
-        f"crawl {stats.close_reason}: {stats.pages} pages, {stats.items} items in {stats.elapsed_s:.1f}s "
+        f"crawl {stats.close_reason or 'failed'}: {stats.pages} pages, {stats.items} items in {stats.elapsed_s:.1f}s "
         f"({stats.pages_per_second:.1f} pages/s), {stats.requests} requests, {stats.retries} retries"
     ]
     if stats.failures:

@@ -21,7 +21,7 @@ from ._addresses import AddressGuard
 from ._cache import HttpCache
 from ._callbacks import CallbackRunner
 from ._downloader import Downloader, Fetcher, Network, downloader_for, make_downloader
-from ._exceptions import CrawlStateError, IgnoreRequest, SpiderLoadError
+from ._exceptions import CrawlStateError, FrontierUnavailable, IgnoreRequest, SpiderLoadError
 from ._failure import Failure
 from ._frontier import Frontier, registrable_domain_key
 from ._items import ItemFlow
@@ -117,6 +117,7 @@ class Crawler:
         self._cache: HttpCache | None = None  # with http_cache: the development cache
         self._resume: Resume | None = None  # with a state file: the crawl is resumable
         self._shared: SharedCrawl | None = None  # with a shared frontier: this is one worker of the crawl
+        self._frontier_failed = False  # the crawl ended because the shared frontier failed
         self._feeder: StartFeeder | None = None  # runs the spider's start() (once the crawl runs)
         self._busy = 0  # dispatch slots taken (requests handed out whose processing has not ended)
         self._open_pages = 0  # pages handed to callbacks whose chain has not ended (with a state file)
@@ -264,8 +265,11 @@ class Crawler:
         except asyncio.CancelledError:
             reason = "cancelled"
             raise
-        except BaseException:
+        except BaseException as exc:
             reason = "error"
+            self._frontier_failed = isinstance(exc, FrontierUnavailable) or (
+                isinstance(exc, BaseExceptionGroup) and exc.subgroup(FrontierUnavailable) is not None
+            )
             raise
         finally:
             if reporter is not None:
@@ -487,7 +491,7 @@ class Crawler:
             self._frontier.close(reason)
         self._stats.finish(reason)
         if self._shared is not None:  # before the exporters close: their sizes are committed
-            await self._shared.close()
+            await self._shared.close(frontier_failed=self._frontier_failed)
             self.crawl_totals = self._shared.totals
         if self._resume is not None:  # before the exporters close: their positions are saved
             try:

@@ -7,7 +7,7 @@ program can catch them all with one clause::
     ├── SettingsError      a setting name is unknown or its value is invalid
     ├── SpiderLoadError    a spider cannot be loaded from a file, or is declared wrongly (custom_settings ...)
     ├── CrawlStateError    a Crawler was started twice, or used after it closed
-    ├── FrontierUnavailable  the shared frontier (Redis) cannot be reached or refused an operation
+    ├── FrontierUnavailable  the shared frontier (Redis) cannot be reached, refused an operation or lost the crawl
     ├── DropItem           raised by an item pipeline to discard an item (counted with its reason)
     ├── IgnoreRequest      raised by a middleware to drop a request (recorded as filtered)
     └── RequestFailed      a request ended without a usable response; carries ``request`` and ``reason``
@@ -39,8 +39,9 @@ class CrawlerError(Exception):
 
 
 class FrontierUnavailable(CrawlerError):
-    """The shared frontier (Redis) cannot be reached or refused an operation; the message
-    names it by its URL without the password."""
+    """The shared frontier (Redis) cannot be reached or refused an operation, or the crawl's
+    state is gone from it (Redis restarted without persistence, the crawl cleared); the
+    message names it by its URL without the password."""
 
 
 class SettingsError(CrawlerError, ValueError):

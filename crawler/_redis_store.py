@@ -351,10 +351,16 @@ class RedisStore:
     async def _send(self, ops: list[tuple[str | int | float, ...]], want: int) -> Any:
         self._seq += 1
         settings = self._settings
-        return await self.call(
+        reply = await self.call(
             "sync", want, self._lease_ms, int(settings.autothrottle), settings.min_rate, _dumps(ops), self._seq,
             self._log_cursor, raw=True,
         )
+        if len(reply) == 1:  # {'gone'}: this worker is not in the crawl any more
+            raise FrontierUnavailable(
+                f"the crawl's state is gone from the frontier at {self._where} (Redis restarted without "
+                "persistence, or the crawl was cleared): this worker stops"
+            )
+        return reply
 
     def _learn(self, news: bytes) -> None:
         """Other workers' new fingerprints (the seen log, see ``lua/sync.lua``): their

@@ -214,14 +214,16 @@ class SharedCrawl:
             await exporter.open(self._spider)
         self._check_locks()
 
-    async def close(self, *, repair: bool = True) -> None:
+    async def close(self, *, repair: bool = True, frontier_failed: bool = False) -> None:
         """Send what is pending, give back what this worker holds, and repair the outputs of
-        dead workers on this host. Safe twice."""
+        dead workers on this host. Safe twice. ``frontier_failed``: the crawl ended because
+        the frontier failed (unreachable, or the crawl's state gone): nothing is sent, as it
+        would only fail again (and retry, and say so twice); the leases expire instead."""
         if self._closed:
             return
         self._closed = True
         try:
-            if not self._joined:  # opening failed: nothing of this worker's is in the crawl
+            if not self._joined or frontier_failed:  # (not joined: nothing of this worker's is in the crawl)
                 return
             await self.store.aclose()
             if repair:

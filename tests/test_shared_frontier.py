@@ -188,6 +188,33 @@ async def test_a_killed_workers_lease_expires_and_its_stale_ack_is_refused(front
         await second.close(repair=False)
 
 
+async def test_a_worker_whose_crawl_is_gone_from_redis_stops_and_writes_nothing_back(frontier, redis_server):
+    # Redis restarted without persistence (or the crawl cleared) under a running worker: the
+    # worker must not carry on in a crawl that no longer knows it (it hung, waiting for start
+    # requests nobody would add), nor recreate keys of the old crawl beside a new one.
+    loop = asyncio.get_running_loop()
+    worker = await _worker(frontier)
+    _queued(worker.store, "http://h/1", loop.time())
+    worker.store.start_done()
+    mine, _ = await worker.store.lease(loop.time(), fresh=True)
+    assert mine is not None
+    redis_server.command("FLUSHALL")
+    newcomer = await _worker(frontier)  # a new crawl of the same name begins meanwhile
+    try:
+        worker.store.done(mine, loop.time())
+        worker.store.finish(mine, page=True, items=1)
+        with pytest.raises(FrontierUnavailable, match="state is gone"):
+            await worker.store.sync(0)
+        await worker.store.call("renew", 60_000, str(mine.chain))
+        await worker.store.call("release", 1, str(mine.chain))
+        state = await newcomer.status()
+        assert state["workers"] == [newcomer.worker], "the old worker's heartbeat did not rejoin it"
+        assert state["totals"] == {} and state["queued"] == state["leased"] == 0, state
+    finally:
+        await worker.close(repair=False, frontier_failed=True)
+        await newcomer.close(repair=False)
+
+
 async def test_the_seen_set_stays_exact_and_compact_as_it_grows(frontier, redis_server):
     loop = asyncio.get_running_loop()
     worker = await _worker(frontier)

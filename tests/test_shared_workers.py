@@ -206,6 +206,30 @@ async def test_status_names_a_killed_worker_of_this_machine_as_ended(server, fro
         await other.wait()
 
 
+async def test_workers_whose_crawl_is_wiped_from_redis_stop_with_one_clear_error(server, frontier, redis_server,
+                                                                                 tmp_path):
+    # Redis restarted empty (no persistence) mid-crawl: the workers cannot know what was done,
+    # so they stop at once with a plain message, rather than waiting forever.
+    shop(server)
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    common = _workers(server, frontier, lease_timeout=60)
+    workers = [await _start(tmp_path, *common, "-o", str(tmp_path / f"{n}.jsonl")) for n in "ab"]
+    try:
+        await _writing(tmp_path / "a.jsonl")
+        redis_server.command("FLUSHALL")
+        for proc in workers:
+            code, stderr = await _end(proc)
+            assert code == 1, stderr
+            assert "crawler: error: crawl failed: the crawl's state is gone from the frontier" in stderr, stderr
+            assert "Group" not in stderr and "Traceback" not in stderr and "frontier_close_error" not in stderr, stderr
+    finally:
+        for proc in workers:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert redis_server.command("KEYS", "*") == [], "nothing of the old crawl written back"
+
+
 async def test_two_workers_started_at_once_on_one_output_one_is_refused(server, frontier, tmp_path):
     paths = shop(server)
     (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")

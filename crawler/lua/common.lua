@@ -82,6 +82,13 @@ local function expire_leases()
   end
 end
 
+-- A worker that joined stays in the workers set until it leaves (a dead one too, with an old
+-- heartbeat): if the caller is not in it, the crawl's state is gone (Redis restarted without
+-- persistence, or the crawl was cleared), and nothing it sends may be applied.
+local function crawl_gone()
+  return not redis.call('ZSCORE', K_WORKERS, WORKER)
+end
+
 local function worker_alive(w)
   local expiry = redis.call('ZSCORE', K_WORKERS, w)
   return expiry and tonumber(expiry) > NOW

@@ -2,6 +2,7 @@
 -- worker leaves (then a start() it had not finished is left for another worker too), or
 -- it is redoing chains whose end a refused batch did not commit.
 -- ARGV: prefix, worker, leaving (0/1), chains...
+if crawl_gone() then return 0 end -- (nothing to give back to: the crawl's state is gone)
 for k = 4, #ARGV do
   local rec = redis.call('HGET', K_LEASE, ARGV[k])
   if is_ours(rec) then requeue(ARGV[k], rec) end

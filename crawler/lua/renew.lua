@@ -1,6 +1,7 @@
 -- The worker is alive and still working on these chains. ARGV: prefix, worker, lease_ms, chains...
--- Returns the chains it no longer holds (their leases expired and were requeued).
+-- Returns the chains it no longer holds (their leases expired and were requeued), or {'gone'}.
 local LEASE_MS = tonumber(ARGV[3])
+if crawl_gone() then return {'gone'} end
 redis.call('ZADD', K_WORKERS, NOW + LEASE_MS, WORKER)
 local lost = {}
 for k = 4, #ARGV do

@@ -18,7 +18,8 @@
 -- its ids gone. A batch with an E of such a chain is refused as a whole: its E and O are not
 -- applied, its chains still held are requeued, and the worker cuts its outputs back to their
 -- last committed size. seq makes a call idempotent: a worker that lost the reply and sends
--- the same batch again gets the first reply back, and nothing is applied twice.
+-- the same batch again gets the first reply back, and nothing is applied twice. A worker
+-- not in the crawl (its state is gone: see common.lua) is answered {'gone'}.
 --
 -- The seen log: the fingerprints each call found new are appended to a short shared list
 -- (when more than one worker is alive), and each call returns what other workers appended
@@ -33,6 +34,7 @@ local MIN_RATE = tonumber(ARGV[6])
 local SEQ = ARGV[8]
 local K_REPLIES, K_SLOTS = P .. 'replies', P .. 'slots'
 
+if crawl_gone() then return {'gone'} end
 local previous = redis.call('HGET', K_REPLIES, WORKER)
 if previous then
   local nl = string.find(previous, '\n', 1, true)
