@@ -310,7 +310,7 @@ class Crawler:
             self._shared = SharedCrawl(self.spider, self.settings, self._exporters, loop.time)
             store = self._shared.store
             store.on_duplicates = self._found_elsewhere
-            store.on_items_redone = self._items_redone
+            store.on_redone = self._redone
             self._meter.whole_crawl = lambda: {
                 "pages": store.pages_total,
                 "items": store.items_total,
@@ -340,10 +340,11 @@ class Crawler:
         if self._stats.items + shared.store.items_elsewhere() >= max_items:
             frontier.close("max_items")
 
-    def _items_redone(self, count: int) -> None:
-        """A refused batch's items are cut from the outputs (other workers redo their pages):
-        this worker's count keeps only what its files keep."""
-        self._stats.items -= count
+    def _redone(self, pages: int, items: int) -> None:
+        """A refused batch's pages are redone by other workers and its items cut from the
+        outputs: this worker's counts keep only what the crawl kept of its work."""
+        self._stats.pages -= pages
+        self._stats.items -= items
 
     def _found_elsewhere(self, count: int) -> None:
         """Requests this worker queued that the shared seen-set already had."""

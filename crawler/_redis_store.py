@@ -142,8 +142,8 @@ class RedisStore:
         self.on_orphaned_start: Callable[[], None] = lambda: None
         #: Called when a batch was refused (this worker's leases had expired).
         self.on_refused: Callable[[], Awaitable[None]] | None = None
-        #: Called with the number of items a refused batch took back (other workers redo them).
-        self.on_items_redone: Callable[[int], None] = lambda count: None
+        #: Called with the pages and items a refused batch took back (other workers redo them).
+        self.on_redone: Callable[[int, int], None] = lambda pages, items: None
         self._heartbeat: asyncio.Task[None] | None = None
 
     # -- Redis calls -----------------------------------------------------------------------
@@ -385,7 +385,8 @@ class RedisStore:
         sync are redone too: the outputs are cut back to their committed sizes, and those
         chains (the refused batch's, requeued by the script, and the ones ended since) go back."""
         ended = [str(op[1]) for op in self._outbox.ops if op[0] == "E"]
-        self.on_items_redone(sum(int(op[3]) for op in (*refused, *self._outbox.ops) if op[0] == "E"))
+        taken_back = [op for op in (*refused, *self._outbox.ops) if op[0] == "E"]
+        self.on_redone(sum(int(op[2]) for op in taken_back), sum(int(op[3]) for op in taken_back))
         self._held.difference_update(int(chain) for chain in ended)
         self._outbox.ops = [op for op in self._outbox.ops if op[0] not in ("E", "O")]
         self._positions = None

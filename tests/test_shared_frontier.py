@@ -168,13 +168,13 @@ async def test_a_killed_workers_lease_expires_and_its_stale_ack_is_refused(front
         # The stalled worker comes back and writes the page's item, then acknowledges: refused,
         # and its output is cut back to what was committed.
         await exporter.process_item({"url": "http://h/1"}, _Slow())
-        redone: list[int] = []
-        first.store.on_items_redone = redone.append
+        redone: list[tuple[int, int]] = []
+        first.store.on_redone = lambda pages, items: redone.append((pages, items))
         first.store.done(mine, loop.time())
         first.store.finish(mine, page=True, items=1)
         await first.store.sync(0)
         assert (tmp_path / "a.jsonl").read_text() == ""
-        assert redone == [1], "the worker's item count loses the item its output lost"
+        assert redone == [(1, 1)], "the worker's counts lose the page others redo and the item its output lost"
 
         second.store.done(theirs, loop.time())
         second.store.finish(theirs, page=True, items=1)

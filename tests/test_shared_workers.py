@@ -162,6 +162,8 @@ async def test_a_stalled_workers_output_is_not_taken_over_and_every_item_stays_o
     # The stalled worker's own count is what its file kept, not the items it cut back.
     kept = len(read_items(stalled_out, "jsonl")) if stalled_out.stat().st_size else 0
     assert re.search(rf"crawl finished: \d+ pages, {kept} items", summaries[0]), summaries[0]
+    pages = [int(re.search(r"crawl finished: (\d+) pages", text).group(1)) for text in summaries]  # type: ignore[union-attr]
+    assert sum(pages) == len(paths) + 1, "each page counted by the one worker whose work was kept"
 
 
 async def test_a_killed_workers_output_is_taken_over_at_once(server, frontier, tmp_path):
