@@ -323,6 +323,8 @@ class Crawler:
             # Claims only for what can be sent at once (the dispatcher holds one slot meanwhile).
             store.capacity = lambda: self.settings.concurrency - self._busy + 1
             self._items.elsewhere = store.items_elsewhere
+            self._items.exported = store.item_exported
+            self._shared.items_over = self._items_over
             return await self._shared.open()
         except BaseException:
             if self._shared is not None:
@@ -339,6 +341,11 @@ class Crawler:
             return
         if self._stats.items + shared.store.items_elsewhere() >= max_items:
             frontier.close("max_items")
+
+    def _items_over(self, count: int) -> None:
+        """Items past the whole crawl's max_items, cut from the outputs after all."""
+        self._stats.items -= count
+        self._stats.items_dropped["max_items"] += count
 
     def _redone(self, pages: int, items: int) -> None:
         """A refused batch's pages are redone by other workers and its items cut from the

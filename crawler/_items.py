@@ -54,6 +54,8 @@ class ItemFlow:
         self.held = 0
         #: Items other workers of a shared crawl have committed (max_items is the crawl's).
         self.elsewhere: Callable[[], int] = lambda: 0
+        #: Called after each held item is in the outputs (a shared crawl marks where it ends).
+        self.exported: Callable[[], None] = lambda: None
 
     async def process(self, item: Any, sink: list[Any] | None) -> None:
         """Through the pipelines, then the exporters; or (``sink``) into the page's items,
@@ -91,6 +93,7 @@ class ItemFlow:
             try:
                 for exporter in self._exporters:
                     item = await exporter.process_item(item, self._spider)
+                self.exported()
             except DropItem as exc:  # not output after all: as if a pipeline had dropped it
                 self._stats.items -= 1
                 self._stats.items_dropped[str(exc) or "dropped"] += 1

@@ -130,6 +130,14 @@ class RedisStore:
         self.committed: dict[str, int] = {}
         #: Items this worker has committed, and the whole crawl's (as of the last sync).
         self.committed_items = 0
+        self._max_items = -1 if settings.max_items is None else settings.max_items
+        # With max_items: the outputs' sizes after each item exported since the last ended
+        # chain, and those of chains ended since the last sync (the marks a cut needs).
+        self._item_marks: list[dict[str, int]] = []
+        self._batch_marks: list[dict[str, int]] = []
+        #: Called with the number of items Redis did not keep because the crawl reached
+        #: max_items with them (the outputs are to be cut back to the committed sizes).
+        self.on_cut: Callable[[int], Awaitable[None]] | None = None
         self.items_total = 0
         self.pages_total = 0  # the whole crawl's, as of the last sync
         #: Called with the number of requests Redis found already seen (other workers had them).
@@ -282,9 +290,14 @@ class RedisStore:
         async with self._lock:
             self._pacer.flush()
             sent = self._positions
+            batch_items = sum(int(op[3]) for op in self._outbox.ops if op[0] == "E")
+            marks, self._batch_marks = self._batch_marks, []
+            if len(marks) != batch_items:  # (an exporter that dropped an item): no cut possible
+                marks = []
             if sent is not None:
                 for output, position in sent.items():
-                    self._outbox.add("O", output, position)
+                    listed = [self.committed.get(output, 0), *(mark[output] for mark in marks)] if marks else []
+                    self._outbox.add("O", output, position, ",".join(map(str, listed)))
                 self._positions = None
             ops_sent = self._outbox.take()
             self._freed = 0
@@ -299,7 +312,7 @@ class RedisStore:
                     chunk, adds = adds[:_CHUNK], adds[_CHUNK:]
                     reply = await self._send(chunk, 0)
                     duplicates += reply[2]
-                    self._log_cursor, news = reply[11:]
+                    self._log_cursor, news = reply[12:]
                     if news:
                         self._learn(news)
                 ops_sent = adds + ops_sent
@@ -309,7 +322,8 @@ class RedisStore:
                     self._held.discard(int(op[1]))
             self._last_sync = time.monotonic()
             claimed, refused, more, soonest, fresh, cont, leased, start, budget, items_total, pages_total = reply[:11]
-            self._log_cursor, news = reply[11:]
+            cut = reply[11]
+            self._log_cursor, news = reply[12:]
             if news:
                 self._learn(news)
             duplicates += more
@@ -333,15 +347,20 @@ class RedisStore:
                 self._held.add(chain)
                 self._claimed.append(request)
             if sent is not None and not refused:
+                if cut >= 0:  # the crawl reached max_items within this batch: kept up to the cut
+                    sent = {output: ([self.committed.get(output, 0)] + [m[output] for m in marks])[cut]
+                            for output in sent}
                 self.committed.update(sent)
             if not refused:
-                self.committed_items += sum(int(op[3]) for op in ops_sent if op[0] == "E")
+                self.committed_items += batch_items if cut < 0 else cut
             self.items_total = items_total
             self.pages_total = pages_total
             self._soonest = soonest / 1000 if soonest >= 0 else -1.0
             self.remote = {"fresh": fresh, "cont": cont, "leased": leased, "start": start, "budget": budget}
             if refused:
                 await self._recover(ops_sent)
+            elif cut >= 0 and self.on_cut is not None:
+                await self.on_cut(batch_items - cut)
         if duplicates:
             self.on_duplicates(duplicates)
         if start == "orphaned":
@@ -353,7 +372,7 @@ class RedisStore:
         settings = self._settings
         reply = await self.call(
             "sync", want, self._lease_ms, int(settings.autothrottle), settings.min_rate, _dumps(ops), self._seq,
-            self._log_cursor, raw=True,
+            self._log_cursor, self._max_items, raw=True,
         )
         if len(reply) == 1:  # {'gone'}: this worker is not in the crawl any more
             raise FrontierUnavailable(
@@ -385,6 +404,7 @@ class RedisStore:
         sync are redone too: the outputs are cut back to their committed sizes, and those
         chains (the refused batch's, requeued by the script, and the ones ended since) go back."""
         ended = [str(op[1]) for op in self._outbox.ops if op[0] == "E"]
+        self._item_marks, self._batch_marks = [], []  # (the outputs are cut back: marks are stale)
         taken_back = [op for op in (*refused, *self._outbox.ops) if op[0] == "E"]
         self.on_redone(sum(int(op[2]) for op in taken_back), sum(int(op[3]) for op in taken_back))
         self._held.difference_update(int(chain) for chain in ended)
@@ -414,6 +434,14 @@ class RedisStore:
         self._outbox.add("E", str(request.chain), int(page), items, int(refund))
         if items:  # outputs only grow by a chain's items, written just before it ends
             self._positions = self.positions()
+            if self._item_marks:
+                self._batch_marks += self._item_marks
+                self._item_marks = []
+
+    def item_exported(self) -> None:
+        """An item is in the outputs (with max_items: its mark, for a cut at the crawl's limit)."""
+        if self._max_items >= 0:
+            self._item_marks.append(self.positions())
 
     def items_elsewhere(self) -> int:
         """Items other workers have committed (as of the last sync)."""

@@ -14,6 +14,8 @@ if it leaves or dies before it is done), and keeps this worker's outputs exactly
   killed worker's uncommitted items are redone by other workers);
 * when a batch is refused (this worker's leases had expired: it was presumed dead), its
   outputs are cut back at once;
+* with ``max_items``, a batch whose items take the crawl past it is committed up to the
+  item that reaches it (Redis keeps the first ones), and the outputs are cut back there;
 * when the crawl has finished, a worker cuts back the outputs on its host left by workers
   that died, so that every item of the crawl is in exactly one output.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,9 @@ class SharedCrawl:
         )
         self.store.positions = self._positions
         self.store.on_refused = self._cut_back
+        self.store.on_cut = self._over_max_items
+        #: Called with the number of items cut off at max_items (the worker's count drops them).
+        self.items_over: Callable[[int], None] = lambda count: None
         self._committed: dict[str, int] = {}
         self._log = get_logger(spider=spider.name)
         self._closed = False
@@ -203,8 +208,19 @@ class SharedCrawl:
 
     async def _cut_back(self) -> None:
         """A batch was refused: drop what the outputs got since their last committed size."""
-        committed = self.store.committed
         self._log.warning("leases_lost", reason="this worker's leases expired; its uncommitted items are redone")
+        await self._truncate()
+
+    async def _over_max_items(self, dropped: int) -> None:
+        """The crawl reached max_items within this worker's last batch: Redis kept its first
+        items only, and committed the outputs' sizes after them; the rest are cut off."""
+        self._log.info("max_items_reached", items_dropped=dropped)
+        await self._truncate()
+        self.items_over(dropped)
+
+    async def _truncate(self) -> None:
+        """Cut each output back to its last committed size."""
+        committed = self.store.committed
         for exporter in self._exporters:
             position = committed.get(self._output_id(exporter))
             if position is None or exporter.position() <= position:

@@ -232,6 +232,26 @@ async def test_workers_whose_crawl_is_wiped_from_redis_stop_with_one_clear_error
     assert redis_server.command("KEYS", "*") == [], "nothing of the old crawl written back"
 
 
+async def test_max_items_is_exact_for_the_whole_crawl(server, frontier, tmp_path):
+    # Each worker sees the others' items a sync late; a batch that takes the crawl past
+    # max_items is kept only up to it, and the outputs are cut back to match.
+    paths = shop(server)
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    common = [*_workers(server, frontier, lease_timeout=60), "-s", "max_items=150"]
+    outputs = [tmp_path / f"items-{n}.jsonl" for n in range(3)]
+    results = await asyncio.gather(*(run_crawler(tmp_path, *common, "-o", str(out)) for out in outputs))
+    for code, stderr in results:
+        assert code == 0, stderr
+        assert "whole crawl (all workers): " in stderr and " 150 items" in stderr, stderr
+    items = [item for out in outputs if out.exists() and out.stat().st_size for item in read_items(out, "jsonl")]
+    assert len(items) == 150 and len({item["url"] for item in items}) == 150
+    assert {item["url"] for item in items} <= {server.url(p) for p in paths}
+    # Each worker's own count is what its file kept.
+    for out, (_, stderr) in zip(outputs, results, strict=True):
+        kept = len(read_items(out, "jsonl")) if out.exists() and out.stat().st_size else 0
+        assert re.search(rf"crawl max_items: \d+ pages, {kept} items", stderr), stderr
+
+
 async def test_two_workers_started_at_once_on_one_output_one_is_refused(server, frontier, tmp_path):
     paths = shop(server)
     (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")

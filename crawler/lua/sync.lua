@@ -1,6 +1,7 @@
 -- One round trip of a worker with the shared frontier: apply its batch of operations (in
 -- the order it made them), then claim up to WANT requests of domains that may send now.
--- ARGV: prefix, worker, want, lease_ms, autothrottle (0/1), min_rate, ops, seq, cursor.
+-- ARGV: prefix, worker, want, lease_ms, autothrottle (0/1), min_rate, ops, seq, cursor,
+-- max_items (-1: none).
 -- ops is a JSON array of arrays (one packed argument costs the worker far less than
 -- thousands; fingerprints and chains are strings, since Lua numbers are doubles):
 --   A fp low domain force priority conc rate json    a new request (deduped on fp)
@@ -12,13 +13,19 @@
 --   F domain floor_ms conc rate                      robots.txt Crawl-delay
 --   R                                                a page refunded (a chain of no lease)
 --   S                                                start requests all added
---   O output position                                an output's committed size
+--   O output position marks                          an output's committed size; marks (with
+--                                                    max_items): "p0,p1,...", its size before the
+--                                                    batch's items and after each of them
 -- Every claim gets a new chain id, so a lease is one claim by one worker: a worker whose
 -- lease expired (it was presumed dead) and its requests were claimed again can only find
 -- its ids gone. A batch with an E of such a chain is refused as a whole: its E and O are not
 -- applied, its chains still held are requeued, and the worker cuts its outputs back to their
 -- last committed size. seq makes a call idempotent: a worker that lost the reply and sends
--- the same batch again gets the first reply back, and nothing is applied twice. A worker
+-- the same batch again gets the first reply back, and nothing is applied twice.
+--
+-- max_items is the whole crawl's and exact: a batch whose items would take the crawl past it
+-- keeps only the first ones that fit (each output is committed at the mark after them), and
+-- the reply says how many (cut, else -1): the worker cuts its outputs back to that. A worker
 -- not in the crawl (its state is gone: see common.lua) is answered {'gone'}.
 --
 -- The seen log: the fingerprints each call found new are appended to a short shared list
@@ -32,6 +39,7 @@ local LEASE_MS = tonumber(ARGV[4])
 local AUTOTHROTTLE = ARGV[5] == '1'
 local MIN_RATE = tonumber(ARGV[6])
 local SEQ = ARGV[8]
+local MAX_ITEMS = tonumber(ARGV[10])
 local K_REPLIES, K_SLOTS = P .. 'replies', P .. 'slots'
 
 if crawl_gone() then return {'gone'} end
@@ -213,6 +221,29 @@ if #ends > 0 then
   end
 end
 
+-- 1b. Does it take the crawl past max_items? (only if every output sent its marks: else its
+-- items cannot be cut back, and all are kept)
+local cut = -1
+if MAX_ITEMS >= 0 and not refused then
+  local batch_items, marked, outputs = 0, true, 0
+  for _, f in ipairs(OPS) do
+    if f[1] == 'E' then batch_items = batch_items + tonumber(f[4])
+    elseif f[1] == 'O' then outputs = outputs + 1; marked = marked and f[4] ~= nil and f[4] ~= '' end
+  end
+  local allowed = math.max(0, MAX_ITEMS - tonumber(redis.call('HGET', P .. 'totals', 'items') or '0'))
+  if batch_items > allowed and outputs > 0 and marked then cut = allowed end
+end
+
+-- The mark after the first n items ("p0,p1,...": n = 0 is p0).
+local function mark(marks, n)
+  local k = 0
+  for p in string.gmatch(marks, '[^,]+') do
+    if k == n then return p end
+    k = k + 1
+  end
+  error('an output has no mark ' .. n)
+end
+
 -- 2. Apply it.
 local dups = 0
 local pages, items = 0, 0
@@ -299,7 +330,9 @@ for _, f in ipairs(OPS) do
   elseif op == 'S' then
     if redis.call('GET', P .. 'start') == WORKER then redis.call('SET', P .. 'start', 'done') end
   elseif op == 'O' then
-    if not refused then redis.call('HSET', P .. 'outputs', f[2], WORKER .. '\t' .. f[3]) end
+    if not refused then
+      redis.call('HSET', P .. 'outputs', f[2], WORKER .. '\t' .. (cut >= 0 and mark(f[4], cut) or f[3]))
+    end
   end
 end
 for _, d in ipairs(pushed_domains) do bulk('RPUSH', P .. 'q:' .. d, pushes[d]) end
@@ -324,6 +357,7 @@ end
 if seen_changed then
   redis.call('HSET', P .. 'seenmeta', 'level', level, 'split', split, 'count', seen_count)
 end
+if cut >= 0 then items = cut end
 if pages + items > 0 then
   redis.call('HINCRBY', P .. 'totals', 'pages', pages)
   redis.call('HINCRBY', P .. 'totals', 'items', items)
@@ -548,6 +582,7 @@ local reply = {
 local totals = redis.call('HMGET', P .. 'totals', 'items', 'pages')
 reply[#reply + 1] = tonumber(totals[1] or '0')
 reply[#reply + 1] = tonumber(totals[2] or '0')
+reply[#reply + 1] = cut
 redis.call('HSET', K_REPLIES, WORKER, SEQ .. '\n' .. cjson.encode(reply))
 
 -- The seen log: entries "worker<TAB>fp,fp,..." numbered from 1 (n.seenlog is the last one's).
