@@ -432,11 +432,10 @@ class Crawler:
         """``request``'s chain has its one outcome: export its page's items, then let the store
         forget it. With a state file, this order is what makes items exactly once: a
         checkpoint records the exporters' positions and the ended chains together."""
-        if items:
-            await self._items.export(request, items)
+        out = await self._items.export(request, items) if items else 0
         if page:
             self._open_pages -= 1  # before finish(): the checkpoint it may take counts this page
-        self._frontier.finish(request, page=page, items=len(items) if items else 0)  # type: ignore[union-attr]
+        self._frontier.finish(request, page=page, items=out)  # type: ignore[union-attr]
 
     async def _process(self, request: Request, slots: asyncio.Semaphore) -> None:
         frontier = self._frontier

@@ -76,7 +76,7 @@ def _ended_here(worker: str) -> bool:
         os.kill(int(rest), 0)
     except ProcessLookupError:
         return True
-    except OSError:  # another user's process: it runs
+    except (OSError, OverflowError):  # another user's process (it runs), or no pid of this machine
         return False
     return False
 

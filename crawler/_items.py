@@ -86,19 +86,25 @@ class ItemFlow:
         if max_items is not None and self._stats.items + self.elsewhere() >= max_items:
             self._on_max_items()
 
-    async def export(self, request: Request, items: list[Any]) -> None:
-        """A page's items, held until its chain ended, to the exporters."""
+    async def export(self, request: Request, items: list[Any]) -> int:
+        """A page's items, held until its chain ended, to the exporters; how many are out
+        (what its chain's end commits: not those an exporter dropped or failed on)."""
         self.held -= len(items)
+        out = 0
         for item in items:
             try:
                 for exporter in self._exporters:
                     item = await exporter.process_item(item, self._spider)
                 self.exported()
+                out += 1
             except DropItem as exc:  # not output after all: as if a pipeline had dropped it
                 self._stats.items -= 1
                 self._stats.items_dropped[str(exc) or "dropped"] += 1
-            except Exception as exc:
+            except Exception as exc:  # not output either: counted as dropped, with its reason logged
+                self._stats.items -= 1
+                self._stats.items_dropped["exporter_error"] += 1
                 self._log.error("exporter_error", url=request.url, reason=repr(exc), exc_info=exc)
+        return out
 
     async def stream(self) -> AsyncIterator[Any]:
         """Items as they are produced, from now until ``end()``."""

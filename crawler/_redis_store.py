@@ -36,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
+from typing import Any, NoReturn
 
 from ._codec import RequestCodec, UnstorableRequest
 from ._exceptions import FrontierUnavailable
@@ -153,6 +153,7 @@ class RedisStore:
         #: Called with the pages and items a refused batch took back (other workers redo them).
         self.on_redone: Callable[[int, int], None] = lambda pages, items: None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._left = False  # this worker has left the crawl (release): nothing more is sent
 
     # -- Redis calls -----------------------------------------------------------------------
 
@@ -191,17 +192,24 @@ class RedisStore:
             except FrontierUnavailable:
                 continue  # the next sync reports it; a lease that lapses meanwhile is refused then
 
-    async def aclose(self, *, release: bool = True) -> None:
-        """Send what is pending, then give back every request still leased here; safe twice."""
+    async def stop_heartbeat(self) -> None:
         task, self._heartbeat = self._heartbeat, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    async def aclose(self, *, release: bool = True) -> None:
+        """Send what is pending, then give back every request still leased here (and, with
+        ``release``, leave the crawl); safe twice."""
+        await self.stop_heartbeat()
+        if self._left:
+            return
         await self.sync(0)
         if release:
             self._claimed.clear()
             await self.call("release", 1, *self._held)
             self._held.clear()
+            self._left = True
 
     # -- FrontierStore ---------------------------------------------------------------------
 
@@ -375,11 +383,15 @@ class RedisStore:
             self._log_cursor, self._max_items, raw=True,
         )
         if len(reply) == 1:  # {'gone'}: this worker is not in the crawl any more
-            raise FrontierUnavailable(
-                f"the crawl's state is gone from the frontier at {self._where} (Redis restarted without "
-                "persistence, or the crawl was cleared): this worker stops"
-            )
+            self.gone()
         return reply
+
+    def gone(self) -> NoReturn:
+        """The crawl's state is gone from Redis (this worker is not in it any more)."""
+        raise FrontierUnavailable(
+            f"the crawl's state is gone from the frontier at {self._where} (Redis restarted without "
+            "persistence, or the crawl was cleared): this worker stops"
+        )
 
     def _learn(self, news: bytes) -> None:
         """Other workers' new fingerprints (the seen log, see ``lua/sync.lua``): their

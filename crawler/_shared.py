@@ -130,11 +130,17 @@ class SharedCrawl:
         self.store.start_heartbeat()
         return feed
 
-    async def join(self) -> str:
-        """Register this worker; whether it is to add the start requests (see ``open``)."""
+    async def join(self, *, rejoin: bool = False) -> str:
+        """Register this worker; whether it is to add the start requests (see ``open``).
+        ``rejoin``: it is in the crawl already, and asks to take over the start requests
+        (FrontierUnavailable if the crawl's state is gone meanwhile)."""
         settings = self._settings
         max_pages = settings.max_pages if settings.max_pages is not None else -1
-        feed, owner = await self.store.call("open", int(settings.lease_timeout * 1000), self._spider.name, max_pages)
+        feed, owner = await self.store.call(
+            "open", int(settings.lease_timeout * 1000), self._spider.name, max_pages, int(rejoin)
+        )
+        if feed == "gone":
+            self.store.gone()
         if owner != self._spider.name:
             raise SpiderLoadError(
                 f"the crawl {self.crawl_id!r} in {self.where} belongs to the spider {owner!r}, not "
@@ -240,6 +246,7 @@ class SharedCrawl:
         self._closed = True
         try:
             if not self._joined or frontier_failed:  # (not joined: nothing of this worker's is in the crawl)
+                await self.store.stop_heartbeat()
                 return
             await self.store.aclose()
             if repair:

@@ -75,7 +75,7 @@ class StartFeeder:
     async def _claim(self) -> None:
         assert self._shared is not None
         try:
-            feed = await self._shared.join()
+            feed = await self._shared.join(rejoin=True)
         finally:
             self._frontier.release()
         if feed == "takeover":

@@ -20,7 +20,7 @@ from aiohttp import web
 from crawler_plugins.exporters import JsonArrayExporter, JsonLinesExporter
 from support import Collect, RedisServer, links
 
-from crawler import Crawler, FrontierUnavailable, Request, Settings, Spider, fingerprint
+from crawler import Crawler, DropItem, FrontierUnavailable, Request, Settings, Spider, fingerprint
 from crawler._shared import SharedCrawl
 
 FAST = {"rate_limit": None, "domain_concurrency": 100, "obey_robots": False, "retries": 0}
@@ -207,12 +207,68 @@ async def test_a_worker_whose_crawl_is_gone_from_redis_stops_and_writes_nothing_
             await worker.store.sync(0)
         await worker.store.call("renew", 60_000, str(mine.chain))
         await worker.store.call("release", 1, str(mine.chain))
+        # Nor does it come back as the taker-over of the new crawl's start requests.
+        with pytest.raises(FrontierUnavailable, match="state is gone"):
+            await worker.join(rejoin=True)
         state = await newcomer.status()
         assert state["workers"] == [newcomer.worker], "the old worker's heartbeat did not rejoin it"
         assert state["totals"] == {} and state["queued"] == state["leased"] == 0, state
     finally:
         await worker.close(repair=False, frontier_failed=True)
+        await newcomer.store.aclose()
+        await newcomer.store.aclose()  # safe twice: it has left, and sends nothing more
         await newcomer.close(repair=False)
+
+
+def _renewing() -> list[asyncio.Task]:
+    return [t for t in asyncio.all_tasks() if not t.done() and "_renew_forever" in repr(t.get_coro())]
+
+
+async def test_an_embedded_crawl_whose_crawl_is_wiped_fails_and_leaves_no_heartbeat(server, frontier, redis_server):
+    # In a long-lived host program, a heartbeat left running would rejoin the crawl and renew
+    # its leases for ever once Redis answered again.
+    web_of(server, 40, delay=0.3)
+    crawler = Crawler(Site(server.url("/")), {**FAST, "frontier": frontier, "concurrency": 4, "lease_timeout": 3})
+    task = asyncio.create_task(crawler.run())
+    await asyncio.sleep(1.0)
+    redis_server.command("FLUSHALL")
+    with pytest.raises(BaseException) as raised:
+        await asyncio.wait_for(task, 30)
+    assert raised.group_contains(FrontierUnavailable, match="state is gone") if isinstance(
+        raised.value, BaseExceptionGroup) else isinstance(raised.value, FrontierUnavailable)
+    assert _renewing() == []
+    assert redis_server.command("KEYS", "*") == []
+
+
+class _DropSome(JsonLinesExporter):
+    """An exporter that drops one item in ten (DropItem) and fails on another."""
+
+    async def process_item(self, item, spider):
+        number = int(item["url"].rpartition("/p")[2] or 0) if "/p" in item["url"] else 0
+        if number % 10 == 3:
+            raise DropItem("unlucky")
+        if number % 10 == 7:
+            raise RuntimeError("a full disk, say")
+        return await super().process_item(item, spider)
+
+
+async def test_max_items_stays_exact_when_an_exporter_drops_items(server, frontier, redis_server, tmp_path):
+    web_of(server, 120)
+    outputs = [tmp_path / f"{n}.jsonl" for n in range(3)]
+    crawlers = [
+        Crawler(Site(server.url("/")), {**FAST, "frontier": frontier, "concurrency": 4, "max_items": 30},
+                exporters=[_DropSome(out)])
+        for out in outputs
+    ]
+    await asyncio.wait_for(asyncio.gather(*(crawler.run() for crawler in crawlers)), timeout=60)
+    written = sum(len(out.read_text().splitlines()) for out in outputs if out.exists())
+    assert written == 30
+    assert int(redis_server.command("HGET", "crawler:{site}:totals", "items")) == 30
+    assert sum(crawler.statistics().items for crawler in crawlers) == 30, "each worker counts what it wrote"
+    dropped = Counter()
+    for crawler in crawlers:
+        dropped.update(crawler.statistics().items_dropped)
+    assert dropped["unlucky"] and dropped["exporter_error"]
 
 
 async def test_the_seen_set_stays_exact_and_compact_as_it_grows(frontier, redis_server):

@@ -1,7 +1,10 @@
--- A worker joins the crawl. ARGV: prefix, worker, lease_ms, spider name, max_pages (-1: none)
+-- A worker joins the crawl. ARGV: prefix, worker, lease_ms, spider name, max_pages (-1: none),
+-- rejoin (1: a worker already in the crawl asks to take over the start requests).
 -- Returns {who adds the start requests: 'new' (this worker: a new crawl), 'takeover' (this
--- worker: the one adding them left or died before it was done), 'no'; the crawl's spider}.
+-- worker: the one adding them left or died before it was done), 'no', or 'gone' (a rejoin,
+-- and the crawl's state is gone: see common.lua); the crawl's spider}.
 local LEASE_MS = tonumber(ARGV[3])
+if ARGV[6] == '1' and crawl_gone() then return {'gone', ARGV[4]} end
 local owner = redis.call('GET', P .. 'spider')
 local new_crawl = not owner
 if new_crawl then
