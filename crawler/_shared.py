@@ -240,13 +240,16 @@ class SharedCrawl:
         """Send what is pending, give back what this worker holds, and repair the outputs of
         dead workers on this host. Safe twice. ``frontier_failed``: the crawl ended because
         the frontier failed (unreachable, or the crawl's state gone): nothing is sent, as it
-        would only fail again (and retry, and say so twice); the leases expire instead."""
+        would only fail again (and retry, and say so twice); the leases expire instead, and
+        the outputs are cut back to their committed sizes (the crawl redoes those pages)."""
         if self._closed:
             return
         self._closed = True
         try:
             if not self._joined or frontier_failed:  # (not joined: nothing of this worker's is in the crawl)
                 await self.store.stop_heartbeat()
+                if self._joined:
+                    await self._truncate()
                 return
             await self.store.aclose()
             if repair:

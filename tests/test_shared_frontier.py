@@ -220,6 +220,35 @@ async def test_a_worker_whose_crawl_is_gone_from_redis_stops_and_writes_nothing_
         await newcomer.close(repair=False)
 
 
+async def test_a_worker_whose_frontier_failed_keeps_only_its_committed_items(frontier, tmp_path):
+    # Its uncommitted pages go back to the crawl when their leases expire: the items it wrote
+    # for them would then be in two outputs.
+    loop = asyncio.get_running_loop()
+    exporter = JsonLinesExporter(tmp_path / "a.jsonl")
+    await exporter.open(_Slow())
+    worker = await _worker(frontier, [exporter])
+    worker._joined = True
+    worker.outputs_opened()
+    try:
+        for n in (1, 2):
+            _queued(worker.store, f"http://h/{n}", loop.time())
+        worker.store.start_done()
+        first, _ = await worker.store.lease(loop.time(), fresh=True)
+        second, _ = await worker.store.lease(loop.time(), fresh=True)
+        await exporter.process_item({"url": first.url}, _Slow())
+        worker.store.done(first, loop.time())
+        worker.store.finish(first, page=True, items=1)
+        await worker.store.sync(0)  # committed
+        await exporter.process_item({"url": second.url}, _Slow())
+        worker.store.done(second, loop.time())
+        worker.store.finish(second, page=True, items=1)  # not committed: Redis fails now
+        await worker.close(frontier_failed=True)
+        assert [json.loads(line)["url"] for line in (tmp_path / "a.jsonl").read_text().splitlines()] == [first.url]
+    finally:
+        await exporter.close(_Slow())
+        worker.release_outputs()
+
+
 def _renewing() -> list[asyncio.Task]:
     return [t for t in asyncio.all_tasks() if not t.done() and "_renew_forever" in repr(t.get_coro())]
 
