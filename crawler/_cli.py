@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     stats = crawler.statistics()
     _write_report(args.report, crawler, timeline)
     # A worker of a shared crawl that finished is a success even if others fetched every page.
-    shared_done = crawler.settings.frontier is not None and stats.close_reason in ("finished", "max_pages")
+    shared_done = crawler.settings.frontier is not None and stats.close_reason in ("finished", "max_pages", "max_items")
     no_pages = stats.pages == 0 and not crawler.already_finished and not shared_done
     code = EXIT_INTERRUPTED if interrupted else EXIT_FAILED if no_pages else 0
     if args.stats:

@@ -500,6 +500,9 @@ class Crawler:
         if self._shared is not None:  # before the exporters close: their sizes are committed
             await self._shared.close(frontier_failed=self._frontier_failed)
             self.crawl_totals = self._shared.totals
+            if self._frontier_failed:  # its outputs are cut back to what Redis committed
+                store = self._shared.store
+                self._redone(self._stats.pages - store.committed_pages, self._stats.items - store.committed_items)
         if self._resume is not None:  # before the exporters close: their positions are saved
             try:
                 self._resume.close(finished=reason == "finished")

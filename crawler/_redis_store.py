@@ -130,6 +130,7 @@ class RedisStore:
         self.committed: dict[str, int] = {}
         #: Items this worker has committed, and the whole crawl's (as of the last sync).
         self.committed_items = 0
+        self.committed_pages = 0  # (this worker's)
         self._max_items = -1 if settings.max_items is None else settings.max_items
         # With max_items: the outputs' sizes after each item exported since the last ended
         # chain, and those of chains ended since the last sync (the marks a cut needs).
@@ -361,6 +362,7 @@ class RedisStore:
                 self.committed.update(sent)
             if not refused:
                 self.committed_items += batch_items if cut < 0 else cut
+                self.committed_pages += sum(int(op[2]) for op in ops_sent if op[0] == "E")
             self.items_total = items_total
             self.pages_total = pages_total
             self._soonest = soonest / 1000 if soonest >= 0 else -1.0

@@ -277,16 +277,20 @@ class SharedCrawl:
         prefix = f"{self._host}:"
         for output, record in known.items():
             owner, _, position = record.partition("\t")
-            if not output.startswith(prefix) or owner == self.worker or await self._alive(owner):
+            if not output.startswith(prefix) or owner == self.worker:
                 continue
             path = Path(output[len(prefix) :])
-            if not path.exists():
+            if not path.exists() or (fcntl is None and await self._alive(owner)):
                 continue
             locked = _lock(path)
-            if locked is None and fcntl is not None and await self._client.hget(outputs, output) != record:
-                continue  # a worker took the file over meanwhile (it has cut it back itself)
-            # Else its owner is gone, or only stalled (its lock held, its heartbeat expired): then
-            # its chains are being redone, and if it comes back it cuts the file to this size too.
+            if locked is None and fcntl is not None and (
+                await self._alive(owner) or await self._client.hget(outputs, output) != record
+            ):
+                continue  # its writer runs (or a worker took the file over: it cut it back itself)
+            # Else its owner is gone (the kernel dropped its lock: even before its heartbeat
+            # expires, as when max_items ends the crawl first), or only stalled (its lock held,
+            # its heartbeat expired): then its chains are being redone, and if it comes back it
+            # cuts the file to this size too.
             try:
                 size = path.stat().st_size
                 array = path.suffix == ".json"  # a JSON array's position is before its "\n]"

@@ -9,11 +9,13 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from test_resume import SPIDER, read_items, run_crawler, shop
 
 
@@ -224,6 +226,10 @@ async def test_workers_whose_crawl_is_wiped_from_redis_stop_with_one_clear_error
             assert code == 1, stderr
             assert "crawler: error: crawl failed: the crawl's state is gone from the frontier" in stderr, stderr
             assert "Group" not in stderr and "Traceback" not in stderr and "frontier_close_error" not in stderr, stderr
+            # Its file is cut back to what Redis had committed, and its count says so.
+            out = tmp_path / f"{'ab'[workers.index(proc)]}.jsonl"
+            kept = len(read_items(out, "jsonl")) if out.exists() and out.stat().st_size else 0
+            assert re.search(rf"crawl error: \d+ pages, {kept} items", stderr), stderr
     finally:
         for proc in workers:
             if proc.returncode is None:
@@ -232,24 +238,57 @@ async def test_workers_whose_crawl_is_wiped_from_redis_stop_with_one_clear_error
     assert redis_server.command("KEYS", "*") == [], "nothing of the old crawl written back"
 
 
-async def test_max_items_is_exact_for_the_whole_crawl(server, frontier, tmp_path):
+@pytest.mark.parametrize("max_items", [1, 150])
+async def test_max_items_is_exact_for_the_whole_crawl(server, frontier, tmp_path, max_items):
     # Each worker sees the others' items a sync late; a batch that takes the crawl past
-    # max_items is kept only up to it, and the outputs are cut back to match.
+    # max_items is kept only up to it, and the outputs are cut back to match. A worker that
+    # got no page before the limit was reached has done its part too: exit 0.
     paths = shop(server)
     (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
-    common = [*_workers(server, frontier, lease_timeout=60), "-s", "max_items=150"]
+    common = [*_workers(server, frontier, lease_timeout=60), "-s", f"max_items={max_items}"]
     outputs = [tmp_path / f"items-{n}.jsonl" for n in range(3)]
     results = await asyncio.gather(*(run_crawler(tmp_path, *common, "-o", str(out)) for out in outputs))
     for code, stderr in results:
         assert code == 0, stderr
-        assert "whole crawl (all workers): " in stderr and " 150 items" in stderr, stderr
+        assert "whole crawl (all workers): " in stderr and f" {max_items} items" in stderr, stderr
     items = [item for out in outputs if out.exists() and out.stat().st_size for item in read_items(out, "jsonl")]
-    assert len(items) == 150 and len({item["url"] for item in items}) == 150
+    assert len(items) == max_items and len({item["url"] for item in items}) == max_items
     assert {item["url"] for item in items} <= {server.url(p) for p in paths}
     # Each worker's own count is what its file kept.
     for out, (_, stderr) in zip(outputs, results, strict=True):
         kept = len(read_items(out, "jsonl")) if out.exists() and out.stat().st_size else 0
         assert re.search(rf"crawl max_items: \d+ pages, {kept} items", stderr), stderr
+
+
+async def test_max_items_is_exact_when_a_worker_is_killed(server, frontier, redis_server, tmp_path):
+    # The crawl reaches max_items before the killed worker's heartbeat expires: its file is
+    # cut back to what it committed all the same (the kernel dropped its lock), by a worker
+    # of its machine as it closes.
+    shop(server)
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    common = [*_workers(server, frontier, lease_timeout=60), "-s", "max_items=200"]
+    outputs = [tmp_path / f"items-{n}.jsonl" for n in range(3)]
+    doomed = await _start(tmp_path, *common, "-o", str(outputs[0]))
+    others = [await _start(tmp_path, *common, "-o", str(out)) for out in outputs[1:]]
+    await _writing(outputs[0])
+    output_id = f"{socket.gethostname()}:{outputs[0].resolve()}"
+    for _ in range(500):  # killed while its file holds items Redis has not committed
+        doomed.send_signal(signal.SIGSTOP)
+        record = redis_server.command("HGET", "crawler:{shop}:outputs", output_id)
+        if record and outputs[0].stat().st_size > int(record.split("\t")[1]):
+            break
+        doomed.send_signal(signal.SIGCONT)
+        await asyncio.sleep(0.01)
+    doomed.kill()
+    await doomed.wait()
+    for proc in others:
+        code, stderr = await _end(proc)
+        assert code == 0, stderr
+    items = [item for out in outputs if out.exists() and out.stat().st_size for item in read_items(out, "jsonl")]
+    assert len(items) == 200 and len({item["url"] for item in items}) == 200
+    # A worker started once the crawl has its items has nothing to do, and that is no error.
+    code, stderr = await run_crawler(tmp_path, *common, "-o", str(tmp_path / "late.jsonl"))
+    assert code == 0 and "no pages crawled" not in stderr, stderr
 
 
 async def test_two_workers_started_at_once_on_one_output_one_is_refused(server, frontier, tmp_path):
