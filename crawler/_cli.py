@@ -46,9 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the spider in a Python file")
     run.add_argument("spider_file", help="a .py file defining a Spider subclass")
     out = run.add_mutually_exclusive_group()
-    out.add_argument("-o", "--output", metavar="FILE",
-                     help="append items to FILE (.jsonl or .csv); - for JSON Lines on standard output")
-    out.add_argument("-O", "--overwrite-output", metavar="FILE", help="write items to FILE, replacing it")
+    out.add_argument("-o", "--output", metavar="FILE", action="append",
+                     help="append items to FILE (.jsonl, .json or .csv); - for JSON Lines on standard output; "
+                          "repeat it for several outputs")
+    out.add_argument("-O", "--overwrite-output", metavar="FILE", action="append",
+                     help="write items to FILE, replacing it (repeatable)")
     run.add_argument("-a", dest="spider_args", action="append", default=[], metavar="NAME=VALUE",
                      help="spider argument, set as an attribute of the spider")
     run.add_argument("-s", dest="settings", action="append", default=[], metavar="NAME=VALUE",
@@ -182,9 +184,12 @@ def main(argv: list[str] | None = None) -> int:
               f"  test it: python -m pytest {test_file}")
         return 0
     try:
-        output = args.output or args.overwrite_output
-        if output and output != "-":
-            check_writable(output, "output file")
+        outputs = args.output or args.overwrite_output or []
+        if len({str(Path(path).resolve()) if path != "-" else path for path in outputs}) < len(outputs):
+            raise ValueError(f"the same output is named twice: {' '.join(outputs)}")
+        for output in outputs:
+            if output != "-":
+                check_writable(output, "output file")
         if args.stats:
             check_writable(args.stats, "--stats file")
         if args.report:
@@ -207,11 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         live = args.progress and sys.stderr.isatty()
         if live and "progress_interval" not in overrides:
             effective["progress_interval"] = 0  # the live view shows it; no progress events between log lines
-        if output == "-" and (effective.get("state") or effective.get("frontier")):
+        if "-" in outputs and (effective.get("state") or effective.get("frontier")):
             raise ValueError("-o - (standard output) cannot be resumed: use a file with --state or --frontier")
         # defaults < crawler.toml < CRAWLER_* < the spider's settings < -s (see _settings_sources)
         crawler = Crawler(spider, effective, exporters=exporters)
-        if output == "-":
+        if "-" in outputs:
             from crawler_plugins.exporters import StdoutExporter
 
             for exporter in exporters:
@@ -306,12 +311,12 @@ def _spider_argument(text: str) -> tuple[str, str]:
 
 
 def _exporters(args: argparse.Namespace) -> list[Any]:
-    path = args.output or args.overwrite_output
-    if not path:
+    paths = args.output or args.overwrite_output
+    if not paths:
         return []
     from crawler_plugins.exporters import exporter_for
 
-    return [exporter_for(path, overwrite=bool(args.overwrite_output))]
+    return [exporter_for(path, overwrite=bool(args.overwrite_output)) for path in paths]
 
 
 def load_spider_class(path: str, name: str | None = None) -> type[Spider]:

@@ -485,6 +485,23 @@ def test_output_flags_append_and_overwrite(tmp_path):
     assert sorted(item["title"] for item in read_jsonl(out)) == [f"Product {i}" for i in range(6)]
 
 
+def test_several_outputs_each_get_every_item(tmp_path):
+    spider = write_spider(tmp_path)
+    result = run_cli("run", spider, "-o", "items.jsonl", "-o", "items.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    titles = sorted(item["title"] for item in read_jsonl(tmp_path / "items.jsonl"))
+    assert titles == [f"Product {i}" for i in range(6)]
+    rows = (tmp_path / "items.csv").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 1 + 6
+
+
+def test_one_output_named_twice_is_a_usage_error(tmp_path):
+    spider = write_spider(tmp_path)
+    result = run_cli("run", spider, "-o", "items.jsonl", "-o", "./items.jsonl", cwd=tmp_path)
+    assert_usage_error(result, "named twice")
+    assert not (tmp_path / "items.jsonl").exists()
+
+
 def test_csv_output_appends_without_a_second_header(tmp_path):
     spider = write_spider(tmp_path)
     out = tmp_path / "items.csv"

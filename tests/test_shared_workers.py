@@ -247,12 +247,20 @@ async def test_max_items_is_exact_for_the_whole_crawl(server, frontier, tmp_path
     (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
     common = [*_workers(server, frontier, lease_timeout=60), "-s", f"max_items={max_items}"]
     outputs = [tmp_path / f"items-{n}.jsonl" for n in range(3)]
-    results = await asyncio.gather(*(run_crawler(tmp_path, *common, "-o", str(out)) for out in outputs))
+    # Each worker also writes a CSV file: both of its outputs are cut at the same item.
+    results = await asyncio.gather(
+        *(run_crawler(tmp_path, *common, "-o", str(out), "-o", str(out.with_suffix(".csv"))) for out in outputs)
+    )
     for code, stderr in results:
         assert code == 0, stderr
         assert "whole crawl (all workers): " in stderr and f" {max_items} items" in stderr, stderr
     items = [item for out in outputs if out.exists() and out.stat().st_size for item in read_items(out, "jsonl")]
     assert len(items) == max_items and len({item["url"] for item in items}) == max_items
+    for out in outputs:
+        lines = read_items(out, "jsonl") if out.exists() and out.stat().st_size else []
+        table = out.with_suffix(".csv")
+        rows = read_items(table, "csv") if table.exists() and table.stat().st_size else []
+        assert [row["url"] for row in rows] == [item["url"] for item in lines]
     assert {item["url"] for item in items} <= {server.url(p) for p in paths}
     # Each worker's own count is what its file kept.
     for out, (_, stderr) in zip(outputs, results, strict=True):
