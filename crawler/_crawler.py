@@ -309,8 +309,8 @@ class Crawler:
         try:
             self._shared = SharedCrawl(self.spider, self.settings, self._exporters, loop.time)
             store = self._shared.store
-            store.on_duplicates = self._found_elsewhere
-            store.on_redone = self._redone
+            store.on_duplicates = self._stats.queued_elsewhere
+            store.on_redone = self._stats.taken_back
             self._meter.whole_crawl = lambda: {
                 "pages": store.pages_total,
                 "items": store.items_total,
@@ -324,7 +324,7 @@ class Crawler:
             store.capacity = lambda: self.settings.concurrency - self._busy + 1
             self._items.elsewhere = store.items_elsewhere
             self._items.exported = store.item_exported
-            self._shared.items_over = self._items_over
+            self._shared.items_over = self._stats.items_over_limit
             return await self._shared.open()
         except BaseException:
             if self._shared is not None:
@@ -341,22 +341,6 @@ class Crawler:
             return
         if self._stats.items + shared.store.items_elsewhere() >= max_items:
             frontier.close("max_items")
-
-    def _items_over(self, count: int) -> None:
-        """Items past the whole crawl's max_items, cut from the outputs after all."""
-        self._stats.items -= count
-        self._stats.items_dropped["max_items"] += count
-
-    def _redone(self, pages: int, items: int) -> None:
-        """A refused batch's pages are redone by other workers and its items cut from the
-        outputs: this worker's counts keep only what the crawl kept of its work."""
-        self._stats.pages -= pages
-        self._stats.items -= items
-
-    def _found_elsewhere(self, count: int) -> None:
-        """Requests this worker queued that the shared seen-set already had."""
-        self._stats.count_filtered("duplicate", count)
-        self._stats.queued -= count
 
     def _bad_entry(self, entry: str, reason: str) -> None:
         """A queue entry in the shared frontier that is not a request of this crawl's."""
@@ -501,8 +485,8 @@ class Crawler:
             await self._shared.close(frontier_failed=self._frontier_failed)
             self.crawl_totals = self._shared.totals
             if self._frontier_failed:  # its outputs are cut back to what Redis committed
-                store = self._shared.store
-                self._redone(self._stats.pages - store.committed_pages, self._stats.items - store.committed_items)
+                counts, store = self._stats, self._shared.store
+                counts.taken_back(counts.pages - store.committed_pages, counts.items - store.committed_items)
         if self._resume is not None:  # before the exporters close: their positions are saved
             try:
                 self._resume.close(finished=reason == "finished")

@@ -152,6 +152,24 @@ class StatsCollector:
         self.finished = time.monotonic()
         self.close_reason = reason
 
+    # -- a worker of a shared crawl: its own counts keep only what the crawl kept of its work
+
+    def taken_back(self, pages: int, items: int) -> None:
+        """Pages other workers redo (this worker's leases were lost, or its frontier failed)
+        and their items, cut from its outputs."""
+        self.pages -= pages
+        self.items -= items
+
+    def items_over_limit(self, count: int) -> None:
+        """Items past the whole crawl's max_items, cut from the outputs after all."""
+        self.items -= count
+        self.items_dropped["max_items"] += count
+
+    def queued_elsewhere(self, count: int) -> None:
+        """Requests this worker queued that the shared seen-set already had."""
+        self.count_filtered("duplicate", count)
+        self.queued -= count
+
     def count_filtered(self, reason: str, count: int = 1) -> None:
         """Requests or links filtered, counted without a log event each.
 
