@@ -391,8 +391,8 @@ class RedisStore:
     def gone(self) -> NoReturn:
         """The crawl's state is gone from Redis (this worker is not in it any more)."""
         raise FrontierUnavailable(
-            f"the crawl's state is gone from the frontier at {self._where} (Redis restarted without "
-            "persistence, or the crawl was cleared): this worker stops"
+            f"the crawl's state is gone from the frontier at {self._where} (Redis lost it in a restart, "
+            "or the crawl was cleared): this worker stops"
         )
 
     def _learn(self, news: bytes) -> None:
