@@ -301,12 +301,15 @@ class RedisStore:
             sent = self._positions
             batch_items = sum(int(op[3]) for op in self._outbox.ops if op[0] == "E")
             marks, self._batch_marks = self._batch_marks, []
-            if len(marks) != batch_items:  # (an exporter that dropped an item): no cut possible
-                marks = []
+            # Each output's size before the batch's items and after each: where a cut at
+            # max_items would leave it (none if the marks do not match the items).
+            cuts = {
+                output: [self.committed.get(output, 0), *(mark[output] for mark in marks)]
+                for output in (sent or {}) if marks and len(marks) == batch_items
+            }
             if sent is not None:
                 for output, position in sent.items():
-                    listed = [self.committed.get(output, 0), *(mark[output] for mark in marks)] if marks else []
-                    self._outbox.add("O", output, position, ",".join(map(str, listed)))
+                    self._outbox.add("O", output, position, ",".join(map(str, cuts.get(output, ()))))
                 self._positions = None
             ops_sent = self._outbox.take()
             self._freed = 0
@@ -357,8 +360,7 @@ class RedisStore:
                 self._claimed.append(request)
             if sent is not None and not refused:
                 if cut >= 0:  # the crawl reached max_items within this batch: kept up to the cut
-                    sent = {output: ([self.committed.get(output, 0)] + [m[output] for m in marks])[cut]
-                            for output in sent}
+                    sent = {output: sizes[cut] for output, sizes in cuts.items()}
                 self.committed.update(sent)
             if not refused:
                 self.committed_items += batch_items if cut < 0 else cut
