@@ -19,6 +19,18 @@ import pytest
 from test_resume import SPIDER, read_items, run_crawler, shop
 
 
+def _shop(server, tmp_path: Path) -> list[str]:
+    """The shop site on ``server`` and its spider in ``tmp_path``; the product pages' paths."""
+    paths = shop(server)
+    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    return paths
+
+
+def _items_in(out: Path, fmt: str = "jsonl") -> list[dict]:
+    """The items in an output (none if its worker never wrote to it)."""
+    return read_items(out, fmt) if out.exists() and out.stat().st_size else []
+
+
 def _workers(server, frontier: str, *, lease_timeout: int) -> list[str]:
     """The arguments of a worker of the shop crawl: 3 connections each, 9 for the crawl
     (domain_concurrency holds for the whole crawl, concurrency for each worker)."""
@@ -31,8 +43,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 async def test_three_workers_one_killed_the_others_finish_with_every_item_once(server, frontier, tmp_path):
-    paths = shop(server)
-    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    paths = _shop(server, tmp_path)
     # domain_concurrency holds for the whole crawl, concurrency for each worker: room for all three.
     common = _workers(server, frontier, lease_timeout=2)
     outputs = [tmp_path / f"items-{n}.jsonl" for n in range(3)]
@@ -46,10 +57,10 @@ async def test_three_workers_one_killed_the_others_finish_with_every_item_once(s
         assert "crawl finished" in stderr
         assert f"whole crawl (all workers): {len(paths) + 1} pages, {len(paths)} items, 0 queued" in stderr
 
-    items = [item for out in outputs if out.exists() and out.stat().st_size for item in read_items(out, "jsonl")]
+    items = [item for out in outputs for item in _items_in(out)]
     urls = Counter(item["url"] for item in items)
     assert urls == Counter({server.url(p): 1 for p in paths}), "every product exactly once across the outputs"
-    assert sum(1 for out in outputs if out.exists() and out.stat().st_size) >= 2, "the workers shared the crawl"
+    assert sum(1 for out in outputs if _items_in(out)) >= 2, "the workers shared the crawl"
 
     status = _cli("status", "--frontier", frontier, "--crawl-id", "shop", "--json", cwd=tmp_path)
     assert status.returncode == 0, status.stderr
@@ -68,8 +79,7 @@ async def test_three_workers_one_killed_the_others_finish_with_every_item_once(s
 
 
 async def test_a_worker_joining_a_finished_crawl_exits_at_once(server, frontier, tmp_path):
-    shop(server)
-    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    _shop(server, tmp_path)
     args = ["-a", f"base={server.url('').rstrip('/')}", "--frontier", frontier, "--log-level", "WARNING"]
     code, stderr = await run_crawler(tmp_path, *args)
     assert code == 0, stderr
@@ -133,7 +143,7 @@ async def _writing(out: Path) -> None:
 
 
 def _once(outputs: list[Path], server, paths: list[str]) -> None:
-    items = [item for out in outputs if out.exists() and out.stat().st_size for item in read_items(out, "jsonl")]
+    items = [item for out in outputs for item in _items_in(out)]
     assert Counter(item["url"] for item in items) == Counter({server.url(p): 1 for p in paths}), "each item once"
 
 
@@ -141,8 +151,7 @@ async def test_a_stalled_workers_output_is_not_taken_over_and_every_item_stays_o
     # A worker stopped (SIGSTOP) past its lease is presumed dead: others redo its requests.
     # A new worker on the stalled one's file is refused: that process still holds the file,
     # and when it comes back it cuts the file back to what it committed.
-    paths = shop(server)
-    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    paths = _shop(server, tmp_path)
     common = _workers(server, frontier, lease_timeout=1)
     stalled_out, other_out = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     stalled = await _start(tmp_path, *common, "-o", str(stalled_out))
@@ -162,7 +171,7 @@ async def test_a_stalled_workers_output_is_not_taken_over_and_every_item_stays_o
         summaries.append(stderr)
     _once([stalled_out, other_out], server, paths)
     # The stalled worker's own count is what its file kept, not the items it cut back.
-    kept = len(read_items(stalled_out, "jsonl")) if stalled_out.stat().st_size else 0
+    kept = len(_items_in(stalled_out))
     assert re.search(rf"crawl finished: \d+ pages, {kept} items", summaries[0]), summaries[0]
     pages = [int(re.search(r"crawl finished: (\d+) pages", text).group(1)) for text in summaries]  # type: ignore[union-attr]
     assert sum(pages) == len(paths) + 1, "each page counted by the one worker whose work was kept"
@@ -172,8 +181,7 @@ async def test_a_killed_workers_output_is_taken_over_at_once(server, frontier, t
     # SIGKILL frees the dead worker's file at once (the kernel drops its lock): a worker
     # restarted on it is accepted without waiting for the dead one's leases to expire, and
     # starts from what the dead one committed.
-    paths = shop(server)
-    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    paths = _shop(server, tmp_path)
     common = _workers(server, frontier, lease_timeout=4)
     first_out, other_out = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     other = await _start(tmp_path, *common, "-o", str(other_out))
@@ -191,8 +199,7 @@ async def test_a_killed_workers_output_is_taken_over_at_once(server, frontier, t
 async def test_status_names_a_killed_worker_of_this_machine_as_ended(server, frontier, tmp_path):
     # Until its heartbeat expires (lease_timeout) a killed worker counts as alive; on its own
     # machine, status can tell that its process has ended.
-    shop(server)
-    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    _shop(server, tmp_path)
     common = _workers(server, frontier, lease_timeout=60)
     doomed = await _start(tmp_path, *common, "-o", str(tmp_path / "a.jsonl"))
     other = await _start(tmp_path, *common, "-o", str(tmp_path / "b.jsonl"))
@@ -214,8 +221,7 @@ async def test_workers_whose_crawl_is_wiped_from_redis_stop_with_one_clear_error
                                                                                  tmp_path):
     # Redis restarted empty (no persistence) mid-crawl: the workers cannot know what was done,
     # so they stop at once with a plain message, rather than waiting forever.
-    shop(server)
-    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    _shop(server, tmp_path)
     common = _workers(server, frontier, lease_timeout=60)
     workers = [await _start(tmp_path, *common, "-o", str(tmp_path / f"{n}.jsonl")) for n in "ab"]
     try:
@@ -228,7 +234,7 @@ async def test_workers_whose_crawl_is_wiped_from_redis_stop_with_one_clear_error
             assert "Group" not in stderr and "Traceback" not in stderr and "frontier_close_error" not in stderr, stderr
             # Its file is cut back to what Redis had committed, and its count says so.
             out = tmp_path / f"{'ab'[workers.index(proc)]}.jsonl"
-            kept = len(read_items(out, "jsonl")) if out.exists() and out.stat().st_size else 0
+            kept = len(_items_in(out))
             assert re.search(rf"crawl error: \d+ pages, {kept} items", stderr), stderr
     finally:
         for proc in workers:
@@ -243,8 +249,7 @@ async def test_max_items_is_exact_for_the_whole_crawl(server, frontier, tmp_path
     # Each worker sees the others' items a sync late; a batch that takes the crawl past
     # max_items is kept only up to it, and the outputs are cut back to match. A worker that
     # got no page before the limit was reached has done its part too: exit 0.
-    paths = shop(server)
-    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    paths = _shop(server, tmp_path)
     common = [*_workers(server, frontier, lease_timeout=60), "-s", f"max_items={max_items}"]
     outputs = [tmp_path / f"items-{n}.jsonl" for n in range(3)]
     # Each worker also writes a CSV file: both of its outputs are cut at the same item.
@@ -254,17 +259,17 @@ async def test_max_items_is_exact_for_the_whole_crawl(server, frontier, tmp_path
     for code, stderr in results:
         assert code == 0, stderr
         assert "whole crawl (all workers): " in stderr and f" {max_items} items" in stderr, stderr
-    items = [item for out in outputs if out.exists() and out.stat().st_size for item in read_items(out, "jsonl")]
+    items = [item for out in outputs for item in _items_in(out)]
     assert len(items) == max_items and len({item["url"] for item in items}) == max_items
     for out in outputs:
-        lines = read_items(out, "jsonl") if out.exists() and out.stat().st_size else []
+        lines = _items_in(out)
         table = out.with_suffix(".csv")
-        rows = read_items(table, "csv") if table.exists() and table.stat().st_size else []
+        rows = _items_in(table, "csv")
         assert [row["url"] for row in rows] == [item["url"] for item in lines]
     assert {item["url"] for item in items} <= {server.url(p) for p in paths}
     # Each worker's own count is what its file kept.
     for out, (_, stderr) in zip(outputs, results, strict=True):
-        kept = len(read_items(out, "jsonl")) if out.exists() and out.stat().st_size else 0
+        kept = len(_items_in(out))
         assert re.search(rf"crawl max_items: \d+ pages, {kept} items", stderr), stderr
 
 
@@ -272,8 +277,7 @@ async def test_max_items_is_exact_when_a_worker_is_killed(server, frontier, redi
     # The crawl reaches max_items before the killed worker's heartbeat expires: its file is
     # cut back to what it committed all the same (the kernel dropped its lock), by a worker
     # of its machine as it closes.
-    shop(server)
-    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    _shop(server, tmp_path)
     common = [*_workers(server, frontier, lease_timeout=60), "-s", "max_items=200"]
     outputs = [tmp_path / f"items-{n}.jsonl" for n in range(3)]
     doomed = await _start(tmp_path, *common, "-o", str(outputs[0]))
@@ -292,7 +296,7 @@ async def test_max_items_is_exact_when_a_worker_is_killed(server, frontier, redi
     for proc in others:
         code, stderr = await _end(proc)
         assert code == 0, stderr
-    items = [item for out in outputs if out.exists() and out.stat().st_size for item in read_items(out, "jsonl")]
+    items = [item for out in outputs for item in _items_in(out)]
     assert len(items) == 200 and len({item["url"] for item in items}) == 200
     # A worker started once the crawl has its items has nothing to do, and that is no error.
     code, stderr = await run_crawler(tmp_path, *common, "-o", str(tmp_path / "late.jsonl"))
@@ -300,8 +304,7 @@ async def test_max_items_is_exact_when_a_worker_is_killed(server, frontier, redi
 
 
 async def test_two_workers_started_at_once_on_one_output_one_is_refused(server, frontier, tmp_path):
-    paths = shop(server)
-    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    paths = _shop(server, tmp_path)
     common = ["-a", f"base={server.url('').rstrip('/')}", "--frontier", frontier, "--log-level", "WARNING"]
     out = tmp_path / "same.jsonl"
     results = await asyncio.gather(*(run_crawler(tmp_path, *common, "-o", str(out)) for _ in range(2)))
@@ -313,8 +316,7 @@ async def test_two_workers_started_at_once_on_one_output_one_is_refused(server, 
 async def test_a_json_array_output_taken_over_stays_locked_and_whole(server, frontier, tmp_path):
     # Taking over a dead worker's JSON array cuts it back and closes the array again in
     # place: the file stays the one the new worker locked, so a third process is refused.
-    paths = shop(server)
-    (tmp_path / "spider.py").write_text(SPIDER, encoding="utf-8")
+    paths = _shop(server, tmp_path)
     common = _workers(server, frontier, lease_timeout=3)
     array, other_out = tmp_path / "items.json", tmp_path / "b.jsonl"
     other = await _start(tmp_path, *common, "-o", str(other_out))
