@@ -218,7 +218,9 @@ class Crawler:
                 *self._extra_middlewares,
             ]
         )
-        self._attempt = Attempt(chain, self._downloader, self._stats, frontier.observe, self.settings, self._log)
+        self._attempt = Attempt(
+            chain, self._downloader, self._stats, frontier.sending, frontier.observe, self.settings, self._log
+        )
         self._log.info(
             "crawl_resumed" if stored is not None and not stored.new else "crawl_started",
             settings=self.settings.loggable() or None,

@@ -280,6 +280,10 @@ class Frontier:
         self._holds -= 1
         self._wakeup.set()
 
+    def sending(self, request: Request) -> float:
+        """The request reaches the downloader: seconds it waits there first (``Pace.door``)."""
+        return self._pacer.sending(request.domain, self._clock())
+
     def download_done(self, request: Request) -> None:
         """The request's connection slot is free again (its domain may take another)."""
         self._store.done(request, self._clock())

@@ -30,6 +30,9 @@ __all__ = ["MemoryPacer", "Pace", "Pacer", "pace_for"]
 _DECREASE = 0.5
 _SUCCESS_RUN = 10
 _INCREASE_SHARE = 0.1
+# A request within this share of its domain's gap of its turn at the downloader's door goes at
+# once: a millisecond's jitter is not worth a timer.
+_DOOR_SLACK = 0.05
 
 
 class Pacer(Protocol):
@@ -43,6 +46,11 @@ class Pacer(Protocol):
     async def take(self, key: str, now: float) -> float:
         """A request of ``key`` goes out now (``ready_at`` said it may): use its token and slot.
         Returns ``ready_at(key, now)`` after it."""
+        ...
+
+    def sending(self, key: str, now: float) -> float:
+        """A request of ``key`` reaches the downloader: the seconds it waits there first (0: it
+        goes now). ``take`` was when it left the queue; a middleware may have held it since."""
         ...
 
     def done(self, key: str) -> None:
@@ -89,6 +97,7 @@ class Pace:
         "floor",
         "in_flight",
         "interval",
+        "last_sent",
         "last_token",
         "limiter",
         "paused_until",
@@ -111,7 +120,24 @@ class Pace:
         self.streak = 0
         self.throttled = 0
         self.floor = 0.0  #: robots.txt Crawl-delay / Request-rate, seconds
-        self.last_token = -math.inf
+        self.last_token = -math.inf  #: when a request last left the queue
+        self.last_sent = -math.inf  #: when one last left for the site (``door``)
+
+    def door(self, now: float) -> float:
+        """Seconds a request about to be sent waits first, so that it reaches the site a full
+        gap after the domain's last one. Its turn was given when it left the queue, but a
+        middleware, a busy event loop or a garbage collection may have held it (or the one
+        before) since: the gap is kept at the send, as Scrapy's download slots keep it after
+        the middlewares. Without a rate or a Crawl-delay: 0, at once."""
+        rate, floor = self.rate, self.floor
+        if not rate and not floor:
+            return 0.0
+        gap = max(floor, 1 / rate) if rate else floor
+        wait = self.last_sent + gap - now
+        if wait <= _DOOR_SLACK * gap:
+            wait = 0.0
+        self.last_sent = now + wait
+        return wait
 
     def gap(self) -> float:
         """Seconds that must separate two requests beyond what the limiter enforces."""
@@ -163,6 +189,10 @@ class MemoryPacer:
         elif not pace.floor and pace.rate is None and pace.in_flight < pace.concurrency:
             return max(now, pace.paused_until)  # unlimited: the common case of a fast crawl, in short
         return self.ready_at(key, now)
+
+    def sending(self, key: str, now: float) -> float:
+        pace = self._paces.get(key)
+        return 0.0 if pace is None else pace.door(now)
 
     def done(self, key: str) -> None:
         pace = self._paces.get(key)

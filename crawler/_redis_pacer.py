@@ -1,8 +1,15 @@
 """The pacer's side of a shared frontier, and the outbox a worker's operations wait in.
 
 Pacing itself happens in Redis, in the claim script (``lua/sync.lua``): what this worker
-sees (answers for autothrottle, Retry-After pauses, robots.txt Crawl-delay) goes into the
-outbox with the next sync; the local Pace objects only show this worker's share in stats.
+sees (answers for autothrottle, Retry-After pauses, robots.txt Crawl-delay, when its last
+request to a domain actually left) goes into the outbox with the next sync; the local Pace
+objects only show this worker's share in stats.
+
+Why the send time: a claim advances its domain's pace at the claim, in Redis time. A request
+that leaves late (a middleware held it, a busy event loop, a garbage collection) and the next
+one claimed on time, by another worker, would reach the site closer together than its rate
+allows; the script moves the domain's last request forward to the send, so the next claim
+waits a full gap after it. (Within one worker, ``Pace.door`` keeps the gap at once.)
 """
 
 from __future__ import annotations
@@ -46,7 +53,8 @@ class RedisPacer:
         self._outbox = outbox
         self._clock = clock
         self._paces: dict[str, Pace] = {}
-        self._answers: dict[str, list[float]] = {}  # domain -> [ok, throttled, pause until (loop time)]
+        # domain -> [ok, throttled, pause until, last request sent] (loop times)
+        self._answers: dict[str, list[float]] = {}
 
     def _pace(self, key: str) -> Pace:
         return pace_for(self._paces, self._settings, key)
@@ -58,6 +66,15 @@ class RedisPacer:
         self._pace(key).in_flight += 1
         return now
 
+    def sending(self, key: str, now: float) -> float:
+        wait = self._pace(key).door(now)  # this worker's own sends, at once
+        answers = self._answers.get(key)
+        if answers is None:
+            self._answers[key] = [0, 0, 0.0, now + wait]
+        else:
+            answers[3] = now + wait
+        return wait
+
     def done(self, key: str) -> None:
         pace = self._paces.get(key)
         if pace is not None:
@@ -66,7 +83,7 @@ class RedisPacer:
     def observe(self, key: str, status: int) -> None:
         answers = self._answers.get(key)
         if answers is None:
-            answers = self._answers[key] = [0, 0, 0.0]
+            answers = self._answers[key] = [0, 0, 0.0, -math.inf]
         if status in PAUSE_STATUSES:
             answers[1] += 1
             self._pace(key).throttled += 1
@@ -74,7 +91,7 @@ class RedisPacer:
             answers[0] += 1
 
     def pause(self, key: str, until: float) -> None:
-        answers = self._answers.setdefault(key, [0, 0, 0.0])
+        answers = self._answers.setdefault(key, [0, 0, 0.0, -math.inf])
         answers[2] = max(answers[2], until)
         pace = self._pace(key)
         pace.paused_until = max(pace.paused_until, until)
@@ -89,8 +106,13 @@ class RedisPacer:
         if not self._answers:
             return
         now = self._clock()
-        for key, (ok, throttled, until) in self._answers.items():
-            self._outbox.add("X", key, int(ok), int(throttled), max(0, math.ceil((until - now) * 1000)))
+        for key, (ok, throttled, until, sent) in self._answers.items():
+            pause_ms = max(0, math.ceil((until - now) * 1000))
+            # How long ago it left (below 0: it waits at the door), rounded down: Redis counts
+            # the gap from a moment no sooner than the true one (its clock has moved on by the
+            # sync's transit). "": nothing sent since the last sync.
+            sent_ms = math.floor((now - sent) * 1000) if sent > -math.inf else ""
+            self._outbox.add("X", key, int(ok), int(throttled), pause_ms, sent_ms)
         self._answers.clear()
 
     def pace(self, key: str) -> Pace:

@@ -13,6 +13,7 @@ the request's own ``meta["handle_statuses"]`` (which replaces it), hands them to
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -47,6 +48,7 @@ class Attempt:
         chain: MiddlewareChain,
         downloader: Fetcher,
         stats: StatsCollector,
+        sending: Callable[[Request], float],
         observe: Callable[[Request, int], None],
         settings: Settings,
         log: structlog.stdlib.BoundLogger,
@@ -54,6 +56,7 @@ class Attempt:
         self._chain = chain
         self._downloader = downloader
         self._stats = stats
+        self._sending = sending  # a domain's gap is kept at the send (after the middlewares)
         self._observe = observe  # autothrottle sees every status
         self._settings = settings
         self._log = log
@@ -69,6 +72,9 @@ class Attempt:
             else:
                 request = sent
                 self._stats.requests += 1
+                wait = self._sending(request)
+                if wait:
+                    await asyncio.sleep(wait)
                 response = await self._downloader.fetch(request)
                 self._stats.bytes += len(response.body)
                 self._stats.responses[response.status] += 1

@@ -20,8 +20,10 @@ from aiohttp import web
 from crawler_plugins.exporters import JsonArrayExporter, JsonLinesExporter
 from support import Collect, RedisServer, links
 
-from crawler import Crawler, DropItem, FrontierUnavailable, Request, Settings, Spider, fingerprint
+from crawler import BaseMiddleware, Crawler, DropItem, FrontierUnavailable, Request, Settings, Spider, fingerprint
 from crawler._shared import SharedCrawl
+
+pytestmark = pytest.mark.usefixtures("steady_loop")  # gaps on the server clock
 
 FAST = {"rate_limit": None, "domain_concurrency": 100, "obey_robots": False, "retries": 0}
 
@@ -92,6 +94,31 @@ async def test_politeness_holds_across_workers(server, frontier):
     # 8 requests/s for the whole crawl: 125 ms apart (server clock; generous slack).
     assert min(gaps) >= 0.1, gaps
     assert server.max_in_flight["127.0.0.1"] == 1, "domain_concurrency holds across workers"
+
+
+class LateToLeave(BaseMiddleware):
+    """Holds every odd page 0.15 s after its claim, as a busy event loop or a garbage
+    collection would."""
+
+    async def process_request(self, request: Request) -> None:
+        if request.url.rstrip("/")[-1] in "13579":
+            await asyncio.sleep(0.15)
+
+
+async def test_a_request_that_leaves_late_does_not_crowd_the_next(server, frontier):
+    paths = web_of(server, 12)
+    runs = []
+    for _ in range(2):
+        settings = {**FAST, "frontier": frontier, "rate_limit": 4, "domain_concurrency": 1}
+        runs.append(Crawler(Site(server.url("/")), settings, middlewares=[LateToLeave()]))
+    await asyncio.wait_for(asyncio.gather(*(crawler.run() for crawler in runs)), timeout=60)
+
+    hits = sorted(hit.at for hit in server.hits)
+    assert len(hits) == len(paths)
+    gaps = [b - a for a, b in itertools.pairwise(hits)]
+    # 4 requests/s: 250 ms apart, counted from when a late request actually left (claimed on
+    # time, the next page would arrive 100 ms after a late one).
+    assert min(gaps) >= 0.2, gaps
 
 
 async def test_a_retry_after_seen_by_one_worker_pauses_the_host_for_all(server, frontier):

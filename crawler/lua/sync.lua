@@ -8,7 +8,9 @@
 --   C chain domain delay_ms conc rate json fp low force   the chain goes on as a retry (fp '')
 --                                                    or a redirect hop (deduped on its fp)
 --   D chain domain                                   its download ended: its slot is free
---   X domain ok throttled pause_ms                   answers seen (AIMD) and a Retry-After pause
+--   X domain ok throttled pause_ms sent_ms           answers seen (AIMD), a Retry-After pause, and how
+--                                                    long ago the last request to it left (below 0:
+--                                                    it waits to; '': none since the last sync)
 --   E chain page items refund                        its chain ended (page, refund: 1 or 0)
 --   F domain floor_ms conc rate                      robots.txt Crawl-delay
 --   R                                                a page refunded (a chain of no lease)
@@ -163,16 +165,24 @@ end
 
 local pushes, pushed_domains = {}, {} -- domain -> fresh requests to append to its queue
 
-local function observe(d, ok, throttled, pause_ms)
+local function observe(d, ok, throttled, pause_ms, sent_ms)
   local dk = P .. 'd:' .. d
   if pause_ms > 0 then
     local paused = tonumber(redis.call('HGET', dk, 'paused') or '0')
     if NOW + pause_ms > paused then redis.call('HSET', dk, 'paused', NOW + pause_ms) end
   end
-  local f = redis.call('HMGET', dk, 'rate', 'crate', 'ceil', 'step', 'streak', 'gapavg')
+  local f = redis.call('HMGET', dk, 'rate', 'crate', 'ceil', 'step', 'streak', 'gapavg', 'floor', 'last')
   local rate, crate, ceil, step = tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
   local streak, gapavg = tonumber(f[5]), tonumber(f[6])
   if rate == nil then return end
+  -- A paced domain's gap counts from its last request's send when that was well after its
+  -- claim (a request that left late must not reach the site just before the next one; the
+  -- usual few ms from claim to send are left alone, as in Pace.door).
+  if sent_ms then
+    local gap = tonumber(f[7])
+    if rate > 0 then gap = math.max(gap, 1000 / rate) end
+    if gap > 0 and NOW - sent_ms > tonumber(f[8]) + 0.05 * gap then redis.call('HSET', dk, 'last', NOW - sent_ms) end
+  end
   if throttled > 0 then
     redis.call('HINCRBY', dk, 'thr', throttled)
     streak = 0
@@ -301,7 +311,7 @@ for _, f in ipairs(OPS) do
   elseif op == 'D' then
     free_mine(f[2], f[3])
   elseif op == 'X' then
-    observe(f[2], tonumber(f[3]), tonumber(f[4]), tonumber(f[5]))
+    observe(f[2], tonumber(f[3]), tonumber(f[4]), tonumber(f[5]), tonumber(f[6]))
   elseif op == 'E' then
     local chain = f[2]
     local rec = held[chain]
