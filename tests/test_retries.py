@@ -16,6 +16,8 @@ from yarl import URL
 from crawler import Crawler
 from crawler._retry import parse_retry_after
 
+pytestmark = pytest.mark.usefixtures("steady_loop")  # pauses measured on the server clock
+
 RETRY = {**FAST, "retries": 2}
 
 

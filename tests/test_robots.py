@@ -11,6 +11,8 @@ from support import FAST, RecordingSpider, html, links
 
 from crawler import Crawler, Settings, Spider
 
+pytestmark = pytest.mark.usefixtures("steady_loop")  # holds measured on the server clock
+
 A, B = "127.0.0.1", "127.0.0.2"
 ROBOTS = {**FAST, "obey_robots": True}
 
