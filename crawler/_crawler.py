@@ -162,7 +162,8 @@ class Crawler:
         return self._items.stream()
 
     async def stop(self) -> None:
-        """Stop scheduling; requests in flight finish, queued ones are recorded as ``stopped``."""
+        """Stop scheduling; requests in flight finish, queued ones are recorded as ``stopped``.
+        (A request already past the queue still keeps its domain's gap before it is sent.)"""
         self._stop_requested = True
         if self._frontier is not None:
             self._frontier.close("stopped")

@@ -49,8 +49,9 @@ class Pacer(Protocol):
         ...
 
     def sending(self, key: str, now: float) -> float:
-        """A request of ``key`` reaches the downloader: the seconds it waits there first (0: it
-        goes now). ``take`` was when it left the queue; a middleware may have held it since."""
+        """A request of ``key`` reaches the downloader: 0 when it goes now, else the seconds
+        to wait before asking again (``Pace.door``). ``take`` was when it left the queue; a
+        middleware may have held it since."""
         ...
 
     def done(self, key: str) -> None:
@@ -124,20 +125,22 @@ class Pace:
         self.last_sent = -math.inf  #: when one last left for the site (``door``)
 
     def door(self, now: float) -> float:
-        """Seconds a request about to be sent waits first, so that it reaches the site a full
-        gap after the domain's last one. Its turn was given when it left the queue, but a
+        """Seconds a request about to be sent must wait (then ask again), or 0: it goes now,
+        and is the domain's last send. Its turn was given when it left the queue, but a
         middleware, a busy event loop or a garbage collection may have held it (or the one
-        before) since: the gap is kept at the send, as Scrapy's download slots keep it after
-        the middlewares. Without a rate or a Crawl-delay: 0, at once."""
+        before) since: a full gap after the last send, and the end of a Retry-After pause,
+        are kept again at the send, as Scrapy's download slots keep their delay after the
+        middlewares. Asking again after the wait sees a pause or a slower rate that came
+        meanwhile, and two requests waiting for one domain go a gap apart."""
         rate, floor = self.rate, self.floor
-        if not rate and not floor:
-            return 0.0
+        if not rate and not floor and self.paused_until <= now:
+            return 0.0  # the common case: an unlimited domain, not paused
         gap = max(floor, 1 / rate) if rate else floor
-        wait = self.last_sent + gap - now
-        if wait <= _DOOR_SLACK * gap:
-            wait = 0.0
-        self.last_sent = now + wait
-        return wait
+        wait = max(self.last_sent + gap, self.paused_until) - now
+        if wait > _DOOR_SLACK * gap:
+            return wait
+        self.last_sent = now
+        return 0.0
 
     def gap(self) -> float:
         """Seconds that must separate two requests beyond what the limiter enforces."""

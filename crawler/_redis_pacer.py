@@ -8,8 +8,8 @@ objects only show this worker's share in stats.
 Why the send time: a claim advances its domain's pace at the claim, in Redis time. A request
 that leaves late (a middleware held it, a busy event loop, a garbage collection) and the next
 one claimed on time, by another worker, would reach the site closer together than its rate
-allows; the script moves the domain's last request forward to the send, so the next claim
-waits a full gap after it. (Within one worker, ``Pace.door`` keeps the gap at once.)
+allows. The script keeps a late send, and tells the worker that claims from the domain next
+(``sent_elsewhere``): its door keeps a full gap after it, as it does after its own sends.
 """
 
 from __future__ import annotations
@@ -67,13 +67,20 @@ class RedisPacer:
         return now
 
     def sending(self, key: str, now: float) -> float:
-        wait = self._pace(key).door(now)  # this worker's own sends, at once
-        answers = self._answers.get(key)
-        if answers is None:
-            self._answers[key] = [0, 0, 0.0, now + wait]
-        else:
-            answers[3] = now + wait
+        wait = self._pace(key).door(now)  # this worker's sends, and late ones of others it was told of
+        if not wait:
+            answers = self._answers.get(key)
+            if answers is None:
+                self._answers[key] = [0, 0, 0.0, now]
+            else:
+                answers[3] = now
         return wait
+
+    def sent_elsewhere(self, key: str, at: float) -> None:
+        """Another worker's request to ``key`` left late, at ``at`` (loop time): the next one
+        this worker sends keeps a gap after it."""
+        pace = self._pace(key)
+        pace.last_sent = max(pace.last_sent, at)
 
     def done(self, key: str) -> None:
         pace = self._paces.get(key)
@@ -108,9 +115,8 @@ class RedisPacer:
         now = self._clock()
         for key, (ok, throttled, until, sent) in self._answers.items():
             pause_ms = max(0, math.ceil((until - now) * 1000))
-            # How long ago it left (below 0: it waits at the door), rounded down: Redis counts
-            # the gap from a moment no sooner than the true one (its clock has moved on by the
-            # sync's transit). "": nothing sent since the last sync.
+            # How long ago it left, rounded down: Redis keeps a moment no sooner than the true
+            # one (its clock has moved on by the sync's transit). "": none since the last sync.
             sent_ms = math.floor((now - sent) * 1000) if sent > -math.inf else ""
             self._outbox.add("X", key, int(ok), int(throttled), pause_ms, sent_ms)
         self._answers.clear()

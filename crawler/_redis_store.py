@@ -324,7 +324,7 @@ class RedisStore:
                     chunk, adds = adds[:_CHUNK], adds[_CHUNK:]
                     reply = await self._send(chunk, 0)
                     duplicates += reply[2]
-                    self._log_cursor, news = reply[12:]
+                    self._log_cursor, news = reply[13:]
                     if news:
                         self._learn(news)
                 ops_sent = adds + ops_sent
@@ -334,10 +334,15 @@ class RedisStore:
                     self._held.discard(int(op[1]))
             self._last_sync = time.monotonic()
             claimed, refused, more, soonest, fresh, cont, leased, start, budget, items_total, pages_total = reply[:11]
-            cut = reply[11]
-            self._log_cursor, news = reply[12:]
+            cut, late_sends = reply[11:13]
+            self._log_cursor, news = reply[13:]
             if news:
                 self._learn(news)
+            if late_sends:
+                now = self._clock()
+                for entry in late_sends.split(b"\n"):
+                    domain, ago = entry.split(b"\t")
+                    self._pacer.sent_elsewhere(domain.decode(), now - float(ago) / 1000)
             duplicates += more
             start = start.decode()
             decode = self._codec.decode

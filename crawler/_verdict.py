@@ -71,10 +71,11 @@ class Attempt:
                 response = sent
             else:
                 request = sent
-                self._stats.requests += 1
                 wait = self._sending(request)
-                if wait:
+                while wait:
                     await asyncio.sleep(wait)
+                    wait = self._sending(request)
+                self._stats.requests += 1
                 response = await self._downloader.fetch(request)
                 self._stats.bytes += len(response.body)
                 self._stats.responses[response.status] += 1

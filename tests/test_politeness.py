@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 
@@ -117,6 +118,57 @@ async def test_a_page_a_middleware_held_does_not_crowd_the_next(server, domain_c
     # 250 ms apart at the send, not from when each page left the queue (a page held 0.15 s
     # would arrive 100 ms before the next; held past its gap, just before or after it).
     assert min(spacing) >= 0.2, spacing
+
+
+class HoldFirstPage(BaseMiddleware):
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def process_request(self, request: Request) -> None:
+        if request.url.endswith("/p0"):
+            await asyncio.sleep(self.seconds)
+
+
+async def test_a_page_a_middleware_held_waits_out_a_pause_that_came_meanwhile(server):
+    answered_429: list[bool] = []
+
+    async def throttled_once(request: web.Request) -> web.Response:
+        if not answered_429:
+            answered_429.append(True)
+            await asyncio.sleep(0.3)
+            return web.Response(status=429, headers={"Retry-After": "2"})
+        return web.Response(text=html("1"), content_type="text/html")
+
+    server.route("/p0", html("0"))
+    server.route("/p1", throttled_once)
+    spider = RecordingSpider([server.url("/p0"), server.url("/p1")])
+    settings = {**FAST, "rate_limit": 1, "domain_concurrency": 2, "retries": 2}
+
+    # p0 leaves the queue first and is held 1.1 s; p1 goes at 1 s and is paused 2 s at 1.3 s.
+    stats = await Crawler(spider, settings, middlewares=[HoldFirstPage(1.1)]).run()
+
+    assert stats.pages == 2
+    asked_to_wait = server.hits_for(path="/p1")[0].at
+    sent = server.hits_for(path="/p0")[0].at
+    assert sent - asked_to_wait >= 0.3 + 0.9 * 2, "p0 went during the Retry-After pause"
+
+
+async def test_a_request_cancelled_while_it_waits_its_turn_is_not_counted_as_sent(server):
+    server.route("/p0", html("0"))
+    server.route("/p1", html("1"))
+    spider = RecordingSpider([server.url("/p0"), server.url("/p1")])
+    settings = {**FAST, "rate_limit": 2, "domain_concurrency": 2}
+    crawler = Crawler(spider, settings, middlewares=[HoldFirstPage(0.6)])
+
+    # p1 goes at 0.5 s; p0, held until 0.6 s, waits at the door until 1 s: cancelled at 0.8 s.
+    task = asyncio.ensure_future(crawler.run())
+    await asyncio.sleep(0.8)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+    assert [hit.path for hit in server.hits] == ["/p1"]
+    assert crawler.statistics().requests == 1
 
 
 async def test_crawl_delay_never_speeds_a_domain_past_its_rate_limit(server):

@@ -10,7 +10,7 @@
 --   D chain domain                                   its download ended: its slot is free
 --   X domain ok throttled pause_ms sent_ms           answers seen (AIMD), a Retry-After pause, and how
 --                                                    long ago the last request to it left (below 0:
---                                                    it waits to; '': none since the last sync)
+--                                                    in the future; '': none since the last sync)
 --   E chain page items refund                        its chain ended (page, refund: 1 or 0)
 --   F domain floor_ms conc rate                      robots.txt Crawl-delay
 --   R                                                a page refunded (a chain of no lease)
@@ -29,6 +29,11 @@
 -- keeps only the first ones that fit (each output is committed at the mark after them), and
 -- the reply says how many (cut, else -1): the worker cuts its outputs back to that. A worker
 -- not in the crawl (its state is gone: see common.lua) is answered {'gone'}.
+--
+-- Late sends: a request that left well after its claim (a middleware held it) is reported
+-- with the worker's next call; the reply to a call that claims from that domain within a gap
+-- of it names the domain and how long ago it left, and the claiming worker keeps a gap after
+-- it at its door before sending (Pace.door).
 --
 -- The seen log: the fingerprints each call found new are appended to a short shared list
 -- (when more than one worker is alive), and each call returns what other workers appended
@@ -171,17 +176,20 @@ local function observe(d, ok, throttled, pause_ms, sent_ms)
     local paused = tonumber(redis.call('HGET', dk, 'paused') or '0')
     if NOW + pause_ms > paused then redis.call('HSET', dk, 'paused', NOW + pause_ms) end
   end
-  local f = redis.call('HMGET', dk, 'rate', 'crate', 'ceil', 'step', 'streak', 'gapavg', 'floor', 'last')
+  local f = redis.call('HMGET', dk, 'rate', 'crate', 'ceil', 'step', 'streak', 'gapavg', 'floor', 'last', 'sent')
   local rate, crate, ceil, step = tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
   local streak, gapavg = tonumber(f[5]), tonumber(f[6])
   if rate == nil then return end
-  -- A paced domain's gap counts from its last request's send when that was well after its
-  -- claim (a request that left late must not reach the site just before the next one; the
-  -- usual few ms from claim to send are left alone, as in Pace.door).
+  -- A paced domain's request that left well after its claim (a middleware held it): its
+  -- send goes to the next claims of the domain, whose worker keeps a gap after it at its
+  -- door (Pace.door). The claims keep their own schedule: a hold and a gap overlap.
   if sent_ms then
     local gap = tonumber(f[7])
     if rate > 0 then gap = math.max(gap, 1000 / rate) end
-    if gap > 0 and NOW - sent_ms > tonumber(f[8]) + 0.05 * gap then redis.call('HSET', dk, 'last', NOW - sent_ms) end
+    local sent = NOW - sent_ms
+    if gap > 0 and sent > math.max(tonumber(f[8]), tonumber(f[9]) or 0) + 0.05 * gap then
+      redis.call('HSET', dk, 'sent', sent)
+    end
   end
   if throttled > 0 then
     redis.call('HINCRBY', dk, 'thr', throttled)
@@ -460,6 +468,8 @@ local function take(d, c, n)
   return got
 end
 
+local late_sends = {} -- "domain<TAB>ms since its late send" of the domains claimed here
+
 -- json is leased to this worker under a new chain id (written after the claims).
 local new_leases, new_expiries, new_slots = {}, {}, {}
 local function lease_out(d, c, json)
@@ -498,12 +508,13 @@ while #out < 3 * WANT and guard < limit do
   local c = cache[d]
   if not c then
     local f = redis.call('HMGET', P .. 'd:' .. d, 'conc', 'inflight', 'rate', 'floor', 'last', 'paused', 'gapavg',
-      'prio')
+      'prio', 'sent')
     if f[1] then
       c = {
         conc = tonumber(f[1]), inflight = tonumber(f[2]), rate = tonumber(f[3]), floor = tonumber(f[4]),
         last = tonumber(f[5]), paused = tonumber(f[6]), gapavg = tonumber(f[7]),
         mine = tonumber(redis.call('HGET', K_MINE, d) or '0'), claimed = 0, prio = f[8] == '1',
+        sent = tonumber(f[9]) or 0,
       }
       cache[d] = c
     end
@@ -530,6 +541,10 @@ while #out < 3 * WANT and guard < limit do
         redis.call('ZREM', K_READY, d) -- nothing (more) to hand out: an add wakes it
       else
         lease_out(d, c, json)
+        if c.sent + gap > NOW and not c.told then
+          c.told = true -- a late send of this domain is still within a gap: the worker waits
+          late_sends[#late_sends + 1] = d .. '\t' .. (NOW - c.sent)
+        end
         if gap == 0 then
           -- No gap to keep, and no other domain due: more of this one at once, rather than
           -- a turn each (the whole crawl of a single site goes through here).
@@ -593,6 +608,7 @@ local totals = redis.call('HMGET', P .. 'totals', 'items', 'pages')
 reply[#reply + 1] = tonumber(totals[1] or '0')
 reply[#reply + 1] = tonumber(totals[2] or '0')
 reply[#reply + 1] = cut
+reply[#reply + 1] = table.concat(late_sends, '\n')
 redis.call('HSET', K_REPLIES, WORKER, SEQ .. '\n' .. cjson.encode(reply))
 
 -- The seen log: entries "worker<TAB>fp,fp,..." numbered from 1 (n.seenlog is the last one's).
