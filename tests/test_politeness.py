@@ -104,7 +104,7 @@ class HoldOddPages(BaseMiddleware):
             await asyncio.sleep(self.seconds)
 
 
-@pytest.mark.parametrize(("domain_concurrency", "hold"), [(1, 0.15), (2, 0.15), (2, 0.4)])
+@pytest.mark.parametrize(("domain_concurrency", "hold"), [(1, 0.15), (2, 0.15), (2, 0.3)])
 async def test_a_page_a_middleware_held_does_not_crowd_the_next(server, domain_concurrency, hold):
     for i in range(8):
         server.route(f"/p{i}", html(str(i)))
@@ -115,18 +115,21 @@ async def test_a_page_a_middleware_held_does_not_crowd_the_next(server, domain_c
 
     assert stats.pages == 8
     spacing = gaps([h.at for h in page_hits(server)])
-    # 250 ms apart at the send, not from when each page left the queue (a page held 0.15 s
-    # would arrive 100 ms before the next; held past its gap, just before or after it).
-    assert min(spacing) >= 0.2, spacing
+    # 250 ms apart at the send, not from when each page left the queue: a page held 0.15 s
+    # arrived 90 ms before the next; held 0.3 s, 50 ms after the next (measured without
+    # the door). The bound leaves the server clock, in the crawler's loop, 60 ms of jitter.
+    assert min(spacing) >= 0.175, spacing
 
 
 class HoldFirstPage(BaseMiddleware):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.released = asyncio.Event()  # p0 is on its way to the downloader
 
     async def process_request(self, request: Request) -> None:
         if request.url.endswith("/p0"):
             await asyncio.sleep(self.seconds)
+            self.released.set()
 
 
 async def test_a_page_a_middleware_held_waits_out_a_pause_that_came_meanwhile(server):
@@ -157,12 +160,15 @@ async def test_a_request_cancelled_while_it_waits_its_turn_is_not_counted_as_sen
     server.route("/p0", html("0"))
     server.route("/p1", html("1"))
     spider = RecordingSpider([server.url("/p0"), server.url("/p1")])
-    settings = {**FAST, "rate_limit": 2, "domain_concurrency": 2}
-    crawler = Crawler(spider, settings, middlewares=[HoldFirstPage(0.6)])
+    settings = {**FAST, "rate_limit": 1, "domain_concurrency": 2}
+    hold = HoldFirstPage(1.2)
+    crawler = Crawler(spider, settings, middlewares=[hold])
 
-    # p1 goes at 0.5 s; p0, held until 0.6 s, waits at the door until 1 s: cancelled at 0.8 s.
+    # p1 goes 1 s after p0 left the queue; p0, held 1.2 s, then waits at the door until 2 s.
     task = asyncio.ensure_future(crawler.run())
-    await asyncio.sleep(0.8)
+    await asyncio.wait_for(hold.released.wait(), timeout=30)
+    while not server.hits_for(path="/p1"):
+        await asyncio.sleep(0.01)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

@@ -91,8 +91,10 @@ async def test_politeness_holds_across_workers(server, frontier):
     hits = sorted(hit.at for hit in server.hits)
     assert len(hits) == len(paths)
     gaps = [b - a for a, b in itertools.pairwise(hits)]
-    # 8 requests/s for the whole crawl: 125 ms apart (server clock; generous slack).
-    assert min(gaps) >= 0.1, gaps
+    # 8 requests/s for the whole crawl: 125 ms apart at the send. On the server clock, which
+    # runs in the crawlers' loop, 35 ms of slack; workers pacing alone would be ~50 ms apart
+    # (one in flight at a time, 50 ms each).
+    assert min(gaps) >= 0.09, gaps
     assert server.max_in_flight["127.0.0.1"] == 1, "domain_concurrency holds across workers"
 
 
@@ -117,8 +119,9 @@ async def test_a_request_that_leaves_late_does_not_crowd_the_next(server, fronti
     assert len(hits) == len(paths)
     gaps = [b - a for a, b in itertools.pairwise(hits)]
     # 4 requests/s: 250 ms apart, counted from when a late request actually left (claimed on
-    # time, the next page would arrive 100 ms after a late one).
-    assert min(gaps) >= 0.2, gaps
+    # time, the next page arrived 100 ms after a late one). The bound leaves the server clock,
+    # in the crawlers' loop, 60 ms of jitter.
+    assert min(gaps) >= 0.175, gaps
 
 
 async def test_a_retry_after_seen_by_one_worker_pauses_the_host_for_all(server, frontier):
