@@ -101,6 +101,7 @@ class Pace:
         "last_sent",
         "last_token",
         "limiter",
+        "not_before",
         "paused_until",
         "rate",
         "step",
@@ -123,6 +124,7 @@ class Pace:
         self.floor = 0.0  #: robots.txt Crawl-delay / Request-rate, seconds
         self.last_token = -math.inf  #: when a request last left the queue
         self.last_sent = -math.inf  #: when one last left for the site (``door``)
+        self.not_before = -math.inf  #: none leaves before (another worker's late send, ``door``)
 
     def door(self, now: float) -> float:
         """Seconds a request about to be sent must wait (then ask again), or 0: it goes now,
@@ -133,10 +135,13 @@ class Pace:
         middlewares. Asking again after the wait sees a pause or a slower rate that came
         meanwhile, and two requests waiting for one domain go a gap apart."""
         rate, floor = self.rate, self.floor
-        if not rate and not floor and self.paused_until <= now:
-            return 0.0  # the common case: an unlimited domain, not paused
+        hold = max(self.paused_until, self.not_before)
+        if hold > now:
+            return hold - now  # (to the end: no slack for a pause)
+        if not rate and not floor:
+            return 0.0  # the common case: an unlimited domain
         gap = max(floor, 1 / rate) if rate else floor
-        wait = max(self.last_sent + gap, self.paused_until) - now
+        wait = self.last_sent + gap - now
         if wait > _DOOR_SLACK * gap:
             return wait
         self.last_sent = now

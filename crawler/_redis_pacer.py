@@ -8,8 +8,8 @@ objects only show this worker's share in stats.
 Why the send time: a claim advances its domain's pace at the claim, in Redis time. A request
 that leaves late (a middleware held it, a busy event loop, a garbage collection) and the next
 one claimed on time, by another worker, would reach the site closer together than its rate
-allows. The script keeps a late send, and tells the worker that claims from the domain next
-(``sent_elsewhere``): its door keeps a full gap after it, as it does after its own sends.
+allows. The script keeps a late send, and tells the worker that claims from the domain next how
+long to wait (``sent_elsewhere``): its door keeps a full gap after it, as after its own sends.
 """
 
 from __future__ import annotations
@@ -76,11 +76,12 @@ class RedisPacer:
                 answers[3] = now
         return wait
 
-    def sent_elsewhere(self, key: str, at: float) -> None:
-        """Another worker's request to ``key`` left late, at ``at`` (loop time): the next one
-        this worker sends keeps a gap after it."""
+    def sent_elsewhere(self, key: str, ready: float) -> None:
+        """Another worker's request to ``key`` left late: none of this worker's leaves before
+        ``ready`` (loop time), a gap after it by the domain's rate in Redis (which autothrottle
+        may have lowered below the configured one this worker knows)."""
         pace = self._pace(key)
-        pace.last_sent = max(pace.last_sent, at)
+        pace.not_before = max(pace.not_before, ready)
 
     def done(self, key: str) -> None:
         pace = self._paces.get(key)

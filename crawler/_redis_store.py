@@ -341,8 +341,8 @@ class RedisStore:
             if late_sends:
                 now = self._clock()
                 for entry in late_sends.split(b"\n"):
-                    domain, ago = entry.split(b"\t")
-                    self._pacer.sent_elsewhere(domain.decode(), now - float(ago) / 1000)
+                    domain, wait_ms = entry.split(b"\t")
+                    self._pacer.sent_elsewhere(domain.decode(), now + max(0.0, float(wait_ms)) / 1000)
             duplicates += more
             start = start.decode()
             decode = self._codec.decode

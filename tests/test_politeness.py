@@ -121,6 +121,17 @@ async def test_a_page_a_middleware_held_does_not_crowd_the_next(server, domain_c
     assert min(spacing) >= 0.175, spacing
 
 
+def test_the_door_keeps_a_pause_to_its_end():
+    from crawler._pacer import Pace
+
+    pace = Pace(None, 2)
+    pace.floor = 10.0  # a long gap: its 5 % of slack must not shorten the pause
+    pace.paused_until = 20.4
+    assert pace.door(20.0) == pytest.approx(0.4)
+    assert pace.door(20.4) == 0.0
+    assert pace.door(21.0) == pytest.approx(9.4), "the next one keeps the gap after that send"
+
+
 class HoldFirstPage(BaseMiddleware):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds

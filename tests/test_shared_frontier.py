@@ -124,6 +124,31 @@ async def test_a_request_that_leaves_late_does_not_crowd_the_next(server, fronti
     assert min(gaps) >= 0.175, gaps
 
 
+async def test_the_gap_after_a_late_request_is_the_throttled_one(server, frontier):
+    paths = web_of(server, 8)
+    answered_429: list[bool] = []
+
+    async def throttled_once(request: web.Request) -> web.Response:
+        if not answered_429:
+            answered_429.append(True)
+            return web.Response(status=429)  # autothrottle halves the host's rate: 4/s -> 2/s
+        return web.Response(text=links(*paths[1:6]), content_type="text/html")
+
+    server.route("/", throttled_once)
+    runs = []
+    for _ in range(2):
+        settings = {**FAST, "frontier": frontier, "rate_limit": 4, "domain_concurrency": 1, "retries": 2}
+        runs.append(Crawler(Site(server.url("/")), settings, middlewares=[LateToLeave()]))
+    await asyncio.wait_for(asyncio.gather(*(crawler.run() for crawler in runs)), timeout=60)
+
+    hits = sorted(hit.at for hit in server.hits)
+    assert len(hits) == len(paths) + 1  # the 429 and its retry
+    gaps = [b - a for a, b in itertools.pairwise(hits)]
+    # 500 ms apart at 2/s (fewer than 10 answers after the 429: the rate does not recover).
+    # A late page's next one, kept only at the configured 4/s, came 350 ms after it.
+    assert min(gaps[1:]) >= 0.45, gaps
+
+
 async def test_a_retry_after_seen_by_one_worker_pauses_the_host_for_all(server, frontier):
     paths = web_of(server, 40, delay=0.1)  # 2 s of work at 2 in flight: the pause comes early in it
     answered_429 = []

@@ -9,8 +9,8 @@
 --                                                    or a redirect hop (deduped on its fp)
 --   D chain domain                                   its download ended: its slot is free
 --   X domain ok throttled pause_ms sent_ms           answers seen (AIMD), a Retry-After pause, and how
---                                                    long ago the last request to it left (below 0:
---                                                    in the future; '': none since the last sync)
+--                                                    long ago the last request to it left ('': none
+--                                                    since the last sync)
 --   E chain page items refund                        its chain ended (page, refund: 1 or 0)
 --   F domain floor_ms conc rate                      robots.txt Crawl-delay
 --   R                                                a page refunded (a chain of no lease)
@@ -32,8 +32,8 @@
 --
 -- Late sends: a request that left well after its claim (a middleware held it) is reported
 -- with the worker's next call; the reply to a call that claims from that domain within a gap
--- of it names the domain and how long ago it left, and the claiming worker keeps a gap after
--- it at its door before sending (Pace.door).
+-- of it names the domain and how long (ms) until a gap after that send, by the domain's rate
+-- here (autothrottle's, if lower): the claiming worker's door waits that long (Pace.door).
 --
 -- The seen log: the fingerprints each call found new are appended to a short shared list
 -- (when more than one worker is alive), and each call returns what other workers appended
@@ -186,7 +186,7 @@ local function observe(d, ok, throttled, pause_ms, sent_ms)
   if sent_ms then
     local gap = tonumber(f[7])
     if rate > 0 then gap = math.max(gap, 1000 / rate) end
-    local sent = NOW - sent_ms
+    local sent = NOW - math.max(sent_ms, 0)
     if gap > 0 and sent > math.max(tonumber(f[8]), tonumber(f[9]) or 0) + 0.05 * gap then
       redis.call('HSET', dk, 'sent', sent)
     end
@@ -468,7 +468,7 @@ local function take(d, c, n)
   return got
 end
 
-local late_sends = {} -- "domain<TAB>ms since its late send" of the domains claimed here
+local late_sends = {} -- "domain<TAB>ms until a gap after its late send" of the domains claimed here
 
 -- json is leased to this worker under a new chain id (written after the claims).
 local new_leases, new_expiries, new_slots = {}, {}, {}
@@ -543,7 +543,7 @@ while #out < 3 * WANT and guard < limit do
         lease_out(d, c, json)
         if c.sent + gap > NOW and not c.told then
           c.told = true -- a late send of this domain is still within a gap: the worker waits
-          late_sends[#late_sends + 1] = d .. '\t' .. (NOW - c.sent)
+          late_sends[#late_sends + 1] = d .. '\t' .. (c.sent + gap - NOW)
         end
         if gap == 0 then
           -- No gap to keep, and no other domain due: more of this one at once, rather than
