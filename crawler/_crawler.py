@@ -163,7 +163,8 @@ class Crawler:
 
     async def stop(self) -> None:
         """Stop scheduling; requests in flight finish, queued ones are recorded as ``stopped``.
-        (A request already past the queue still keeps its domain's gap before it is sent.)"""
+        (A request already past the queue still keeps its domain's gap, and waits out a
+        Retry-After pause, before it is sent: at most ``retry_after_max``.)"""
         self._stop_requested = True
         if self._frontier is not None:
             self._frontier.close("stopped")
