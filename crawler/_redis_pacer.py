@@ -59,6 +59,12 @@ class RedisPacer:
     def _pace(self, key: str) -> Pace:
         return pace_for(self._paces, self._settings, key)
 
+    def _answer(self, key: str) -> list[float]:
+        answers = self._answers.get(key)
+        if answers is None:
+            answers = self._answers[key] = [0, 0, 0.0, -math.inf]
+        return answers
+
     def ready_at(self, key: str, now: float) -> float:
         return now  # the claim script decides
 
@@ -69,11 +75,7 @@ class RedisPacer:
     def sending(self, key: str, now: float) -> float:
         wait = self._pace(key).door(now)  # this worker's sends, and late ones of others it was told of
         if not wait:
-            answers = self._answers.get(key)
-            if answers is None:
-                self._answers[key] = [0, 0, 0.0, now]
-            else:
-                answers[3] = now
+            self._answer(key)[3] = now
         return wait
 
     def sent_elsewhere(self, key: str, ready: float) -> None:
@@ -89,9 +91,7 @@ class RedisPacer:
             pace.in_flight -= 1
 
     def observe(self, key: str, status: int) -> None:
-        answers = self._answers.get(key)
-        if answers is None:
-            answers = self._answers[key] = [0, 0, 0.0, -math.inf]
+        answers = self._answer(key)
         if status in PAUSE_STATUSES:
             answers[1] += 1
             self._pace(key).throttled += 1
@@ -99,7 +99,7 @@ class RedisPacer:
             answers[0] += 1
 
     def pause(self, key: str, until: float) -> None:
-        answers = self._answers.setdefault(key, [0, 0, 0.0, -math.inf])
+        answers = self._answer(key)
         answers[2] = max(answers[2], until)
         pace = self._pace(key)
         pace.paused_until = max(pace.paused_until, until)

@@ -117,6 +117,12 @@ local function see(fp, low)
   return true
 end
 
+-- A domain's gap between requests (ms): its Crawl-delay floor, or its rate's if longer.
+local function gap_of(rate, floor)
+  if rate > 0 then return math.max(floor, 1000 / rate) end
+  return floor
+end
+
 -- Per call: what was already done for a domain, and counters written once at the end.
 local known, woken, prioritized = {}, {}, {}
 local inflight_delta, mine_delta, unfull = {}, {}, {}
@@ -184,8 +190,7 @@ local function observe(d, ok, throttled, pause_ms, sent_ms)
   -- send goes to the next claims of the domain, whose worker keeps a gap after it at its
   -- door (Pace.door). The claims keep their own schedule: a hold and a gap overlap.
   if sent_ms then
-    local gap = tonumber(f[7])
-    if rate > 0 then gap = math.max(gap, 1000 / rate) end
+    local gap = gap_of(rate, tonumber(f[7]))
     local sent = NOW - math.max(sent_ms, 0)
     if gap > 0 and sent > math.max(tonumber(f[8]), tonumber(f[9]) or 0) + 0.05 * gap then
       redis.call('HSET', dk, 'sent', sent)
@@ -522,8 +527,7 @@ while #out < 3 * WANT and guard < limit do
   if not c then
     redis.call('ZREM', K_READY, d) -- its state is gone (cleared): nothing to claim from it
   else
-    local gap = c.floor
-    if c.rate > 0 then gap = math.max(gap, 1000 / c.rate) end
+    local gap = gap_of(c.rate, c.floor)
     local ready = math.max(NOW, c.paused)
     if c.last > 0 then ready = math.max(ready, c.last + gap) end
     local share = math.ceil(c.conc / live)
