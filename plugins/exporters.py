@@ -1,8 +1,9 @@
-"""Item exporters: JSON Lines and CSV, each item written whole and flushed as it comes.
+"""Item exporters: JSON Lines and CSV, each item written whole as it comes.
 
 An exporter is an item pipeline that runs last. Each item is serialised first and written
-with a single ``write`` followed by ``flush``, so a crash or a second Ctrl-C can cut the crawl
-between items but never leaves half a line, and nothing already exported is lost.
+with a single ``write`` call to the file itself (no buffer in this process), so a crash or a
+second Ctrl-C can cut the crawl between items but never leaves half a line, and nothing
+already exported is lost.
 """
 
 from __future__ import annotations
@@ -25,16 +26,18 @@ class _FileExporter(ResumableExporter):
     def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         self.path = Path(path)
         self.overwrite = overwrite
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
         self._resume_at: int | None = None
-        self._position = 0  # where the output ended when last seen (before open: where it resumes)
+        # Where the output ends (before open: where it resumes). Counted as items are written:
+        # a shared crawl asks for it at every page's end, and tell() on a file costs more.
+        self._position = 0
 
     @property
     def key(self) -> str:
         return str(self.path.resolve())
 
     def position(self) -> int:
-        return self._file.tell() if self._file is not None else self._position
+        return self._position
 
     def resume_at(self, position: int) -> None:
         self._resume_at = self._position = position
@@ -53,18 +56,25 @@ class _FileExporter(ResumableExporter):
         self._cut_back()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Held open for the whole crawl and closed in close(), which the crawler always calls.
-        self._file = open(self.path, "w" if self.overwrite else "a", encoding="utf-8", newline="")  # noqa: SIM115
+        # Unbuffered bytes: an item is one write() to the file, with nothing left to flush.
+        self._file = open(self.path, "wb" if self.overwrite else "ab", buffering=0)  # noqa: SIM115
+        self._position = self._file.seek(0, os.SEEK_END)
 
     async def close(self, spider: Spider) -> None:
         file, self._file = self._file, None
         if file is not None:
-            self._position = file.tell()
             file.close()
 
     def _write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        self._write_bytes(data)
+        self._position += len(data)
+
+    def _write_bytes(self, data: bytes) -> None:
         assert self._file is not None, "exporter used before open()"
-        self._file.write(text)
-        self._file.flush()
+        written = self._file.write(data) or 0
+        while written < len(data):  # a short write (a regular file: a disk nearly full)
+            written += self._file.write(memoryview(data)[written:]) or 0
 
 
 class JsonLinesExporter(_FileExporter):
@@ -104,15 +114,16 @@ class JsonArrayExporter(_FileExporter):
         if not fresh:
             self._repair()
         # Held open for the whole crawl and closed in close(), which the crawler always calls.
-        self._file = open(self.path, "w+" if fresh else "r+", encoding="utf-8", newline="")  # noqa: SIM115
+        self._file = open(self.path, "w+b" if fresh else "r+b", buffering=0)  # noqa: SIM115
         if fresh:
-            self._file.write("[\n]")
-            self._file.flush()
+            self._write_bytes(b"[\n]")
             self._end, self._empty = 1, True
         else:
-            text = self._file.read()
-            self._end = len(text.encode("utf-8")) - 2  # the file ends with "\n]" (repaired if not)
-            self._empty = text.strip() in ("[]", "[\n]")
+            size = self._file.seek(0, os.SEEK_END)
+            self._end = size - 2  # the file ends with "\n]" (repaired if not)
+            self._file.seek(0)
+            head = self._file.read(4096) if size <= 4096 else b""
+            self._empty = head.decode("utf-8").strip() in ("[]", "[\n]")
 
     def _repair(self) -> None:
         """Make the file an array ending with ``\n]``: as written here, or torn by a crash
@@ -155,10 +166,10 @@ class JsonArrayExporter(_FileExporter):
     async def process_item(self, item: Any, spider: Spider) -> Any:
         assert self._file is not None, "exporter used before open()"
         chunk = ("" if self._empty else ",") + "\n" + json.dumps(item_to_dict(item), ensure_ascii=False, default=str)
+        data = chunk.encode("utf-8")
         self._file.seek(self._end)
-        self._file.write(chunk + "\n]")  # one write: the item and the array's end
-        self._file.flush()
-        self._end += len(chunk.encode("utf-8"))
+        self._write_bytes(data + b"\n]")  # one write: the item and the array's end
+        self._end += len(data)
         self._empty = False
         return item
 
