@@ -107,7 +107,7 @@ class RedisStore:
         self._domains: dict[str, tuple[int, float]] = {}  # domain -> (concurrency, rate or 0)
         self._in_flight = 0  # handed out, download not done
         self._freed = 0  # downloads done since the last sync (slots the next sync frees)
-        self._batch = max(1, settings.concurrency // 4)  # freed slots worth a sync
+        self._batch = max(1, settings.concurrency // 2)  # freed slots worth a sync
         self._enough = asyncio.Event()  # set when they are
         self._last_fp = 0
         self._accepted: tuple[Request, int, str | None] | None = None  # being added: fingerprint, text
@@ -270,7 +270,7 @@ class RedisStore:
             return self._internal.popleft(), now
         since = time.monotonic() - self._last_sync
         if not self._claimed:
-            # Batched: a sync when this worker is idle, when a quarter of its concurrency has
+            # Batched: a sync when this worker is idle, when half of its concurrency has
             # freed its slots since the last one, or every _SYNC_EVERY (new work from others).
             # The wait is here rather than a round of the frontier's loop per finished download.
             if self._in_flight and self._freed < self._batch and since < _SYNC_EVERY:
