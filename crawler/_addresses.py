@@ -20,7 +20,7 @@ target itself, and the target's IP literal is checked before the request is sent
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -73,13 +73,25 @@ def proxy_endpoint(url: str) -> tuple[str, int] | None:
 
 class AddressGuard:
     """Whether connections to non-public addresses are refused, decided once per crawl
-    (``auto`` turns it off when a start request's host is local: :meth:`saw_start`)."""
+    (``auto`` turns it off when a start request's host is local: :meth:`saw_start`).
+
+    The decision is the crawl's, not the process's: a resumed run that calls ``start()`` no
+    more, or a worker of a shared crawl that never sees a start request, learns it from the
+    crawl's state (:meth:`start_was_local`), and is told through :attr:`on_local` when to
+    record it there."""
 
     def __init__(self, mode: str | bool = "auto") -> None:
         self.auto = mode == "auto"
         self.enabled = mode is True or self.auto
         self._trusted: set[str] = set()  # hosts, on any port
         self._proxies: set[tuple[str, int]] = set()  # (host, port) of configured proxies
+        #: Called once when ``auto`` turns the guard off (the crawl's state keeps that).
+        self.on_local: Callable[[], None] = lambda: None
+
+    @property
+    def local_start(self) -> bool:
+        """``auto``, turned off by a local start request."""
+        return self.auto and not self.enabled
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AddressGuard:
@@ -101,7 +113,14 @@ class AddressGuard:
     def saw_start(self, host: str) -> None:
         """A start request's host: under ``auto``, a local one turns the guard off."""
         if self.auto and self.enabled and is_local_host(host):
+            self.start_was_local()
+
+    def start_was_local(self) -> None:
+        """Under ``auto``: the crawl's start requests are local (seen here, or recorded in the
+        crawl's state by another worker or an earlier run): the guard is off."""
+        if self.auto and self.enabled:
             self.enabled = False
+            self.on_local()
 
     def allows(self, host: str, address: str, port: int | None = None) -> bool:
         """Whether a connection to ``host`` (on ``port``) may go to ``address``, one it

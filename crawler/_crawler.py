@@ -296,6 +296,12 @@ class Crawler:
                 uncommitted=lambda: (self._open_pages, self._items.held),
             )
             stored = self._resume.open()
+            resume, guard = self._resume, self._guard
+            if resume.local_start:
+                guard.start_was_local()
+            elif guard.local_start:  # (start_urls)
+                resume.start_was_local()
+            guard.on_local = resume.start_was_local
         except BaseException:
             self._resume = None
             self._mark_closed()
@@ -322,6 +328,12 @@ class Crawler:
                 "leased": store.remote["leased"],
             }
             store.on_orphaned_start = lambda: self._feeder.take_over() if self._feeder is not None else None
+            # block_private_addresses=auto is the crawl's: one worker runs start(), every
+            # worker learns from Redis that its requests are local (before fetching its claims).
+            store.on_local_start = self._guard.start_was_local
+            self._guard.on_local = store.local_start
+            if self._guard.local_start:  # (start_urls)
+                store.local_start()
             store.on_bad_entry = self._bad_entry
             store.on_synced = self._shared_limits
             # Claims only for what can be sent at once (the dispatcher holds one slot meanwhile).

@@ -56,6 +56,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _CHUNK = 5000  # operations per script call at most (a call is atomic: Redis serves no one else meanwhile)
 _PRIORITY = 1 << 20  # priorities are kept within +/- this (a score holds priority and order)
 _RETRIES = 5  # attempts at a Redis call before the crawl fails with FrontierUnavailable
+_EARLY = ("A", "L")  # operations a long batch may send ahead of the rest: adds, and that they are local
 _LEARN_LIMIT = 10_000_000  # fingerprints in a worker's cache (~200 MB) past which it learns no more
 
 
@@ -147,6 +148,8 @@ class RedisStore:
         self.on_synced: Callable[[], None] = lambda: None
         #: Called with a queue entry that is not a request of this crawl's (and why).
         self.on_bad_entry: Callable[[str, str], None] = lambda entry, reason: None
+        #: Called when the crawl's start requests are local (another worker's, perhaps).
+        self.on_local_start: Callable[[], None] = lambda: None
         #: Called when the worker adding the start requests left or died before it was done.
         self.on_orphaned_start: Callable[[], None] = lambda: None
         #: Called when a batch was refused (this worker's leases had expired).
@@ -318,13 +321,13 @@ class RedisStore:
                 # A burst of new requests (start requests, say) goes first, in bounded calls:
                 # one long script would keep Redis from every other worker. Adds only move
                 # earlier; a chain's end and the outputs' sizes stay in one call.
-                adds = [op for op in ops_sent if op[0] == "A"]
-                ops_sent = [op for op in ops_sent if op[0] != "A"]
+                adds = [op for op in ops_sent if op[0] in _EARLY]
+                ops_sent = [op for op in ops_sent if op[0] not in _EARLY]
                 while adds and len(adds) + len(ops_sent) > _CHUNK:
                     chunk, adds = adds[:_CHUNK], adds[_CHUNK:]
                     reply = await self._send(chunk, 0)
                     duplicates += reply[2]
-                    self._log_cursor, news = reply[13:]
+                    self._log_cursor, news = reply[14:]
                     if news:
                         self._learn(news)
                 ops_sent = adds + ops_sent
@@ -334,8 +337,10 @@ class RedisStore:
                     self._held.discard(int(op[1]))
             self._last_sync = time.monotonic()
             claimed, refused, more, soonest, fresh, cont, leased, start, budget, items_total, pages_total = reply[:11]
-            cut, late_sends = reply[11:13]
-            self._log_cursor, news = reply[13:]
+            cut, late_sends, local = reply[11:14]
+            self._log_cursor, news = reply[14:]
+            if local:  # before any claim of this reply is fetched
+                self.on_local_start()
             if news:
                 self._learn(news)
             if late_sends:
@@ -476,6 +481,11 @@ class RedisStore:
     def start_done(self) -> None:
         """Every start request has been added (sent with the next sync)."""
         self._outbox.add("S")
+
+    def local_start(self) -> None:
+        """The crawl's start requests are local (sent ahead of them: any worker that claims
+        one learns it in the same reply)."""
+        self._outbox.add("L")
 
     def budget_restored(self, now: float, request: Request | None = None) -> None:
         if request is not None and request.chain:

@@ -53,6 +53,9 @@ class Resume:
         self.store.progress = self._progress
         #: True once the spider's start() has been exhausted (a resumed run does not call it again).
         self.start_done = False
+        #: True once a start request was found local: block_private_addresses=auto is off for
+        #: the crawl, a resumed run's too (it may have no start request left to tell).
+        self.local_start = False
         self.stored: StoredCrawl | None = None
 
     def open(self) -> StoredCrawl:
@@ -75,6 +78,7 @@ class Resume:
         # rest is not hit again at once because the crawler restarted.
         self._pacer.restore(stored.meta.get("pacing") or {}, asyncio.get_running_loop().time(), time.time())
         self.start_done = bool(stored.meta.get("start_done"))
+        self.local_start = bool(stored.meta.get("local_start"))
         positions = stored.meta.get("exporters") or {}
         for exporter in self._exporters:
             if exporter.key in positions:
@@ -94,8 +98,13 @@ class Resume:
             "stats": stats,
             "exporters": {exporter.key: exporter.position() for exporter in self._exporters},
             "start_done": self.start_done,
+            "local_start": self.local_start,
             "pacing": self._pacer.export(asyncio.get_running_loop().time(), time.time()),
         }
+
+    def start_was_local(self) -> None:
+        """A start request was found local (kept with the next checkpoint)."""
+        self.local_start = True
 
     def close(self, *, finished: bool, save: bool = True) -> None:
         """The last checkpoint: with ``finished``, a later run says so and fetches nothing.

@@ -430,3 +430,31 @@ async def test_a_retry_after_pause_outlives_a_restart(server, tmp_path):
     assert second.items == 1
     first_hit, second_hit = server.hits_for("/busy")[:2]
     assert second_hit.at - first_hit.at >= 1.9, "the resumed run asked before the pause ended"
+
+
+class Begun(Spider):
+    """ItemsAndLinks begun by ``start()`` alone: no ``start_urls``."""
+
+    name = "shop"
+
+    def __init__(self, start: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.start_at = start
+
+    async def start(self):
+        yield Request(self.start_at)
+
+    parse = ItemsAndLinks.parse
+
+
+async def test_a_local_crawl_begun_by_start_stays_local_when_it_resumes(server, tmp_path):
+    # block_private_addresses=auto is off for a crawl whose start requests are local. A resumed
+    # run does not call start() again and may hold no start request: the decision is the crawl's.
+    paths = shop(server)
+    settings = {"rate_limit": 0, "domain_concurrency": 4, "obey_robots": False, "state": str(tmp_path / "c.db")}
+    first = await Crawler(Begun(server.url("/")), {**settings, "max_pages": 20}).run()
+    assert first.close_reason == "max_pages" and first.failures == {}
+    second = await Crawler(Begun(server.url("/")), settings).run()
+    assert second.failures == {}, "no page of the local site is refused on resume"
+    assert second.close_reason == "finished" and second.pages == PAGES + 1
+    assert {hit.path for hit in server.hits} >= set(paths)

@@ -83,6 +83,32 @@ async def test_workers_share_one_crawl_and_fetch_each_page_once(server, frontier
     assert sum(1 for s in stats if s.pages) >= 2, "the work was shared"
 
 
+class Begun(Site):
+    """Site, begun by ``start()`` alone (no ``start_urls``): only one worker makes that request."""
+
+    def __init__(self, start: str, **kwargs) -> None:
+        super().__init__(start, **kwargs)
+        self.start_urls = []
+        self.start_at = start
+
+    async def start(self):
+        yield Request(self.start_at)
+
+
+async def test_a_local_crawl_begun_by_start_is_local_for_every_worker(server, frontier):
+    # block_private_addresses=auto is off when the crawl's start requests are local: decided
+    # once for the whole crawl, though one worker alone runs start().
+    paths = web_of(server, 60, delay=0.005)
+    runs = [(Crawler(Begun(server.url("/")), {**FAST, "frontier": frontier, "concurrency": 4},
+                     pipelines=[collect]), collect) for collect in (Collect(), Collect())]
+    await asyncio.wait_for(asyncio.gather(*(crawler.run() for crawler, _ in runs)), timeout=60)
+    stats = [crawler.statistics() for crawler, _ in runs]
+    assert [s.failures for s in stats] == [{}, {}], "no worker refuses the local site"
+    items = Counter(item["url"] for _, collect in runs for item in collect.items)
+    assert items == Counter({server.url(p): 1 for p in paths})
+    assert all(s.pages for s in stats), "both workers crawled"
+
+
 async def test_politeness_holds_across_workers(server, frontier):
     paths = web_of(server, 14, delay=0.05)
     await crawl_together(

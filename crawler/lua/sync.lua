@@ -15,6 +15,9 @@
 --   F domain floor_ms conc rate                      robots.txt Crawl-delay
 --   R                                                a page refunded (a chain of no lease)
 --   S                                                start requests all added
+--   L                                                the start requests are local: a worker's
+--                                                    block_private_addresses=auto is off (each
+--                                                    reply says so, reply[14])
 --   O output position marks                          an output's committed size; marks (with
 --                                                    max_items): "p0,p1,...", its size before the
 --                                                    batch's items and after each of them
@@ -350,6 +353,8 @@ for _, f in ipairs(OPS) do
     end
   elseif op == 'R' then
     refund()
+  elseif op == 'L' then
+    redis.call('HSET', K_N, 'local', 1)
   elseif op == 'S' then
     if redis.call('GET', P .. 'start') == WORKER then redis.call('SET', P .. 'start', 'done') end
   elseif op == 'O' then
@@ -592,7 +597,7 @@ if soonest < 0 then
   if #nxt > 0 then soonest = math.max(tonumber(nxt[2]) - NOW, 0) end
 end
 
-local counts = redis.call('HMGET', K_N, 'fresh', 'cont')
+local counts = redis.call('HMGET', K_N, 'fresh', 'cont', 'local')
 local start = redis.call('GET', P .. 'start') or ''
 if start ~= 'done' and start ~= WORKER and (start == '' or not worker_alive(start)) then
   start = 'orphaned' -- the worker adding the start requests left or died before it was done
@@ -613,6 +618,7 @@ reply[#reply + 1] = tonumber(totals[1] or '0')
 reply[#reply + 1] = tonumber(totals[2] or '0')
 reply[#reply + 1] = cut
 reply[#reply + 1] = table.concat(late_sends, '\n')
+reply[#reply + 1] = counts[3] and 1 or 0
 redis.call('HSET', K_REPLIES, WORKER, SEQ .. '\n' .. cjson.encode(reply))
 
 -- The seen log: entries "worker<TAB>fp,fp,..." numbered from 1 (n.seenlog is the last one's).
