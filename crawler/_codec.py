@@ -7,6 +7,13 @@ callback and errback *by the name of the spider method*, and ``meta`` /
 up on the spider class, nothing else. A request that cannot be stored this way (a lambda as
 callback, a ``datetime`` in ``meta``) fails when it is queued, with an error naming the
 request and the key, never later when a resumed crawl tries to read it back.
+
+What JSON would change without a word comes back as it was: a tuple (JSON has only
+lists), ``bytes``, and a dict whose keys are not all strings (JSON would turn ``{0: x}``
+into ``{"0": x}``, and the callback's ``meta["names"][0]`` would fail) are written as a
+one-key object whose key starts with NUL (``{"\u0000tuple": [...]}``), which no such
+dict of the spider's is written as: a dict with a key starting with NUL is itself written
+in the tagged form.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ __all__ = ["RequestCodec", "UnstorableRequest"]
 
 _PLAIN_KEYS = frozenset({"url", "depth", "callback"})
 _string = json.encoder.encode_basestring  # a str as a JSON string (the C encoder)
+_TAG = "\x00"  # starts the one key of an object that stands for a tuple, bytes or a dict
+_TUPLE, _BYTES, _DICT = _TAG + "tuple", _TAG + "bytes", _TAG + "dict"
 
 
 class UnstorableRequest(TypeError):
@@ -79,9 +88,9 @@ class RequestCodec:
             if name is not None:
                 data[key] = name
         if request._meta:
-            data["meta"] = request._meta
+            data["meta"] = _pack(request._meta)
         if request._cb_kwargs:
-            data["cb_kwargs"] = request._cb_kwargs
+            data["cb_kwargs"] = _pack(request._cb_kwargs)
         try:
             return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         except (TypeError, ValueError):
@@ -99,8 +108,8 @@ class RequestCodec:
             method=data.get("method", "GET"),
             headers=data.get("headers"),
             body=base64.b64decode(body) if body is not None else None,
-            meta=data.get("meta"),
-            cb_kwargs=data.get("cb_kwargs"),
+            meta=_unpack(data.get("meta")),
+            cb_kwargs=_unpack(data.get("cb_kwargs")),
             priority=data.get("priority", 0),
             dont_filter=data.get("dont_filter", False),
             cookies=data.get("cookies"),
@@ -145,3 +154,39 @@ class RequestCodec:
                 except (TypeError, ValueError) as exc:
                     return f"{field}[{key!r}] is not JSON data ({exc})"
         return "a field is not JSON data"
+
+
+def _pack(value: Any) -> Any:
+    """``value`` with what JSON would change tagged (see the module doc); anything else that
+    JSON cannot keep is left for ``json.dumps`` to refuse (and ``_culprit`` to name)."""
+    if isinstance(value, str | int | float) or value is None:  # (bool is an int)
+        return value
+    if isinstance(value, dict):
+        if all(type(key) is str and not key.startswith(_TAG) for key in value):
+            return {key: _pack(item) for key, item in value.items()}
+        return {_DICT: [[_pack(key), _pack(item)] for key, item in value.items()]}
+    if isinstance(value, list):
+        return [_pack(item) for item in value]
+    if isinstance(value, tuple):
+        return {_TUPLE: [_pack(item) for item in value]}
+    if isinstance(value, bytes):
+        return {_BYTES: base64.b64encode(value).decode("ascii")}
+    return value
+
+
+def _unpack(value: Any) -> Any:
+    """What :func:`_pack` tagged, as it was (an entry that is not one raises TypeError or
+    ValueError: a bad entry, reported by the store)."""
+    if isinstance(value, list):
+        return [_unpack(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((key, item),) = value.items()
+        if key == _TUPLE:
+            return tuple(_unpack(x) for x in item)
+        if key == _DICT:
+            return {_unpack(k): _unpack(v) for k, v in item}
+        if key == _BYTES:
+            return base64.b64decode(item, validate=True)
+    return {key: _unpack(item) for key, item in value.items()}

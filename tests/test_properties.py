@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from crawler import Request, Response, canonicalize, fingerprint
+from crawler import Request, Response, Spider, canonicalize, fingerprint
+from crawler._codec import RequestCodec
 from crawler._url import BadURL, join
 
 PROPS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -558,3 +559,31 @@ def test_page_selector_gives_what_parsel_gives(body, query):
         )
     assert results[0] == results[1]
     assert all(isinstance(s, Selector) for s in (ours.css(text) if kind == "css" and results[0][0] != "error" else []))
+
+
+_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+_keys = st.none() | st.booleans() | st.integers() | st.text() | st.tuples(st.integers(), st.text())
+_data = st.recursive(
+    _scalars | st.binary(max_size=20),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.lists(inner, max_size=4).map(tuple)
+    | st.dictionaries(_keys, inner, max_size=4)
+    | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+class _Owner(Spider):
+    async def parse(self, response):
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(meta=st.dictionaries(st.text(), _data, max_size=4), cb_kwargs=st.dictionaries(st.text(), _data, max_size=3))
+def test_meta_and_cb_kwargs_come_back_from_a_store_as_they_were(meta, cb_kwargs):
+    # A durable store (--state, a shared frontier) keeps requests as JSON; tuples, bytes and
+    # dicts with keys other than strings are still what the callback gets back.
+    codec = RequestCodec(_Owner())
+    back = codec.decode(codec.encode(Request("http://h/p", meta=meta, cb_kwargs=cb_kwargs)))
+    assert (back.meta, back.cb_kwargs) == (meta, cb_kwargs)
+    assert repr(back.meta) == repr(meta) and repr(back.cb_kwargs) == repr(cb_kwargs), "same types"
