@@ -46,6 +46,9 @@ except ImportError:  # pragma: no cover - not POSIX: the workers' heartbeats dec
 
 __all__ = ["SharedCrawl", "crawl_prefix", "crawl_status", "redis_client"]
 
+_CONNECTIONS = 32  # per client: a worker's calls wait for one of these (see redis_client)
+_CONNECTION_WAIT = 60.0  # seconds a call may wait for a free connection before it fails
+
 
 def crawl_prefix(crawl_id: str) -> str:
     """The keys of one crawl: ``crawler:{id}:`` (one Redis, not a cluster: the scripts
@@ -54,12 +57,21 @@ def crawl_prefix(crawl_id: str) -> str:
 
 
 def redis_client(url: str, *, decode: bool = True) -> Any:
-    """A redis-py asyncio client for ``url`` (replies as text, or as bytes)."""
+    """A redis-py asyncio client for ``url`` (replies as text, or as bytes).
+
+    Its calls share at most ``_CONNECTIONS`` connections and wait for a free one: a broad
+    crawl's worker asks for the robots.txt answers of up to ``concurrency`` origins at once,
+    and redis-py's default pool refuses a call past 100 connections (``MaxConnectionsError``)
+    rather than making it wait."""
     try:
         import redis.asyncio
     except ImportError:  # pragma: no cover - redis is a dependency
         raise SpiderLoadError('a shared frontier needs redis-py: pip install "crawler[redis]"') from None
-    return redis.asyncio.from_url(url, decode_responses=decode, socket_connect_timeout=10, health_check_interval=30)
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=_CONNECTIONS, timeout=_CONNECTION_WAIT,
+        decode_responses=decode, socket_connect_timeout=10, health_check_interval=30,
+    )
+    return redis.asyncio.Redis.from_pool(pool)
 
 
 class SharedCrawl:

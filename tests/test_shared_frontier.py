@@ -817,3 +817,27 @@ async def test_a_stalled_workers_file_is_cut_back_by_a_worker_closing_on_its_mac
     finally:
         os.close(held)
         await worker.close(repair=False)
+
+
+async def test_many_robots_txt_lookups_at_once_share_a_bounded_set_of_connections(frontier, redis_server):
+    # A broad crawl's worker asks Redis for the robots.txt answers of up to `concurrency`
+    # origins at once. redis-py's pool refused calls past 100 connections (MaxConnectionsError:
+    # robots_unavailable, the pages lost); they now wait for a connection of a bounded pool.
+    from crawler._shared import crawl_prefix, redis_client
+    from crawler._shared_robots import SharedRobots
+
+    client = redis_client(frontier)
+    prefix = crawl_prefix("many-origins")
+    origins = [f"http://h{i}.test" for i in range(300)]
+    await client.hset(prefix + "robots", mapping={o: json.dumps({"status": 404, "body": ""}) for o in origins})
+    robots = SharedRobots(client, prefix, "w1")
+    fetches = []
+    for origin in origins:
+        fetch = Request(origin + "/robots.txt", dont_filter=True, meta={"robots_origin": origin})
+        fetch.internal = True
+        fetches.append(fetch)
+    answers = await asyncio.gather(*(robots.process_request(fetch) for fetch in fetches))
+    assert [answer.status for answer in answers] == [404] * len(origins)
+    connected = int((await client.info("clients"))["connected_clients"])
+    await client.aclose()
+    assert connected <= 40, connected
