@@ -8,6 +8,7 @@ already exported is lost.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -67,14 +68,26 @@ class _FileExporter(ResumableExporter):
 
     def _write(self, text: str) -> None:
         data = text.encode("utf-8")
-        self._write_bytes(data)
+        self._write_bytes(data, self._position)
         self._position += len(data)
 
-    def _write_bytes(self, data: bytes) -> None:
+    def _write_bytes(self, data: bytes, start: int, restore: bytes = b"") -> None:
+        """``data`` written whole where the file ends at ``start``. A write that fails part
+        way (a full disk) is undone: the file is cut back to ``start`` (and ``restore``
+        written there again), so what the exporter counts stays what the file holds, and a
+        later cut back to a committed position never tears an item."""
         assert self._file is not None, "exporter used before open()"
-        written = self._file.write(data) or 0
-        while written < len(data):  # a short write (a regular file: a disk nearly full)
-            written += self._file.write(memoryview(data)[written:]) or 0
+        written = 0
+        try:
+            while written < len(data):  # a short write (a regular file: a disk nearly full)
+                written += self._file.write(memoryview(data)[written:]) or 0
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self._file.truncate(start)
+                if restore:
+                    self._file.seek(start)
+                    self._file.write(restore)
+            raise
 
 
 class JsonLinesExporter(_FileExporter):
@@ -116,7 +129,7 @@ class JsonArrayExporter(_FileExporter):
         # Held open for the whole crawl and closed in close(), which the crawler always calls.
         self._file = open(self.path, "w+b" if fresh else "r+b", buffering=0)  # noqa: SIM115
         if fresh:
-            self._write_bytes(b"[\n]")
+            self._write_bytes(b"[\n]", 0)
             self._end, self._empty = 1, True
         else:
             size = self._file.seek(0, os.SEEK_END)
@@ -168,7 +181,8 @@ class JsonArrayExporter(_FileExporter):
         chunk = ("" if self._empty else ",") + "\n" + json.dumps(item_to_dict(item), ensure_ascii=False, default=str)
         data = chunk.encode("utf-8")
         self._file.seek(self._end)
-        self._write_bytes(data + b"\n]")  # one write: the item and the array's end
+        # One write: the item and the array's end (put back if the write fails part way).
+        self._write_bytes(data + b"\n]", self._end, restore=b"\n]")
         self._end += len(data)
         self._empty = False
         return item
