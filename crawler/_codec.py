@@ -87,17 +87,26 @@ class RequestCodec:
             name = self._method_name(request, key)
             if name is not None:
                 data[key] = name
-        if request._meta:
-            data["meta"] = _pack(request._meta)
-        if request._cb_kwargs:
-            data["cb_kwargs"] = _pack(request._cb_kwargs)
         try:
+            if request._meta:
+                data["meta"] = request._meta if _kept(request._meta) else _pack(request._meta)
+            if request._cb_kwargs:
+                data["cb_kwargs"] = request._cb_kwargs if _kept(request._cb_kwargs) else _pack(request._cb_kwargs)
             return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
+            # Named in the spider's own terms (its keys, not the tags that stand for them).
+            data.update(meta=request._meta, cb_kwargs=request._cb_kwargs)
             raise UnstorableRequest(f"{request!r} cannot be stored: {self._culprit(data)}") from None
 
     def decode(self, text: str) -> Request:
+        try:
+            return self._decode(text)
+        except RecursionError:  # (a crafted entry): a bad entry like any other
+            raise ValueError("a stored request nested too deeply") from None
+
+    def _decode(self, text: str) -> Request:
         data = json.loads(text)
+        tagged = "\\u0000" in text  # (JSON always escapes NUL: no tag, nothing to unpack)
         if len(data) <= 3 and all(key in _PLAIN_KEYS for key in data):  # a plain link: built directly
             return Request._link(data["url"], self._method(data.get("callback")), data.get("depth", 0), "")
         body = data.get("body")
@@ -108,8 +117,8 @@ class RequestCodec:
             method=data.get("method", "GET"),
             headers=data.get("headers"),
             body=base64.b64decode(body) if body is not None else None,
-            meta=_unpack(data.get("meta")),
-            cb_kwargs=_unpack(data.get("cb_kwargs")),
+            meta=_unpack(data.get("meta")) if tagged else data.get("meta"),
+            cb_kwargs=_unpack(data.get("cb_kwargs")) if tagged else data.get("cb_kwargs"),
             priority=data.get("priority", 0),
             dont_filter=data.get("dont_filter", False),
             cookies=data.get("cookies"),
@@ -153,22 +162,53 @@ class RequestCodec:
                     json.dumps(value, allow_nan=False)
                 except (TypeError, ValueError) as exc:
                     return f"{field}[{key!r}] is not JSON data ({exc})"
+                except RecursionError:
+                    return f"{field}[{key!r}] is nested too deeply"
         return "a field is not JSON data"
+
+
+def _kept(value: Any) -> bool:
+    """Whether JSON gives ``value`` back as it is (most meta: no tag, no copy). Scalars are
+    checked inline: a call per leaf would cost more than the packing it saves."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or key.startswith(_TAG):
+                return False
+            kind = type(item)
+            if not (kind is str or kind is int or kind is float or kind is bool or item is None or _kept(item)):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            kind = type(item)
+            if not (kind is str or kind is int or kind is float or kind is bool or item is None or _kept(item)):
+                return False
+        return True
+    return False  # a tuple, bytes, a subclass (packed as its base), or what JSON refuses
 
 
 def _pack(value: Any) -> Any:
     """``value`` with what JSON would change tagged (see the module doc); anything else that
-    JSON cannot keep is left for ``json.dumps`` to refuse (and ``_culprit`` to name)."""
+    JSON cannot keep is left for ``json.dumps`` to refuse (and ``_culprit`` to name). Loops,
+    not comprehensions: one frame a level, so it goes as deep as ``json`` does."""
     if isinstance(value, str | int | float) or value is None:  # (bool is an int)
         return value
     if isinstance(value, dict):
         if all(type(key) is str and not key.startswith(_TAG) for key in value):
-            return {key: _pack(item) for key, item in value.items()}
-        return {_DICT: [[_pack(key), _pack(item)] for key, item in value.items()]}
-    if isinstance(value, list):
-        return [_pack(item) for item in value]
-    if isinstance(value, tuple):
-        return {_TUPLE: [_pack(item) for item in value]}
+            packed = {}
+            for key, item in value.items():
+                packed[key] = _pack(item)
+            return packed
+        pairs = []
+        for key, item in value.items():
+            pairs.append([_pack(key), _pack(item)])
+        return {_DICT: pairs}
+    if isinstance(value, list | tuple):
+        items = []
+        for item in value:
+            items.append(_pack(item))
+        return items if isinstance(value, list) else {_TUPLE: items}
     if isinstance(value, bytes):
         return {_BYTES: base64.b64encode(value).decode("ascii")}
     return value
@@ -178,15 +218,24 @@ def _unpack(value: Any) -> Any:
     """What :func:`_pack` tagged, as it was (an entry that is not one raises TypeError or
     ValueError: a bad entry, reported by the store)."""
     if isinstance(value, list):
-        return [_unpack(item) for item in value]
+        items = []
+        for item in value:
+            items.append(_unpack(item))
+        return items
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
         ((key, item),) = value.items()
         if key == _TUPLE:
-            return tuple(_unpack(x) for x in item)
+            return tuple(_unpack(item))
         if key == _DICT:
-            return {_unpack(k): _unpack(v) for k, v in item}
+            unpacked = {}
+            for k, v in item:
+                unpacked[_unpack(k)] = _unpack(v)
+            return unpacked
         if key == _BYTES:
             return base64.b64decode(item, validate=True)
-    return {key: _unpack(item) for key, item in value.items()}
+    plain = {}
+    for key, item in value.items():
+        plain[key] = _unpack(item)
+    return plain

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import string
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crawler import Request, Response, Spider, canonicalize, fingerprint
-from crawler._codec import RequestCodec
+from crawler._codec import RequestCodec, UnstorableRequest
 from crawler._url import BadURL, join
 
 PROPS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -587,3 +588,24 @@ def test_meta_and_cb_kwargs_come_back_from_a_store_as_they_were(meta, cb_kwargs)
     back = codec.decode(codec.encode(Request("http://h/p", meta=meta, cb_kwargs=cb_kwargs)))
     assert (back.meta, back.cb_kwargs) == (meta, cb_kwargs)
     assert repr(back.meta) == repr(meta) and repr(back.cb_kwargs) == repr(cb_kwargs), "same types"
+
+
+def test_deep_meta_comes_back_and_a_refusal_names_the_spiders_key():
+    codec = RequestCodec(_Owner())
+    deep: object = "leaf"
+    for _ in range(600):  # as deep as before tags (json's own limit is about 990)
+        deep = [deep]
+    tagged: object = "leaf"
+    for _ in range(100):
+        tagged = ({0: tagged},)
+    back = codec.decode(codec.encode(Request("http://h/p", meta={"deep": deep, "tagged": tagged})))
+    assert back.meta == {"deep": deep, "tagged": tagged}
+    with pytest.raises(UnstorableRequest, match=r"meta\[0\] is not JSON data"):
+        codec.encode(Request("http://h/p", meta={0: datetime.datetime(2026, 1, 1), "ok": (1,)}))
+    too_deep: object = "leaf"
+    for _ in range(5000):
+        too_deep = [too_deep]
+    with pytest.raises(UnstorableRequest, match=r"meta\['x'\] is nested too deeply"):
+        codec.encode(Request("http://h/p", meta={"x": too_deep}))
+    with pytest.raises(ValueError):  # a crafted entry: a bad entry, not a crash of the store
+        codec.decode('{"url":"http://h/p","meta":{"x":' + "[" * 5000 + "]" * 5000 + "},\"method\":\"GET\"}")
