@@ -24,6 +24,14 @@ __all__ = ["SharedRobots"]
 
 _LOCK_MS = 20_000  # longest one worker holds an origin's fetch before another may try
 _POLL = 0.1
+# One round trip per look (a broad crawl looks up thousands of origins): the stored answer,
+# or else the origin's fetch lock if it is free. KEYS: answers, lock; ARGV: origin, worker, ms.
+_ANSWER_OR_LOCK = """
+local answer = redis.call('HGET', KEYS[1], ARGV[1])
+if answer then return answer end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
+return 0
+"""
 
 
 class SharedRobots(BaseMiddleware):
@@ -32,6 +40,7 @@ class SharedRobots(BaseMiddleware):
         self._answers = prefix + "robots"
         self._locks = prefix + "robotslock:"
         self._worker = worker
+        self._answer_or_lock = client.register_script(_ANSWER_OR_LOCK)
 
     async def process_request(self, request: Request) -> Request | Response | None:
         meta = request._meta
@@ -41,12 +50,12 @@ class SharedRobots(BaseMiddleware):
         lock = self._locks + origin
         deadline = asyncio.get_running_loop().time() + _LOCK_MS / 1000 + 5
         while True:
-            stored = await self._client.hget(self._answers, origin)
-            if stored is not None:
+            stored = await self._answer_or_lock(keys=[self._answers, lock], args=[origin, self._worker, _LOCK_MS])
+            if isinstance(stored, str):
                 answer = json.loads(stored)
                 body = base64.b64decode(answer["body"])
                 return Response(request.url, int(answer["status"]), {}, body, request)
-            if await self._client.set(lock, self._worker, nx=True, px=_LOCK_MS):
+            if stored == 1:
                 return None  # this worker fetches it, for everyone
             if asyncio.get_running_loop().time() > deadline:
                 return None  # the fetching worker is gone or stuck: fetch it ourselves
@@ -58,10 +67,12 @@ class SharedRobots(BaseMiddleware):
             origin = meta["robots_origin"]
             # Rules (2xx) or "no rules" (4xx) are the origin's answer; 408, 429 and 5xx are
             # moments (retried, then each worker decides as it would alone).
-            if response.status < 400 or (response.status < 500 and response.status not in (408, 429)):
-                answer = {"status": response.status, "body": base64.b64encode(response.body).decode("ascii")}
-                await self._client.hset(self._answers, origin, json.dumps(answer))
-            await self._client.delete(self._locks + origin)
+            async with self._client.pipeline(transaction=False) as both:  # one round trip
+                if response.status < 400 or (response.status < 500 and response.status not in (408, 429)):
+                    answer = {"status": response.status, "body": base64.b64encode(response.body).decode("ascii")}
+                    both.hset(self._answers, origin, json.dumps(answer))
+                both.delete(self._locks + origin)
+                await both.execute()
         return response
 
     async def process_exception(self, request: Request, exc: Exception) -> Request | Response | None:
