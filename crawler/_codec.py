@@ -172,20 +172,19 @@ def _kept(value: Any) -> bool:
     checked inline: a call per leaf would cost more than the packing it saves."""
     kind = type(value)
     if kind is dict:
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str or key.startswith(_TAG):
                 return False
-            kind = type(item)
-            if not (kind is str or kind is int or kind is float or kind is bool or item is None or _kept(item)):
-                return False
-        return True
-    if kind is list:
-        for item in value:
-            kind = type(item)
-            if not (kind is str or kind is int or kind is float or kind is bool or item is None or _kept(item)):
-                return False
-        return True
-    return False  # a tuple, bytes, a subclass (packed as its base), or what JSON refuses
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return False  # a tuple, bytes, a subclass (packed as its base), or what JSON refuses
+    for item in items:
+        kind = type(item)
+        if not (kind is str or kind is int or kind is float or kind is bool or item is None or _kept(item)):
+            return False
+    return True
 
 
 def _pack(value: Any) -> Any:

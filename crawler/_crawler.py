@@ -282,6 +282,15 @@ class Crawler:
             await self._finish(reason, opened)
         return self._stats.snapshot()
 
+    def _keep_guard_decision(self, record: Callable[[], None], *, recorded: bool) -> None:
+        """block_private_addresses=auto is the crawl's decision, kept in its state: taken from
+        there (``recorded``), and ``record``-ed there when made (by start_urls already, or later)."""
+        if recorded:
+            self._guard.start_was_local()
+        elif self._guard.local_start:
+            record()
+        self._guard.on_local = record
+
     def _open_state(self, pacer: MemoryPacer) -> StoredCrawl:
         """Open the state file; a finished crawl in it closes this Crawler at once."""
         assert self.settings.state is not None
@@ -296,12 +305,7 @@ class Crawler:
                 uncommitted=lambda: (self._open_pages, self._items.held),
             )
             stored = self._resume.open()
-            resume, guard = self._resume, self._guard
-            if resume.local_start:
-                guard.start_was_local()
-            elif guard.local_start:  # (start_urls)
-                resume.start_was_local()
-            guard.on_local = resume.start_was_local
+            self._keep_guard_decision(self._resume.start_was_local, recorded=self._resume.local_start)
         except BaseException:
             self._resume = None
             self._mark_closed()
@@ -328,12 +332,10 @@ class Crawler:
                 "leased": store.remote["leased"],
             }
             store.on_orphaned_start = lambda: self._feeder.take_over() if self._feeder is not None else None
-            # block_private_addresses=auto is the crawl's: one worker runs start(), every
-            # worker learns from Redis that its requests are local (before fetching its claims).
+            # One worker runs start(); every worker learns from Redis that its requests are
+            # local, before it fetches the claims of the reply that says so.
             store.on_local_start = self._guard.start_was_local
-            self._guard.on_local = store.local_start
-            if self._guard.local_start:  # (start_urls)
-                store.local_start()
+            self._keep_guard_decision(store.local_start, recorded=False)
             store.on_bad_entry = self._bad_entry
             store.on_synced = self._shared_limits
             # Claims only for what can be sent at once (the dispatcher holds one slot meanwhile).
