@@ -108,6 +108,9 @@ class RedisStore:
         self._domains: dict[str, tuple[int, float]] = {}  # domain -> (concurrency, rate or 0)
         self._in_flight = 0  # handed out, download not done
         self._freed = 0  # downloads done since the last sync (slots the next sync frees)
+        # chain -> domain: downloads done whose slot the next sync frees (a ``D``), unless
+        # the chain's end or continuation goes with it and frees it anyway (one op, not two)
+        self._downloaded: dict[int, str] = {}
         self._batch = max(1, settings.concurrency // 2)  # freed slots worth a sync
         self._enough = asyncio.Event()  # set when they are
         self._last_fp = 0
@@ -192,7 +195,7 @@ class RedisStore:
         while True:
             await asyncio.sleep(self._lease_ms / 3000)
             try:
-                await self.call("renew", self._lease_ms, *self._held)
+                await self.call("renew", self._lease_ms)
             except FrontierUnavailable:
                 continue  # the next sync reports it; a lease that lapses meanwhile is refused then
 
@@ -258,6 +261,7 @@ class RedisStore:
             hop: tuple[str, int, int] = ("", 0, 0)
             if added is not None:
                 hop = (_signed(added), added & 0xFFFFFFFF, int(request.dont_filter))
+            self._downloaded.pop(request.chain, None)  # (so does a continuation)
             self._outbox.add("C", str(request.chain), key, delay, concurrency, rate, text, *hop)
             return
         fp = added if added is not None else fingerprint(request.url, request.method, request.body)
@@ -314,6 +318,9 @@ class RedisStore:
                 for output, position in sent.items():
                     self._outbox.add("O", output, position, ",".join(map(str, cuts.get(output, ()))))
                 self._positions = None
+            for chain, domain in self._downloaded.items():
+                self._outbox.add("D", str(chain), domain)
+            self._downloaded.clear()
             ops_sent = self._outbox.take()
             self._freed = 0
             duplicates = 0
@@ -359,8 +366,7 @@ class RedisStore:
                 except (ValueError, TypeError, KeyError, AttributeError, UnstorableRequest) as exc:
                     # Not a request this crawl wrote (or of another spider): never evaluated,
                     # only reported, and its chain ends here.
-                    self._outbox.add("D", str(chain), domain)
-                    self._outbox.add("E", str(chain), 0, 0, 0)
+                    self._outbox.add("E", str(chain), 0, 0, 0)  # (frees its slot too)
                     text = entries[index + 2].decode("utf-8", "replace")
                     self.on_bad_entry(text, f"{type(exc).__name__}: {exc}")
                     continue
@@ -422,7 +428,7 @@ class RedisStore:
 
     def pending(self) -> int:
         """Operations waiting for the next sync."""
-        return self._outbox.count
+        return self._outbox.count + len(self._downloaded)
 
     async def _recover(self, refused: list[tuple[str | int | float, ...]]) -> None:
         """A batch was refused: this worker's leases had expired (it was presumed dead, and
@@ -449,7 +455,7 @@ class RedisStore:
         if self._freed >= self._batch or not self._in_flight:
             self._enough.set()
         self._pacer.done(request.domain)
-        self._outbox.add("D", str(request.chain), request.domain)
+        self._downloaded[request.chain] = request.domain
 
     def finish(self, request: Request, *, page: bool = False, items: int = 0) -> None:
         if request.internal or not request.chain:
@@ -457,6 +463,7 @@ class RedisStore:
         refund = request.chain in self._refunds
         if refund:
             self._refunds.discard(request.chain)
+        self._downloaded.pop(request.chain, None)  # (an end frees the slot)
         self._outbox.add("E", str(request.chain), int(page), items, int(refund))
         if items:  # outputs only grow by a chain's items, written just before it ends
             self._positions = self.positions()
@@ -510,6 +517,7 @@ class RedisStore:
             self._claimed
             or self._internal
             or self._outbox.count
+            or self._downloaded
             or remote["cont"]
             or remote["leased"]
             or (remote["fresh"] and remote["budget"] != 0)

@@ -277,12 +277,13 @@ class SharedCrawl:
     async def _repair_dead_outputs(self) -> None:
         # First every expired lease goes back (a call requeues up to 200): a worker that only
         # stalled then finds its chains gone and cuts its own output back to the same size,
-        # rather than committing ends after its file was cut here.
-        leases = crawl_prefix(self.crawl_id) + "leases"
+        # rather than committing ends after its file was cut here. A worker whose heartbeat
+        # lapsed keeps a score above 0 until its leases are all back (see lua/common.lua).
+        workers = crawl_prefix(self.crawl_id) + "workers"
         for _ in range(50):
             await self.status()
             seconds, micros = await self._client.time()
-            if not await self._client.zcount(leases, "-inf", seconds * 1000 + micros // 1000):
+            if not await self._client.zcount(workers, 1, seconds * 1000 + micros // 1000):
                 break
         outputs = crawl_prefix(self.crawl_id) + "outputs"
         known = await self._client.hgetall(outputs)

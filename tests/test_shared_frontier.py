@@ -597,11 +597,13 @@ async def test_a_redirect_to_a_url_another_worker_has_is_a_duplicate(frontier):
 async def test_a_worker_that_stalled_cannot_end_the_chain_it_claimed_again(frontier):
     loop = asyncio.get_running_loop()
     worker = await _worker(frontier, lease_timeout=0.4)
+    other = await _worker(frontier, lease_timeout=0.4)
     try:
         _queued(worker.store, "http://h/1", loop.time())
         worker.store.start_done()
         old, _ = await worker.store.lease(loop.time(), fresh=True)
         await asyncio.sleep(0.6)  # stalled past its lease (no heartbeat here)
+        await other.status()  # another worker finds it presumed dead: its lease goes back
         worker.store._in_flight = 0
         new, _ = await worker.store.lease(loop.time(), fresh=True)
         assert new is not None and new.url == old.url and new.chain != old.chain, "a claim is a new lease"
@@ -611,6 +613,28 @@ async def test_a_worker_that_stalled_cannot_end_the_chain_it_claimed_again(front
         await worker.store.sync(0)  # the old claim's end is refused with its batch ...
         status = await worker.status()
         assert status["totals"].get("pages", 0) == 0 and status["queued"] == 1, "... and the page is done again"
+    finally:
+        await worker.close(repair=False)
+        await other.close(repair=False)
+
+
+async def test_a_worker_that_stalled_keeps_the_leases_no_one_took_back(frontier):
+    # A lease lasts as long as its worker's heartbeat; past it, the requests are free to be
+    # taken back, but until some call does, the worker that comes back still holds them
+    # (nobody else is doing them), and its ends count.
+    loop = asyncio.get_running_loop()
+    worker = await _worker(frontier, lease_timeout=0.4)
+    try:
+        _queued(worker.store, "http://h/1", loop.time())
+        worker.store.start_done()
+        mine, _ = await worker.store.lease(loop.time(), fresh=True)
+        await asyncio.sleep(0.6)
+        worker.store.done(mine, loop.time())
+        worker.store.finish(mine, page=True, items=1)
+        await worker.store.sync(0)
+        status = await worker.status()
+        assert status["totals"]["pages"] == 1 and status["queued"] == 0 and status["leased"] == 0
+        assert "requeued" not in status["totals"]
     finally:
         await worker.close(repair=False)
 

@@ -10,11 +10,15 @@
 --   ready        zset: domain -> ms it may next send   full, overbudget: sets of domains waiting
 --                for a freed slot / for max_pages to be refunded
 --   delayed      zset: "domain\tchain\tJSON" -> ms its retry may go (chain: unique)
---   lease        hash: chain -> "worker\t1\tdomain\tJSON" (one claim) leases: zset chain -> expiry ms
+--   lease        hash: chain -> "worker\t1\tdomain\tJSON" (one claim)
+--   wl:<worker>  set: the chains leased to the worker. A lease lasts as long as its worker's
+--                heartbeat (workers): a worker whose heartbeat lapsed has its chains requeued,
+--                and its score set to 0 (presumed dead, its leases handled)
 --   slots        set: chains whose download holds a slot of their domain
 --   replies      hash: worker -> its last sync's "seq\nreply" (a repeated call is answered from it)
 --   wd:<worker>  hash: domain -> slots the worker holds (each takes at most its share of a domain)
---   workers      zset: worker -> heartbeat expiry ms   n: hash of counters (fresh, cont, chain)
+--   workers      zset: worker -> heartbeat expiry ms (0: presumed dead)   n: hash of counters
+--                (fresh, cont, chain)
 --   seen:<b>     sets of signed 64-bit fingerprints (intsets), linear hashing over b; seenmeta
 --   seenlog      list: "worker\tfp,fp,..." per sync, the last 256 or so (see sync.lua)
 --   budget       pages left to hand out (max_pages)    start: "done" or the feeding worker
@@ -25,7 +29,7 @@ local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
 
 local K_READY, K_FULL, K_OVER = P .. 'ready', P .. 'full', P .. 'overbudget'
-local K_LEASE, K_LEASES, K_N = P .. 'lease', P .. 'leases', P .. 'n'
+local K_LEASE, K_N = P .. 'lease', P .. 'n'
 local K_DELAYED, K_BUDGET, K_WORKERS = P .. 'delayed', P .. 'budget', P .. 'workers'
 
 -- "worker\tslot\tdomain\tJSON" -> worker, slot, domain, JSON
@@ -64,21 +68,27 @@ local function requeue(chain, rec)
   redis.call('LPUSH', P .. 'qc:' .. d, json)
   redis.call('HINCRBY', K_N, 'cont', 1)
   redis.call('HDEL', K_LEASE, chain)
-  redis.call('ZREM', K_LEASES, chain)
+  redis.call('SREM', P .. 'wl:' .. w, chain)
   redis.call('SREM', K_OVER, d)
   wake(d)
 end
 
+-- The leases of workers whose heartbeat lapsed go back to the queue (up to 200 a call; a
+-- worker is marked handled, score 0, once it has none left).
 local function expire_leases()
-  local expired = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, 200)
-  for _, chain in ipairs(expired) do
-    local rec = redis.call('HGET', K_LEASE, chain)
-    if rec then
-      requeue(chain, rec)
-      redis.call('HINCRBY', P .. 'totals', 'requeued', 1)
-    else
-      redis.call('ZREM', K_LEASES, chain)
+  local budget = 200
+  for _, w in ipairs(redis.call('ZRANGEBYSCORE', K_WORKERS, 1, NOW, 'LIMIT', 0, 16)) do
+    local K_WL = P .. 'wl:' .. w
+    for _, chain in ipairs(redis.call('SPOP', K_WL, budget)) do
+      local rec = redis.call('HGET', K_LEASE, chain)
+      if rec then
+        requeue(chain, rec)
+        redis.call('HINCRBY', P .. 'totals', 'requeued', 1)
+      end
+      budget = budget - 1
     end
+    if budget <= 0 then return end
+    redis.call('ZADD', K_WORKERS, 'XX', 0, w)
   end
 end
 

@@ -8,6 +8,12 @@ for k = 4, #ARGV do
   if is_ours(rec) then requeue(ARGV[k], rec) end
 end
 if ARGV[3] == '1' then
+  local K_WL = P .. 'wl:' .. WORKER
+  for _, chain in ipairs(redis.call('SMEMBERS', K_WL)) do -- (any it did not name)
+    local rec = redis.call('HGET', K_LEASE, chain)
+    if is_ours(rec) then requeue(chain, rec) end
+  end
+  redis.call('DEL', K_WL)
   if redis.call('GET', P .. 'start') == WORKER then redis.call('DEL', P .. 'start') end
   redis.call('ZREM', K_WORKERS, WORKER)
   redis.call('DEL', P .. 'wd:' .. WORKER)

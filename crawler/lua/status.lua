@@ -11,7 +11,7 @@ end
 return {
   tonumber(counts[1] or '0'),
   tonumber(counts[2] or '0'),
-  redis.call('ZCARD', K_LEASES),
+  redis.call('HLEN', K_LEASE),
   redis.call('GET', P .. 'start') or '',
   redis.call('GET', K_BUDGET) or '',
   live,

@@ -7,7 +7,8 @@
 --   A fp low domain force priority conc rate json    a new request (deduped on fp)
 --   C chain domain delay_ms conc rate json fp low force   the chain goes on as a retry (fp '')
 --                                                    or a redirect hop (deduped on its fp)
---   D chain domain                                   its download ended: its slot is free
+--   D chain domain                                   its download ended: its slot is free (not
+--                                                    sent with the chain's E or C, which free it)
 --   X domain ok throttled pause_ms sent_ms           answers seen (AIMD), a Retry-After pause, and how
 --                                                    long ago the last request to it left ('': none
 --                                                    since the last sync)
@@ -380,7 +381,7 @@ if #to_free > 0 then
 end
 if #ended > 0 then
   bulk('HDEL', K_LEASE, ended)
-  bulk('ZREM', K_LEASES, ended)
+  bulk('SREM', P .. 'wl:' .. WORKER, ended)
 end
 if seen_changed then
   redis.call('HSET', P .. 'seenmeta', 'level', level, 'split', split, 'count', seen_count)
@@ -481,7 +482,7 @@ end
 local late_sends = {} -- "domain<TAB>ms until a gap after its late send" of the domains claimed here
 
 -- json is leased to this worker under a new chain id (written after the claims).
-local new_leases, new_expiries, new_slots = {}, {}, {}
+local new_leases, new_slots = {}, {}
 local function lease_out(d, c, json)
   if chain_next > chain_last then
     chain_last = redis.call('HINCRBY', K_N, 'chain', 64)
@@ -491,8 +492,6 @@ local function lease_out(d, c, json)
   chain_next = chain_next + 1
   new_leases[#new_leases + 1] = chain
   new_leases[#new_leases + 1] = WORKER .. '\t1\t' .. d .. '\t' .. json
-  new_expiries[#new_expiries + 1] = NOW + LEASE_MS
-  new_expiries[#new_expiries + 1] = chain
   new_slots[#new_slots + 1] = chain
   if c.last > 0 then c.gapavg = c.gapavg + 0.1 * ((NOW - c.last) - c.gapavg) end
   c.inflight = c.inflight + 1
@@ -581,7 +580,7 @@ end
 if guard >= limit and soonest < 0 then soonest = 0 end -- more to look at: come back at once
 if #new_slots > 0 then
   bulk('HSET', K_LEASE, new_leases)
-  bulk('ZADD', K_LEASES, new_expiries)
+  bulk('SADD', P .. 'wl:' .. WORKER, new_slots)
   bulk('SADD', K_SLOTS, new_slots)
 end
 for d, c in pairs(cache) do
@@ -609,7 +608,7 @@ local reply = {
   soonest,
   tonumber(counts[1] or '0'),
   tonumber(counts[2] or '0'),
-  redis.call('ZCARD', K_LEASES),
+  redis.call('HLEN', K_LEASE),
   start,
   budget,
 }
