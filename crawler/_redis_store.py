@@ -51,7 +51,9 @@ __all__ = ["RedisStore", "load_scripts"]
 _SIGN = 1 << 64
 _HALF = 1 << 63
 _SYNC_EVERY = 0.02  # seconds: a worker with work in flight syncs at least this often
-_POLL = 0.05  # seconds: how often an idle worker looks for work other workers may add
+_POLL = 0.05  # seconds: how often an idle worker looks for work other workers may add ...
+_POLL_FIRST = 0.005  # ... once it has waited a while: its first look after its last claim (doubling
+# up to _POLL), so that a worker joins a crawl, or sees it end, within milliseconds
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _CHUNK = 5000  # operations per script call at most (a call is atomic: Redis serves no one else meanwhile)
 _PRIORITY = 1 << 20  # priorities are kept within +/- this (a score holds priority and order)
@@ -122,6 +124,7 @@ class RedisStore:
         self.capacity: Callable[[], int] = lambda: settings.concurrency - self._in_flight
         self._last_sync = -math.inf
         self._soonest = -1.0  # seconds until the next claim may succeed (-1: not known)
+        self._poll = _POLL_FIRST  # the wait before the next look for work, while none comes
         self._lock = asyncio.Lock()
         #: The last sync's view of the whole crawl.
         self.remote: dict[str, Any] = {"fresh": 0, "cont": 0, "leased": 0, "start": "", "budget": -1}
@@ -293,7 +296,8 @@ class RedisStore:
             request = self._claimed.popleft()
             self._pacer.pace(request.domain).in_flight += 1
             return request, now
-        wait = _POLL if self._soonest < 0 else min(_POLL, self._soonest)
+        wait = self._poll if self._soonest < 0 else min(self._poll, self._soonest)
+        self._poll = min(2 * self._poll, _POLL)
         return None, now + wait
 
     def _want(self) -> int:
@@ -359,6 +363,8 @@ class RedisStore:
             start = start.decode()
             decode = self._codec.decode
             entries = claimed.split(b"\n") if claimed else ()
+            if entries:
+                self._poll = _POLL_FIRST
             for index in range(0, len(entries), 3):
                 chain, domain = int(entries[index]), entries[index + 1].decode()
                 try:
