@@ -639,6 +639,55 @@ async def test_a_worker_that_stalled_keeps_the_leases_no_one_took_back(frontier)
         await worker.close(repair=False)
 
 
+async def test_a_dead_workers_leases_all_go_back_a_bounded_number_per_call(frontier):
+    loop = asyncio.get_running_loop()
+    dead = await _worker(frontier, lease_timeout=0.3, concurrency=300, domain_concurrency=300)
+    for k in range(250):
+        _queued(dead.store, f"http://h/{k}", loop.time())
+    dead.store.start_done()
+    await dead.store.sync(250)
+    assert len(dead.store._claimed) == 250
+    other = await _worker(frontier, lease_timeout=30, concurrency=300, domain_concurrency=300)
+    try:
+        assert (await other.status())["leased"] == 250
+        await asyncio.sleep(0.5)  # killed: no heartbeat, no sync
+        first = await other.status()  # (a call takes back at most 200: it keeps Redis from the others)
+        assert (first["queued"], first["leased"]) == (200, 50)
+        second = await other.status()
+        assert (second["queued"], second["leased"]) == (250, 0)
+        assert second["totals"]["requeued"] == 250
+        taken = []
+        while len(taken) < 250:
+            other.store._in_flight = 0
+            request, _ = await other.store.lease(loop.time(), fresh=True)
+            assert request is not None
+            taken.append(request.url)
+        assert sorted(taken) == sorted(f"http://h/{k}" for k in range(250)), "each once, none lost"
+    finally:
+        await dead.close(repair=False)
+        await other.close(repair=False)
+
+
+async def test_a_worker_that_leaves_gives_back_every_request_it_holds(frontier):
+    loop = asyncio.get_running_loop()
+    leaving = await _worker(frontier, lease_timeout=30, domain_concurrency=8)
+    other = await _worker(frontier, lease_timeout=30)
+    try:
+        for k in range(3):
+            _queued(leaving.store, f"http://h/{k}", loop.time())
+        leaving.store.start_done()
+        await leaving.store.sync(3)
+        assert (await other.status())["leased"] == 3
+        await leaving.store.call("release", 1)  # leaving, naming none of them
+        status = await other.status()
+        assert (status["queued"], status["leased"]) == (3, 0)
+        assert leaving.store.worker not in status["workers"]
+    finally:
+        leaving.store._left = True
+        await leaving.close(repair=False)
+        await other.close(repair=False)
+
+
 async def test_claims_wait_for_free_slots_so_pacing_holds_with_slow_callbacks(server, frontier):
     hosts = ["127.0.0.1", "127.0.0.2"]
     paths = [f"/p{i}" for i in range(12)]
