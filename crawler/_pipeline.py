@@ -66,9 +66,20 @@ class ResumableExporter(Pipeline):
         raise NotImplementedError
 
     def position(self) -> int:
-        """How far the output is written, everything before it flushed."""
+        """How far the output is written, everything before it flushed (with deferred
+        writes: what waits in memory counted, written by the next ``flush()``)."""
         raise NotImplementedError
 
     def resume_at(self, position: int) -> None:
         """Before ``open``: keep the output up to ``position`` and append after it."""
         raise NotImplementedError
+
+    def defer_writes(self) -> None:
+        """After ``open``, from a crawl that commits ``position()`` itself and calls
+        ``flush()`` before each commit (a shared crawl): items may wait in memory until the
+        next ``flush()``, one write for many. What a crash loses that way was not committed,
+        and is redone. By default, items are written as they come."""
+
+    def flush(self) -> None:
+        """Write what waits in memory (see ``defer_writes``); raise ``OSError`` if it cannot
+        be written, with the output as it was before (``position()`` too)."""

@@ -158,8 +158,12 @@ class RedisStore:
         self.on_local_start: Callable[[], None] = lambda: None
         #: Called when the worker adding the start requests left or died before it was done.
         self.on_orphaned_start: Callable[[], None] = lambda: None
-        #: Called when a batch was refused (this worker's leases had expired).
-        self.on_refused: Callable[[], Awaitable[None]] | None = None
+        #: Called before each sync: the outputs write what they hold (see ``defer_writes``),
+        #: so that the sizes the sync commits are on disk; raises OSError if they cannot.
+        self.flush_outputs: Callable[[], None] = lambda: None
+        #: Called, with why, when what this worker did since its last commit is dropped (a
+        #: batch was refused: its leases had expired; or its outputs could not be written).
+        self.on_refused: Callable[[str, str], Awaitable[None]] | None = None
         #: Called with the pages and items a refused batch took back (other workers redo them).
         self.on_redone: Callable[[int, int], None] = lambda pages, items: None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -308,6 +312,15 @@ class RedisStore:
     async def sync(self, want: int) -> None:
         """Send the outbox and claim up to ``want`` requests, in one script call."""
         async with self._lock:
+            try:
+                self.flush_outputs()
+            except OSError as exc:
+                # Nothing since the last commit can be kept: those pages go back to the queue
+                # (another worker, or this one after a restart, redoes them), then the error
+                # ends this worker's crawl.
+                why = f"an output could not be written ({exc}); its uncommitted items are redone"
+                await self._recover([], "output_write_failed", why)
+                raise
             self._pacer.flush()
             sent = self._positions
             batch_items = sum(int(op[3]) for op in self._outbox.ops if op[0] == "E")
@@ -392,7 +405,8 @@ class RedisStore:
             self._soonest = soonest / 1000 if soonest >= 0 else -1.0
             self.remote = {"fresh": fresh, "cont": cont, "leased": leased, "start": start, "budget": budget}
             if refused:
-                await self._recover(ops_sent)
+                why = "this worker's leases expired; its uncommitted items are redone"
+                await self._recover(ops_sent, "leases_lost", why)
             elif cut >= 0 and self.on_cut is not None:
                 await self.on_cut(batch_items - cut)
         if duplicates:
@@ -436,11 +450,12 @@ class RedisStore:
         """Operations waiting for the next sync."""
         return self._outbox.count + len(self._downloaded)
 
-    async def _recover(self, refused: list[tuple[str | int | float, ...]]) -> None:
+    async def _recover(self, refused: list[tuple[str | int | float, ...]], event: str, reason: str) -> None:
         """A batch was refused: this worker's leases had expired (it was presumed dead, and
-        other workers may be redoing its chains). Chains that ended since the last committed
-        sync are redone too: the outputs are cut back to their committed sizes, and those
-        chains (the refused batch's, requeued by the script, and the ones ended since) go back."""
+        other workers may be redoing its chains); or (none refused) the outputs could not be
+        written. Chains that ended since the last committed sync are redone too: the outputs
+        are cut back to their committed sizes, and those chains (the refused batch's, requeued
+        by the script, and the ones ended since) go back."""
         ended = [str(op[1]) for op in self._outbox.ops if op[0] == "E"]
         self._item_marks, self._batch_marks = [], []  # (the outputs are cut back: marks are stale)
         taken_back = [op for op in (*refused, *self._outbox.ops) if op[0] == "E"]
@@ -449,7 +464,7 @@ class RedisStore:
         self._outbox.ops = [op for op in self._outbox.ops if op[0] not in ("E", "O")]
         self._positions = None
         if self.on_refused is not None:
-            await self.on_refused()
+            await self.on_refused(event, reason)
         if ended:
             await self.call("release", 0, *ended)
 

@@ -112,6 +112,7 @@ class SharedCrawl:
         )
         self.store.positions = self._positions
         self.store.on_refused = self._cut_back
+        self.store.flush_outputs = self._flush_outputs
         self.store.on_cut = self._over_max_items
         #: Called with the number of items cut off at max_items (the worker's count drops them).
         self.items_over: Callable[[int], None] = lambda count: None
@@ -218,16 +219,30 @@ class SharedCrawl:
         return bool(float(expiry) > seconds * 1000 + micros // 1000)
 
     def outputs_opened(self) -> None:
-        """The outputs are open: their sizes now are what this worker starts from."""
+        """The outputs are open: their sizes now are what this worker starts from, and their
+        writes wait for the commits (one write a sync, not one an item)."""
+        for exporter in self._exporters:
+            exporter.defer_writes()
         self._check_locks()
         positions = self._positions()
         self._committed.update(positions)
         self.store.committed_positions(positions)
 
-    async def _cut_back(self) -> None:
-        """A batch was refused: drop what the outputs got since their last committed size."""
-        self._log.warning("leases_lost", reason="this worker's leases expired; its uncommitted items are redone")
+    async def _cut_back(self, event: str, reason: str) -> None:
+        """What this worker did since its last commit is dropped (a batch was refused, or the
+        outputs could not be written): so is what the outputs got since their committed size."""
+        self._log.warning(event, reason=reason)
         await self._truncate()
+
+    def _flush_outputs(self) -> None:
+        """Before a sync commits the outputs' sizes: what they hold goes to disk."""
+        for exporter in self._exporters:
+            try:
+                exporter.flush()
+            except OSError as exc:
+                if exc.filename is not None:
+                    raise
+                raise OSError(exc.errno, exc.strerror, exporter.key) from exc
 
     async def _over_max_items(self, dropped: int) -> None:
         """The crawl reached max_items within this worker's last batch: Redis kept its first

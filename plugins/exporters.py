@@ -3,7 +3,9 @@
 An exporter is an item pipeline that runs last. Each item is serialised first and written
 with a single ``write`` call to the file itself (no buffer in this process), so a crash or a
 second Ctrl-C can cut the crawl between items but never leaves half a line, and nothing
-already exported is lost.
+already exported is lost. A shared crawl, which commits the outputs' sizes itself and redoes
+what a crash loses after the last commit, defers the writes instead (``defer_writes``): the
+items wait in memory and go in one write just before each commit (``flush``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class _FileExporter(ResumableExporter):
         # Where the output ends (before open: where it resumes). Counted as items are written:
         # a shared crawl asks for it at every page's end, and tell() on a file costs more.
         self._position = 0
+        self._deferred = False
+        self._waiting: list[bytes] = []  # deferred: what the next flush() writes, at _written
+        self._written = 0  # deferred: where the file ends
 
     @property
     def key(self) -> str:
@@ -59,16 +64,38 @@ class _FileExporter(ResumableExporter):
         # Held open for the whole crawl and closed in close(), which the crawler always calls.
         # Unbuffered bytes: an item is one write() to the file, with nothing left to flush.
         self._file = open(self.path, "wb" if self.overwrite else "ab", buffering=0)  # noqa: SIM115
-        self._position = self._file.seek(0, os.SEEK_END)
+        self._position = self._written = self._file.seek(0, os.SEEK_END)
 
     async def close(self, spider: Spider) -> None:
-        file, self._file = self._file, None
-        if file is not None:
-            file.close()
+        if self._file is not None:
+            try:
+                self.flush()
+            finally:
+                file, self._file = self._file, None
+                file.close()
+
+    def defer_writes(self) -> None:
+        self._deferred = True
+
+    def flush(self) -> None:
+        if not self._waiting:
+            return
+        data = b"".join(self._waiting)
+        self._waiting = []
+        try:
+            self._write_bytes(data, self._written)
+        except BaseException:
+            self._position = self._written  # (the file is as it was: see _write_bytes)
+            raise
+        self._written = self._position
 
     def _write(self, text: str) -> None:
         data = text.encode("utf-8")
-        self._write_bytes(data, self._position)
+        if self._deferred:
+            self._waiting.append(data)
+        else:
+            self._write_bytes(data, self._position)
+            self._written = self._position + len(data)
         self._position += len(data)
 
     def _write_bytes(self, data: bytes, start: int, restore: bytes = b"") -> None:
@@ -107,8 +134,9 @@ class JsonArrayExporter(_FileExporter):
 
     def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         super().__init__(path, overwrite=overwrite)
-        self._end = 0  # where the closing "\n]" starts
+        self._end = 0  # where the closing "\n]" starts (deferred: once what waits is written)
         self._empty = True
+        self._written_empty = True  # (deferred) whether the file itself holds no item yet
 
     def _cut_back(self) -> None:
         """As for any file, then the array closed again in place (``\n]`` after the last item
@@ -137,6 +165,7 @@ class JsonArrayExporter(_FileExporter):
             self._file.seek(0)
             head = self._file.read(4096) if size <= 4096 else b""
             self._empty = head.decode("utf-8").strip() in ("[]", "[\n]")
+        self._written, self._written_empty = self._end, self._empty
 
     def _repair(self) -> None:
         """Make the file an array ending with ``\n]``: as written here, or torn by a crash
@@ -171,18 +200,42 @@ class JsonArrayExporter(_FileExporter):
         return self._end if self._file is not None else self._position
 
     async def close(self, spider: Spider) -> None:
-        file, self._file = self._file, None
-        if file is not None:
-            self._position = self._end
-            file.close()
+        if self._file is not None:
+            try:
+                self.flush()
+            finally:
+                file, self._file = self._file, None
+                self._position = self._end
+                file.close()
+
+    def flush(self) -> None:
+        if not self._waiting:
+            return
+        data = b"".join(self._waiting)
+        self._waiting = []
+        try:
+            self._append(data)
+        except BaseException:
+            self._end, self._empty = self._written, self._written_empty
+            raise
+
+    def _append(self, data: bytes) -> None:
+        """Items written over the array's end, with it after them, in one write (the end put
+        back if the write fails part way)."""
+        assert self._file is not None, "exporter used before open()"
+        self._file.seek(self._written)
+        self._write_bytes(data + b"\n]", self._written, restore=b"\n]")
+        self._written += len(data)
+        self._written_empty = False
 
     async def process_item(self, item: Any, spider: Spider) -> Any:
         assert self._file is not None, "exporter used before open()"
         chunk = ("" if self._empty else ",") + "\n" + json.dumps(item_to_dict(item), ensure_ascii=False, default=str)
         data = chunk.encode("utf-8")
-        self._file.seek(self._end)
-        # One write: the item and the array's end (put back if the write fails part way).
-        self._write_bytes(data + b"\n]", self._end, restore=b"\n]")
+        if self._deferred:
+            self._waiting.append(data)
+        else:
+            self._append(data)
         self._end += len(data)
         self._empty = False
         return item

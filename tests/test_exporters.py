@@ -522,19 +522,28 @@ _FULL_DISK = """
 import asyncio, json, resource, signal, sys
 from crawler_plugins.exporters import exporter_for
 
-async def main(path):
+async def main(path, deferred):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, as ENOSPC on a disk that fills up
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     exporter = exporter_for(path)
     await exporter.open(None)
+    if deferred:  # (a shared crawl: items wait for the flush before each commit)
+        exporter.defer_writes()
     await exporter.process_item({"n": 1, "pad": "x" * 50}, None)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (exporter.position() + 20, hard))  # 20 bytes more fit
+    exporter.flush()
+    before = exporter.position()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (before + 20, hard))  # 20 bytes more fit
     try:
         await exporter.process_item({"n": 2, "pad": "y" * 50}, None)
+        exporter.flush()
     except OSError:
-        pass  # the crawler logs exporter_error and goes on
+        pass  # the crawler logs exporter_error and goes on (a shared crawl redoes the pages)
+    else:
+        raise AssertionError("the write did not fail")
+    assert exporter.position() == before, "counted as it is on disk"
     resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space again
     await exporter.process_item({"n": 3, "pad": "z" * 50}, None)
+    exporter.flush()
     committed = exporter.position()
     await exporter.close(None)
     resumed = exporter_for(path)  # a resumed crawl (or a shared crawl's next worker)
@@ -543,12 +552,13 @@ async def main(path):
     await resumed.process_item({"n": 4}, None)
     await resumed.close(None)
 
-asyncio.run(main(sys.argv[1]))
+asyncio.run(main(sys.argv[1], sys.argv[2] == "deferred"))
 """
 
 
+@pytest.mark.parametrize("mode", ["each", "deferred"])
 @pytest.mark.parametrize("name", ["out.jsonl", "out.json", "out.csv"])
-def test_a_write_that_fails_part_way_is_undone(tmp_path, name):
+def test_a_write_that_fails_part_way_is_undone(tmp_path, name, mode):
     # A full disk can take part of an item and then fail. The part is cut off again, so the
     # position committed after the next item is where the file ends, and a resume there
     # keeps every item whole.
@@ -556,7 +566,7 @@ def test_a_write_that_fails_part_way_is_undone(tmp_path, name):
     import sys
 
     path = tmp_path / name
-    subprocess.run([sys.executable, "-c", _FULL_DISK, str(path)], check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", _FULL_DISK, str(path), mode], check=True, timeout=60)
     if name.endswith(".json"):
         rows = json.loads(path.read_text())
     elif name.endswith(".csv"):
@@ -564,3 +574,28 @@ def test_a_write_that_fails_part_way_is_undone(tmp_path, name):
     else:
         rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert [int(row["n"]) for row in rows] == [1, 3, 4]
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.json", "out.csv"])
+async def test_deferred_writes_wait_for_flush_in_one_write(tmp_path, name):
+    # A shared crawl commits the outputs' sizes itself: items wait in memory until the flush
+    # before each commit, and position() counts them all the same.
+    path = tmp_path / name
+    exporter = exporter_for(str(path))
+    await exporter.open(_Spider())
+    exporter.defer_writes()
+    empty = path.stat().st_size
+    for n in range(3):
+        await exporter.process_item({"n": n}, _Spider())
+    assert path.stat().st_size == empty, "nothing written before the flush"
+    exporter.flush()
+    assert path.stat().st_size == exporter.position() + (2 if name.endswith(".json") else 0)
+    await exporter.process_item({"n": 3}, _Spider())
+    await exporter.close(_Spider())  # what waits is written at close too
+    if name.endswith(".json"):
+        rows = json.loads(path.read_text())
+    elif name.endswith(".csv"):
+        rows = list(csv.DictReader(path.open(newline="")))
+    else:
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [int(row["n"]) for row in rows] == [0, 1, 2, 3]

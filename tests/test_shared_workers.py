@@ -284,14 +284,22 @@ async def test_max_items_is_exact_when_a_worker_is_killed(server, frontier, redi
     others = [await _start(tmp_path, *common, "-o", str(out)) for out in outputs[1:]]
     await _writing(outputs[0])
     output_id = f"{socket.gethostname()}:{outputs[0].resolve()}"
-    for _ in range(500):  # killed while its file holds items Redis has not committed
-        doomed.send_signal(signal.SIGSTOP)
-        record = redis_server.command("HGET", "crawler:{shop}:outputs", output_id)
-        if record and outputs[0].stat().st_size > int(record.split("\t")[1]):
-            break
-        doomed.send_signal(signal.SIGCONT)
+    # Killed while its file holds items Redis has not committed: a worker writes its items
+    # just before the sync that commits them, so the syncs are held up (CLIENT PAUSE) until
+    # one has written and waits for Redis.
+    for _ in range(100):
+        redis_server.command("CLIENT", "PAUSE", "300", "WRITE")
+        try:
+            await asyncio.sleep(0.05)
+            record = redis_server.command("HGET", "crawler:{shop}:outputs", output_id)
+            if record and outputs[0].stat().st_size > int(record.split("\t")[1]):
+                doomed.kill()
+                break
+        finally:
+            redis_server.command("CLIENT", "UNPAUSE")
         await asyncio.sleep(0.01)
-    doomed.kill()
+    else:
+        pytest.fail("the worker never had uncommitted items in its file")
     await doomed.wait()
     for proc in others:
         code, stderr = await _end(proc)
@@ -301,6 +309,35 @@ async def test_max_items_is_exact_when_a_worker_is_killed(server, frontier, redi
     # A worker started once the crawl has its items has nothing to do, and that is no error.
     code, stderr = await run_crawler(tmp_path, *common, "-o", str(tmp_path / "late.jsonl"))
     assert code == 0 and "no pages crawled" not in stderr, stderr
+
+
+async def test_a_worker_whose_output_cannot_be_written_stops_and_its_pages_are_redone(server, frontier, tmp_path):
+    # Its disk is full (a file size limit: EFBIG, as ENOSPC): the write before a commit fails,
+    # so nothing since the last commit is kept, those pages go back to the queue, and the
+    # worker stops with the error. The other worker finishes the crawl: every item once.
+    import resource
+
+    paths = _shop(server, tmp_path)
+    common = _workers(server, frontier, lease_timeout=30)
+    full, other_out = tmp_path / "full.jsonl", tmp_path / "other.jsonl"
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (600, hard))
+
+    doomed = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crawler", "run", str(tmp_path / "spider.py"), *common, "-o", str(full),
+        cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, preexec_fn=small_disk,
+    )
+    other = await _start(tmp_path, *common, "-o", str(other_out))
+    code, stderr = await _end(doomed)
+    assert code != 0 and "output_write_failed" in stderr, stderr
+    assert str(full) in stderr, "the error names the output"
+    assert 0 < full.stat().st_size <= 600
+    code, stderr = await _end(other)
+    assert code == 0, stderr
+    _once([full, other_out], server, paths)
 
 
 async def test_two_workers_started_at_once_on_one_output_one_is_refused(server, frontier, tmp_path):
