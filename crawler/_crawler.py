@@ -541,6 +541,8 @@ class Crawler:
             no_pages = stats.no_pages_reason()
             if no_pages is not None:
                 self._log.warning("no_pages_crawled", reason=no_pages)
+        if reason != "error" and self._shared is not None and self._shared.store.broken is not None:
+            raise self._shared.store.broken  # (its last write failed as it closed: not a clean end)
 
 
 def _start_urls(spider: Spider) -> list[str]:

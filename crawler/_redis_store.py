@@ -168,6 +168,9 @@ class RedisStore:
         self.on_redone: Callable[[int, int], None] = lambda pages, items: None
         self._heartbeat: asyncio.Task[None] | None = None
         self._left = False  # this worker has left the crawl (release): nothing more is sent
+        #: Why this worker's outputs could not be written: from then on nothing is committed
+        #: (every sync raises it), and closing gives back all it holds at once.
+        self.broken: OSError | None = None
 
     # -- Redis calls -----------------------------------------------------------------------
 
@@ -218,8 +221,13 @@ class RedisStore:
         await self.stop_heartbeat()
         if self._left:
             return
-        await self.sync(0)
-        if release:
+        if self.broken is None:
+            try:
+                await self.sync(0)
+            except OSError:
+                if self.broken is None:
+                    raise
+        if release or self.broken is not None:
             self._claimed.clear()
             await self.call("release", 1, *self._held)
             self._held.clear()
@@ -312,9 +320,12 @@ class RedisStore:
     async def sync(self, want: int) -> None:
         """Send the outbox and claim up to ``want`` requests, in one script call."""
         async with self._lock:
+            if self.broken is not None:
+                raise self.broken
             try:
                 self.flush_outputs()
             except OSError as exc:
+                self.broken = exc
                 # Nothing since the last commit can be kept: those pages go back to the queue
                 # (another worker, or this one after a restart, redoes them), then the error
                 # ends this worker's crawl.

@@ -22,6 +22,7 @@ if it leaves or dies before it is done), and keeps this worker's outputs exactly
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -154,6 +155,11 @@ class SharedCrawl:
         )
         if feed == "gone":
             self.store.gone()
+        if feed == "format":
+            raise SpiderLoadError(
+                f"the crawl {self.crawl_id!r} in {self.where} was stored by another version of the crawler, "
+                "which keeps a crawl's state otherwise: finish it with that version, or clear it"
+            )
         if owner != self._spider.name:
             raise SpiderLoadError(
                 f"the crawl {self.crawl_id!r} in {self.where} belongs to the spider {owner!r}, not "
@@ -258,7 +264,8 @@ class SharedCrawl:
             position = committed.get(self._output_id(exporter))
             if position is None or exporter.position() <= position:
                 continue
-            await exporter.close(self._spider)
+            with contextlib.suppress(OSError):  # (what it could not write is cut off anyway)
+                await exporter.close(self._spider)
             exporter.resume_at(position)
             await exporter.open(self._spider)
         self._check_locks()

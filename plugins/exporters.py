@@ -268,8 +268,21 @@ class CsvExporter(_FileExporter):
         if header:
             writer.writeheader()
         writer.writerow({k: _cell(v) for k, v in row.items()})
-        self._write(buffer.getvalue())
+        try:
+            self._write(buffer.getvalue())
+        except BaseException:
+            if header:
+                self._fields = None  # the header was not written: the next row writes it
+            raise
         return item
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except BaseException:
+            if not self._written:
+                self._fields = None  # the header went with what could not be written
+            raise
 
 
 def _cell(value: Any) -> Any:

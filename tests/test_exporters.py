@@ -599,3 +599,40 @@ async def test_deferred_writes_wait_for_flush_in_one_write(tmp_path, name):
     else:
         rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert [int(row["n"]) for row in rows] == [0, 1, 2, 3]
+
+
+_FULL_AT_FIRST = """
+import asyncio, resource, signal, sys
+from crawler_plugins.exporters import exporter_for
+
+async def main(path, deferred):
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    exporter = exporter_for(path)
+    await exporter.open(None)
+    if deferred:
+        exporter.defer_writes()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (10, hard))  # not even the header fits
+    try:
+        await exporter.process_item({"n": 1, "pad": "x" * 50}, None)
+        exporter.flush()
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the write did not fail")
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    await exporter.process_item({"n": 2, "pad": "y"}, None)
+    await exporter.close(None)
+
+asyncio.run(main(sys.argv[1], sys.argv[2] == "deferred"))
+"""
+
+
+@pytest.mark.parametrize("mode", ["each", "deferred"])
+def test_a_csv_whose_header_could_not_be_written_writes_it_with_the_next_row(tmp_path, mode):
+    import subprocess
+    import sys
+
+    path = tmp_path / "out.csv"
+    subprocess.run([sys.executable, "-c", _FULL_AT_FIRST, str(path), mode], check=True, timeout=60)
+    assert list(csv.DictReader(path.open(newline=""))) == [{"n": "2", "pad": "y"}]

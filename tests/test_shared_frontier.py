@@ -20,7 +20,17 @@ from aiohttp import web
 from crawler_plugins.exporters import JsonArrayExporter, JsonLinesExporter
 from support import Collect, RedisServer, links
 
-from crawler import BaseMiddleware, Crawler, DropItem, FrontierUnavailable, Request, Settings, Spider, fingerprint
+from crawler import (
+    BaseMiddleware,
+    Crawler,
+    DropItem,
+    FrontierUnavailable,
+    Request,
+    Settings,
+    Spider,
+    SpiderLoadError,
+    fingerprint,
+)
 from crawler._shared import SharedCrawl
 
 pytestmark = pytest.mark.usefixtures("steady_loop")  # gaps on the server clock
@@ -414,6 +424,7 @@ async def test_a_queue_entry_that_is_not_a_request_is_reported_never_run(server,
     web_of(server, 5)
     # What scrapy-redis would have stored: a pickle. Nothing read back is unpickled or evaluated.
     redis_server.command("SET", "crawler:{site}:spider", "site")
+    redis_server.command("SET", "crawler:{site}:format", "2")
     redis_server.command("HSET", "crawler:{site}:d:evil", "conc", "1", "crate", "0", "rate", "0", "ceil", "0",
                          "inflight", "0", "last", "0", "paused", "0", "floor", "0", "streak", "0", "step", "0",
                          "thr", "0", "gapavg", "0")
@@ -688,6 +699,53 @@ async def test_a_worker_that_leaves_gives_back_every_request_it_holds(frontier):
         await other.close(repair=False)
 
 
+async def test_a_worker_whose_outputs_fail_commits_nothing_more_and_hands_over_what_it_holds(frontier):
+    # Its disk is full: the write before a sync fails. From then on nothing of this worker's
+    # is committed (not even that its start requests are all added, which would leave the
+    # rest of them to no one), and closing gives back everything it holds at once.
+    loop = asyncio.get_running_loop()
+    worker = await _worker(frontier, domain_concurrency=4)  # a new crawl: it adds the start requests
+    try:
+        for k in range(3):
+            _queued(worker.store, f"http://h/{k}", loop.time())
+        await worker.store.sync(2)
+        assert len(worker.store._claimed) == 2
+
+        def disk_full() -> None:
+            raise OSError(28, "No space left on device")
+
+        worker.store.flush_outputs = disk_full
+        with pytest.raises(OSError):
+            await worker.store.sync(0)
+        worker.store.start_done()  # (what the start feeder does when start() ends)
+        with pytest.raises(OSError):
+            await worker.store.sync(0)
+        await worker.store.aclose()
+        status = await worker.status()
+        assert status["start"] != "done" and status["leased"] == 0 and status["queued"] == 3
+        assert worker.store.worker not in status["workers"]
+    finally:
+        await worker.close(repair=False)
+    other = SharedCrawl(_Slow(), Settings(frontier=frontier, rate_limit=None), (), loop.time)
+    try:
+        assert await other.join() == "takeover", "another worker adds the start requests"
+    finally:
+        await other.close(repair=False)
+
+
+async def test_a_crawl_stored_by_another_version_is_not_joined(frontier, redis_server):
+    loop = asyncio.get_running_loop()
+    first = await _worker(frontier)
+    await first.close(repair=False)
+    redis_server.command("DEL", f"crawler:{{{first.crawl_id}}}:format")  # as a crawl of the first layout
+    later = SharedCrawl(_Slow(), Settings(frontier=frontier, rate_limit=None), (), loop.time)
+    try:
+        with pytest.raises(SpiderLoadError, match="another version of the crawler"):
+            await later.join()
+    finally:
+        await later.close(repair=False)
+
+
 async def test_claims_wait_for_free_slots_so_pacing_holds_with_slow_callbacks(server, frontier):
     hosts = ["127.0.0.1", "127.0.0.2"]
     paths = [f"/p{i}" for i in range(12)]
@@ -802,6 +860,7 @@ async def test_a_queue_entry_that_is_not_utf8_is_reported_and_the_crawl_goes_on(
     raw = redis_py.Redis(port=redis_server.port)
     try:
         raw.set("crawler:{site}:spider", "site")
+        raw.set("crawler:{site}:format", "2")
         raw.hset("crawler:{site}:d:bin", mapping={k: 0 for k in (
             "crate", "rate", "ceil", "inflight", "last", "paused", "floor", "streak", "step", "thr", "gapavg")})
         raw.hset("crawler:{site}:d:bin", "conc", 1)

@@ -23,6 +23,7 @@
 --   seenlog      list: "worker\tfp,fp,..." per sync, the last 256 or so (see sync.lua)
 --   budget       pages left to hand out (max_pages)    start: "done" or the feeding worker
 --   outputs      hash: output id -> "worker\tcommitted position"   totals: hash of counters
+--   spider       the crawl's spider name; format: the layout of these keys (see open.lua)
 local P = ARGV[1]
 local WORKER = ARGV[2]
 local T = redis.call('TIME')
