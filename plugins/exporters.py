@@ -83,19 +83,25 @@ class _FileExporter(ResumableExporter):
         data = b"".join(self._waiting)
         self._waiting = []
         try:
-            self._write_bytes(data, self._written)
+            self._write_waiting(data)
         except BaseException:
-            self._position = self._written  # (the file is as it was: see _write_bytes)
+            self._unwritten()  # (the file is as it was: see _write_bytes)
             raise
-        self._written = self._position
+
+    def _write_waiting(self, data: bytes) -> None:
+        self._write_bytes(data, self._written)
+        self._written += len(data)
+
+    def _unwritten(self) -> None:
+        """What waited could not be written: count the output as the file holds it."""
+        self._position = self._written
 
     def _write(self, text: str) -> None:
         data = text.encode("utf-8")
         if self._deferred:
             self._waiting.append(data)
         else:
-            self._write_bytes(data, self._position)
-            self._written = self._position + len(data)
+            self._write_waiting(data)
         self._position += len(data)
 
     def _write_bytes(self, data: bytes, start: int, restore: bytes = b"") -> None:
@@ -200,26 +206,15 @@ class JsonArrayExporter(_FileExporter):
         return self._end if self._file is not None else self._position
 
     async def close(self, spider: Spider) -> None:
-        if self._file is not None:
-            try:
-                self.flush()
-            finally:
-                file, self._file = self._file, None
-                self._position = self._end
-                file.close()
-
-    def flush(self) -> None:
-        if not self._waiting:
-            return
-        data = b"".join(self._waiting)
-        self._waiting = []
         try:
-            self._append(data)
-        except BaseException:
-            self._end, self._empty = self._written, self._written_empty
-            raise
+            await super().close(spider)
+        finally:
+            self._position = self._end
 
-    def _append(self, data: bytes) -> None:
+    def _unwritten(self) -> None:
+        self._end, self._empty = self._written, self._written_empty
+
+    def _write_waiting(self, data: bytes) -> None:
         """Items written over the array's end, with it after them, in one write (the end put
         back if the write fails part way)."""
         assert self._file is not None, "exporter used before open()"
@@ -235,7 +230,7 @@ class JsonArrayExporter(_FileExporter):
         if self._deferred:
             self._waiting.append(data)
         else:
-            self._append(data)
+            self._write_waiting(data)
         self._end += len(data)
         self._empty = False
         return item

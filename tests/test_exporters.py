@@ -556,6 +556,14 @@ asyncio.run(main(sys.argv[1], sys.argv[2] == "deferred"))
 """
 
 
+def _rows(path: Path) -> list[dict]:
+    if path.suffix == ".json":
+        return list(json.loads(path.read_text()))
+    if path.suffix == ".csv":
+        return list(csv.DictReader(path.open(newline="")))
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 @pytest.mark.parametrize("mode", ["each", "deferred"])
 @pytest.mark.parametrize("name", ["out.jsonl", "out.json", "out.csv"])
 def test_a_write_that_fails_part_way_is_undone(tmp_path, name, mode):
@@ -567,12 +575,7 @@ def test_a_write_that_fails_part_way_is_undone(tmp_path, name, mode):
 
     path = tmp_path / name
     subprocess.run([sys.executable, "-c", _FULL_DISK, str(path), mode], check=True, timeout=60)
-    if name.endswith(".json"):
-        rows = json.loads(path.read_text())
-    elif name.endswith(".csv"):
-        rows = list(csv.DictReader(path.open(newline="")))
-    else:
-        rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows = _rows(path)
     assert [int(row["n"]) for row in rows] == [1, 3, 4]
 
 
@@ -592,12 +595,7 @@ async def test_deferred_writes_wait_for_flush_in_one_write(tmp_path, name):
     assert path.stat().st_size == exporter.position() + (2 if name.endswith(".json") else 0)
     await exporter.process_item({"n": 3}, _Spider())
     await exporter.close(_Spider())  # what waits is written at close too
-    if name.endswith(".json"):
-        rows = json.loads(path.read_text())
-    elif name.endswith(".csv"):
-        rows = list(csv.DictReader(path.open(newline="")))
-    else:
-        rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows = _rows(path)
     assert [int(row["n"]) for row in rows] == [0, 1, 2, 3]
 
 
