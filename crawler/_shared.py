@@ -286,6 +286,8 @@ class SharedCrawl:
                     await self._truncate()
                 return
             await self.store.aclose()
+            if self.store.broken is not None:
+                await self._truncate()  # (what it exported since its last commit is redone elsewhere)
             if repair:
                 await self._repair_dead_outputs()
             state = await self.status()

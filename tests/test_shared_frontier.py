@@ -733,6 +733,54 @@ async def test_a_worker_whose_outputs_fail_commits_nothing_more_and_hands_over_w
         await other.close(repair=False)
 
 
+async def test_items_exported_after_an_output_failed_are_not_left_in_it(frontier, tmp_path):
+    # The disk was full for one write, then had room again: what the worker exported after
+    # the failure is not committed (its pages go back to the queue), so it must not reach
+    # the file when the worker closes either.
+    loop = asyncio.get_running_loop()
+    out = tmp_path / "a.jsonl"
+    exporter = JsonLinesExporter(out)
+    await exporter.open(_Slow())
+    settings = Settings(frontier=frontier, rate_limit=None, domain_concurrency=4)
+    worker = SharedCrawl(_Slow(), settings, [exporter], loop.time)
+    await worker.open()  # (joined, holding its output, as a crawl's worker)
+    worker.outputs_opened()
+    try:
+        for k in range(3):
+            _queued(worker.store, f"http://h/{k}", loop.time())
+        worker.store.start_done()
+        await worker.store.sync(3)
+        first, second, third = list(worker.store._claimed)
+        await exporter.process_item({"n": 1}, _Slow())
+        worker.store.done(first, loop.time())
+        worker.store.finish(first, page=True, items=1)
+        await worker.store.sync(0)
+        assert out.read_text() == '{"n": 1}\n', "committed"
+        await exporter.process_item({"n": 2}, _Slow())
+        worker.store.finish(second, page=True, items=1)
+        flush = exporter.flush
+
+        def full_once() -> None:
+            exporter.flush = flush
+            raise OSError(28, "No space left on device")
+
+        exporter.flush = full_once
+        with pytest.raises(OSError):
+            await worker.store.sync(0)
+        await exporter.process_item({"n": 3}, _Slow())  # (a page that ended as the crawl stopped)
+        worker.store.finish(third, page=True, items=1)
+    finally:
+        await worker.close(repair=False)
+        await exporter.close(_Slow())
+    assert out.read_text() == '{"n": 1}\n', "only what was committed"
+    other = await _worker(frontier)
+    try:
+        status = await other.status()
+        assert status["totals"]["items"] == 1 and status["queued"] == 2 and status["leased"] == 0
+    finally:
+        await other.close(repair=False)
+
+
 async def test_a_crawl_stored_by_another_version_is_not_joined(frontier, redis_server):
     loop = asyncio.get_running_loop()
     first = await _worker(frontier)
