@@ -36,7 +36,7 @@ class _FileExporter(ResumableExporter):
         self._position = 0
         self._deferred = False
         self._waiting: list[bytes] = []  # deferred: what the next flush() writes, at _written
-        self._written = 0  # deferred: where the file ends
+        self._written = 0  # where the file ends (deferred: before what waits)
 
     @property
     def key(self) -> str:
@@ -78,10 +78,19 @@ class _FileExporter(ResumableExporter):
         self._deferred = True
 
     def flush(self) -> None:
-        if not self._waiting:
-            return
-        data = b"".join(self._waiting)
-        self._waiting = []
+        if self._waiting:
+            data = b"".join(self._waiting)
+            self._waiting = []
+            self._write_now(data)
+
+    def _put(self, data: bytes) -> None:
+        """``data`` (an item) written now, or with the next flush() when deferred."""
+        if self._deferred:
+            self._waiting.append(data)
+        else:
+            self._write_now(data)
+
+    def _write_now(self, data: bytes) -> None:
         try:
             self._write_waiting(data)
         except BaseException:
@@ -98,10 +107,7 @@ class _FileExporter(ResumableExporter):
 
     def _write(self, text: str) -> None:
         data = text.encode("utf-8")
-        if self._deferred:
-            self._waiting.append(data)
-        else:
-            self._write_waiting(data)
+        self._put(data)
         self._position += len(data)
 
     def _write_bytes(self, data: bytes, start: int, restore: bytes = b"") -> None:
@@ -227,10 +233,7 @@ class JsonArrayExporter(_FileExporter):
         assert self._file is not None, "exporter used before open()"
         chunk = ("" if self._empty else ",") + "\n" + json.dumps(item_to_dict(item), ensure_ascii=False, default=str)
         data = chunk.encode("utf-8")
-        if self._deferred:
-            self._waiting.append(data)
-        else:
-            self._write_waiting(data)
+        self._put(data)
         self._end += len(data)
         self._empty = False
         return item
@@ -263,21 +266,13 @@ class CsvExporter(_FileExporter):
         if header:
             writer.writeheader()
         writer.writerow({k: _cell(v) for k, v in row.items()})
-        try:
-            self._write(buffer.getvalue())
-        except BaseException:
-            if header:
-                self._fields = None  # the header was not written: the next row writes it
-            raise
+        self._write(buffer.getvalue())
         return item
 
-    def flush(self) -> None:
-        try:
-            super().flush()
-        except BaseException:
-            if not self._written:
-                self._fields = None  # the header went with what could not be written
-            raise
+    def _unwritten(self) -> None:
+        super()._unwritten()
+        if not self._written:
+            self._fields = None  # the header went with what could not be written: the next row writes it
 
 
 def _cell(value: Any) -> Any:
